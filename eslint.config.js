@@ -1,6 +1,7 @@
 // Flat config: typescript-eslint's recommended rules over the sources, tests and benchmarks.
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
+import globals from 'globals';
 
 export default tseslint.config(
   { ignores: ['dist/**', 'build/**', 'node_modules/**', '.device/**', 'coverage/**'] },
@@ -14,7 +15,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['bin/**/*.js', 'eslint.config.js'],
-    languageOptions: { globals: { process: 'readonly', console: 'readonly' } },
+    files: ['bin/**/*.js', 'eslint.config.js', '**/*.mjs'],
+    languageOptions: { globals: { ...globals.node } },
   },
 );

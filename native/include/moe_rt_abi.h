@@ -6,7 +6,7 @@
  * to a .so by the system compiler) includes moe_metal.h, which includes this
  * file. The module exports two C symbols:
  *
- *   void __moe_bind_runtime(const MoeRuntimeApi *api);
+ *   int __moe_bind_runtime(const MoeRuntimeApi *api);
  *       Called once by the runtime right after dlopen, before any kernel runs.
  *       Fails (returns non-zero) when api->abi_version != MOE_ABI_VERSION.
  *

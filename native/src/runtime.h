@@ -1,0 +1,118 @@
+// runtime.h — the CPU runtime that executes kernel modules (shared objects
+// built from MSL, see native/include/moe_rt_abi.h) with Metal's semantics.
+//
+// Used by the Node addon (addon.cc) and, without Node, by the test driver
+// (native/test/runtime_test.cc).
+#ifndef MOE_RUNTIME_H
+#define MOE_RUNTIME_H
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "moe_rt_abi.h"
+
+namespace moe {
+
+constexpr uint32_t kMaxThreadsPerThreadgroup = 1024;
+constexpr uint64_t kMaxThreadgroupMemory = 32768;
+constexpr size_t kDefaultStackSize = 256 * 1024;
+constexpr size_t kMinStackSize = 16 * 1024;
+constexpr size_t kMaxStackSize = 64 * 1024 * 1024;
+constexpr unsigned kMaxWorkers = 1024;
+
+struct KernelDesc {
+  std::string name;
+  MoeKernelEntry entry = nullptr;
+  bool uses_sync = false;
+};
+
+// A dlopen'ed kernel module. Shared ownership: a dispatch in flight keeps its
+// module loaded. dlclose happens in the destructor.
+class Module {
+ public:
+  // dlopen + bind the runtime API + list the kernels. Throws std::runtime_error
+  // (with dlerror's text where there is one).
+  static std::shared_ptr<Module> load(const std::string &path);
+  ~Module();
+  Module(const Module &) = delete;
+  Module &operator=(const Module &) = delete;
+
+  const std::string &path() const { return path_; }
+  const std::vector<KernelDesc> &kernels() const { return kernels_; }
+  const KernelDesc *find(const std::string &name) const;
+
+ private:
+  Module() = default;
+  std::string path_;
+  void *handle_ = nullptr;
+  std::vector<KernelDesc> kernels_;
+};
+
+enum class LaunchMode { Threads, Threadgroups };
+enum class Schedule { Forward, Reverse, Shuffle };
+
+struct Launch {
+  LaunchMode mode = LaunchMode::Threads;
+  uint32_t grid[3] = {1, 1, 1};         // threads (Threads) or threadgroups (Threadgroups)
+  uint32_t threadgroup[3] = {1, 1, 1};  // nominal threads per threadgroup
+  std::vector<uint64_t> tg_memory;      // bytes of [[threadgroup(i)]]
+};
+
+struct RunOptions {
+  unsigned workers = 0;  // 0: hardware concurrency
+  Schedule schedule = Schedule::Forward;
+  uint64_t seed = 0;
+  size_t stack_size = kDefaultStackSize;
+  bool force_fibers = false;
+};
+
+// One [[buffer(n)]] binding; ptr == nullptr means unbound.
+struct Binding {
+  void *ptr = nullptr;
+  uint64_t size = 0;
+};
+
+// Throws std::invalid_argument when Metal would refuse the launch.
+void validate_launch(const Launch &launch);
+
+// Runs one dispatch of `kernel` to completion on the worker pool. Throws
+// std::invalid_argument for an invalid launch, std::runtime_error when the
+// kernel fails (fail(), divergent barrier, deadlock, threadgroup memory over
+// the limit): the message does not name the kernel. Dispatches are serialised
+// (one at a time per process); calling from several threads is safe.
+void dispatch(const KernelDesc &kernel, const std::vector<Binding> &buffers, const Launch &launch,
+              const RunOptions &options);
+
+unsigned hardware_concurrency();
+
+// Stops and joins the worker threads (tests; the addon never calls it).
+void shutdown_pool();
+
+// 64-byte aligned heap block owned by the runtime's caller (buffer copies).
+class AlignedBuffer {
+ public:
+  AlignedBuffer() = default;
+  explicit AlignedBuffer(uint64_t size);
+  ~AlignedBuffer();
+  AlignedBuffer(AlignedBuffer &&o) noexcept;
+  AlignedBuffer &operator=(AlignedBuffer &&o) noexcept;
+  AlignedBuffer(const AlignedBuffer &) = delete;
+  AlignedBuffer &operator=(const AlignedBuffer &) = delete;
+  uint8_t *data() const { return data_; }
+  uint64_t size() const { return size_; }
+
+ private:
+  uint8_t *data_ = nullptr;
+  uint64_t size_ = 0;
+};
+
+// The function table handed to every module (exposed for tests).
+const MoeRuntimeApi *runtime_api();
+
+}  // namespace moe
+
+#endif  // MOE_RUNTIME_H

@@ -1,0 +1,74 @@
+/** Timing of one kernel case on a backend, with the noise-driven stopping rule. */
+import type { Backend, Pipeline } from '../backend/types.js';
+import type { KernelSpec, Params } from '../kernels/spec.js';
+import { shapeLabel } from '../kernels/spec.js';
+import { caseSeed, makeRng } from '../util/rng.js';
+import { bindCase } from '../verify/bindings.js';
+import { sampleUntilStable, stats, type StopRule } from './stats.js';
+
+export interface BenchCase {
+  kernel: string;
+  entry: string;
+  shape: string;
+  params: Params;
+  samples: number;
+  medianNs: number;
+  minNs: number;
+  meanNs: number;
+  /** Relative noise of the median (fraction). */
+  noise: number;
+  stopReason: 'noise' | 'time' | 'samples';
+  bytes: number;
+  flops: number;
+  gbps: number;
+  gflops: number;
+  /** % of the device's peak bandwidth (null when no peak is known). */
+  pctPeakBandwidth: number | null;
+}
+
+export interface BenchOptions {
+  rule: StopRule;
+  warmup: number;
+  seed: number;
+  peakGBs: number | null;
+}
+
+export async function benchCase(
+  spec: KernelSpec,
+  backend: Backend,
+  pipeline: Pipeline,
+  params: Params,
+  o: BenchOptions,
+): Promise<BenchCase> {
+  const shape = shapeLabel(spec, params);
+  const inputSet = spec.inputSets[0]?.name ?? 'normal';
+  const inputs = spec.inputs(params, inputSet, makeRng(caseSeed(o.seed, spec.name, shape, inputSet)));
+  const bound = bindCase(spec, params, inputs);
+  const launch = spec.launch(params);
+  // Warm-up: caches, page faults, thread pool start.
+  await backend.time(pipeline, bound.buffers, launch, { warmup: Math.max(0, o.warmup - 1), iterations: 1 });
+  const { samples, reason } = await sampleUntilStable(
+    (batch) => backend.time(pipeline, bound.buffers, launch, { warmup: 0, iterations: batch }),
+    o.rule,
+  );
+  const st = stats(samples);
+  const cost = spec.cost(params);
+  const gbps = st.median > 0 ? cost.bytes / st.median : 0;
+  return {
+    kernel: spec.name,
+    entry: pipeline.entry,
+    shape,
+    params,
+    samples: st.samples,
+    medianNs: st.median,
+    minNs: st.min,
+    meanNs: st.mean,
+    noise: st.noise,
+    stopReason: reason,
+    bytes: cost.bytes,
+    flops: cost.flops,
+    gbps,
+    gflops: st.median > 0 ? cost.flops / st.median : 0,
+    pctPeakBandwidth: o.peakGBs ? (100 * gbps) / o.peakGBs : null,
+  };
+}

@@ -1,0 +1,259 @@
+import { Flags, type Interfaces } from '@oclif/core';
+import { existsSync, readFileSync } from 'node:fs';
+import Table from 'cli-table3';
+import ora from 'ora';
+import { getBackend } from '../backend/index.js';
+import { UsageError } from '../errors.js';
+import { SPECS } from '../kernels/index.js';
+import { model, models } from '../kernels/models.js';
+import type { KernelSpec, Params } from '../kernels/spec.js';
+import { compareRuns, type BaselineResult } from '../bench/baseline.js';
+import { findPeak } from '../bench/peaks.js';
+import { benchCase, type BenchCase } from '../bench/run.js';
+import { copySpec, emptySpec } from '../bench/specs.js';
+import { toolVersion } from '../util/env.js';
+import { preparePipeline, shaderSource } from '../verify/run.js';
+import { backendFlag, MoeCommand, parseList, seedFlag } from './base.js';
+import type { DeviceInfo } from '../backend/types.js';
+
+export const BENCH_SCHEMA = 'moe-kernels/bench-report@1';
+
+export interface BenchReport {
+  schema: typeof BENCH_SCHEMA;
+  tool: { name: 'moe-kernels'; version: string };
+  backend: string;
+  clock: string;
+  device: DeviceInfo;
+  peak: { bandwidthGBs: number; source: string } | null;
+  seed: number;
+  flags: Record<string, unknown>;
+  shaders: Record<string, string>;
+  startedAt: string;
+  cases: BenchCase[];
+  baseline?: BaselineResult & { file: string; maxRegression: number };
+}
+
+const BENCH_ONLY = [emptySpec, copySpec];
+
+function shapeFlags(): Record<string, Interfaces.OptionFlag<string | undefined>> {
+  const out: Record<string, Interfaces.OptionFlag<string | undefined>> = {};
+  for (const s of [...SPECS, ...BENCH_ONLY]) {
+    for (const p of s.params) {
+      const flag = p.flag ?? p.name;
+      if (!out[flag]) out[flag] = Flags.string({ description: `${p.description} (comma list = one row per value)`, helpGroup: 'SHAPE' });
+    }
+  }
+  return out;
+}
+
+/** Presets map model fields to the spec parameters they set. */
+function presetParams(spec: KernelSpec, key: string): Params {
+  const m = model(key);
+  if (!m) return {};
+  const byName: Record<string, number> = {
+    n_experts: m.experts,
+    top_k: m.top_k,
+    h: m.hidden,
+    hidden: m.hidden,
+    intermediate: m.expert_intermediate,
+    num_heads: m.heads,
+    num_kv_heads: m.kv_heads,
+    head_dim: m.head_dim,
+  };
+  const out: Params = {};
+  for (const p of spec.params) if (byName[p.name] !== undefined) out[p.name] = byName[p.name] as number;
+  return out;
+}
+
+const us = (ns: number): string => (ns / 1000).toFixed(ns < 10_000 ? 2 : 1);
+
+export default class Bench extends MoeCommand {
+  static override summary = 'Time kernels: warm-up, samples until the noise is low, GB/s, GFLOP/s and % of peak; gate on a baseline';
+  static override description = `For each kernel and shape: a warm-up, then timed samples of back-to-back dispatches until the relative noise of the median falls below --max-noise or --max-time runs out (at least --min-samples). Times are the backend's own per-dispatch clock, not wall time around the call. Bandwidth and FLOP rates come from each spec's cost model; % of peak from a table of known devices, or from a copy kernel with --measure-peak.
+
+With --baseline FILE (a saved --json report), each case gets the ratio new/old and a verdict; exit 1 when a case is slower than --max-regression beyond the combined noise of both runs.`;
+
+  static override examples = [
+    '<%= config.bin %> bench --top-k 8',
+    '<%= config.bin %> bench --kernel softmax-topk --tokens 1,16,256,4096',
+    '<%= config.bin %> bench --kernel empty',
+    '<%= config.bin %> bench --json > base.json && <%= config.bin %> bench --baseline base.json',
+  ];
+
+  static override flags = {
+    kernel: Flags.string({ char: 'k', description: 'kernel(s), comma-separated (default: all; with --top-k, those with a top-k parameter)' }),
+    'top-k': Flags.string({ description: 'top-k (comma list); selects the kernels that have a top-k parameter', helpGroup: 'SHAPE' }),
+    backend: backendFlag,
+    seed: seedFlag,
+    preset: Flags.string({ description: 'shapes of one model from fixtures/models.json' }),
+    shader: Flags.string({ description: 'your own .metal file in place of ours (needs one --kernel)' }),
+    entry: Flags.string({ description: 'entry point in --shader', dependsOn: ['shader'] }),
+    'max-noise': Flags.string({ description: 'stop when the relative noise of the median is below this % ', default: '0.5' }),
+    'max-time': Flags.string({ description: 'seconds of samples per case at most', default: '2' }),
+    'min-samples': Flags.integer({ description: 'samples per case at least', default: 10, min: 1 }),
+    warmup: Flags.integer({ description: 'untimed dispatches before sampling', default: 3, min: 0 }),
+    'measure-peak': Flags.boolean({ description: 'measure peak bandwidth with a copy kernel instead of the device table' }),
+    baseline: Flags.string({ description: 'compare with a saved --json report; exit 1 on regressions' }),
+    'max-regression': Flags.string({ description: '% slowdown beyond the noise that fails against --baseline', default: '5' }),
+    markdown: Flags.boolean({ description: 'print Markdown (for CI step summaries) instead of the table' }),
+    ...shapeFlags(),
+  };
+
+  async run(): Promise<BenchReport> {
+    const { flags } = await this.parse(Bench);
+    const f = flags as Record<string, unknown>;
+    const num = (name: string, v: string, lo: number): number => {
+      const x = Number(v);
+      if (!Number.isFinite(x) || x < lo) throw new UsageError(`--${name}: '${v}' must be a number ≥ ${lo}`);
+      return x;
+    };
+    const maxNoise = num('max-noise', flags['max-noise'], 0) / 100;
+    const maxTime = num('max-time', flags['max-time'], 0);
+    const maxRegression = num('max-regression', flags['max-regression'], 0) / 100;
+    const topKs = parseList('top-k', flags['top-k']);
+
+    const all = [...SPECS, ...BENCH_ONLY];
+    let specs: KernelSpec[];
+    if (flags.kernel) {
+      specs = flags.kernel.split(',').map((n) => {
+        const s = all.find((k) => k.name === n.trim() || k.entry === n.trim());
+        if (!s) throw new UsageError(`unknown kernel '${n}'. Known: ${all.map((k) => k.name).join(', ')}`);
+        return s;
+      });
+    } else {
+      specs = topKs ? SPECS.filter((s) => s.hasTopK) : SPECS;
+    }
+    if (topKs) {
+      const without = specs.filter((s) => !s.params.some((p) => p.name === 'top_k'));
+      if (without.length > 0) throw new UsageError(`--top-k: ${without.map((s) => s.name).join(', ')} has no top-k parameter`);
+    }
+    if (flags.shader && specs.length !== 1) throw new UsageError('--shader needs exactly one --kernel');
+    if (flags.preset && !model(flags.preset)) {
+      throw new UsageError(`unknown preset '${flags.preset}' (choose from ${models().map((m) => m.key).join(', ')})`);
+    }
+    let baselineDoc: BenchReport | null = null;
+    if (flags.baseline) {
+      if (!existsSync(flags.baseline)) throw new UsageError(`baseline file not found: ${flags.baseline}`);
+      try {
+        baselineDoc = JSON.parse(readFileSync(flags.baseline, 'utf8')) as BenchReport;
+      } catch (e) {
+        throw new UsageError(`baseline ${flags.baseline} is not JSON: ${(e as Error).message}`);
+      }
+      if (baselineDoc.schema !== BENCH_SCHEMA) throw new UsageError(`baseline ${flags.baseline} is not a moe bench --json report (schema ${String(baselineDoc.schema)})`);
+    }
+
+    const backend = getBackend(flags.backend);
+    const device = backend.device();
+    const rule = { minSamples: flags['min-samples'], maxNoise, maxTimeNs: maxTime * 1e9, maxSamples: 100_000 };
+    const spinner = process.stderr.isTTY && !this.jsonEnabled() && !flags.markdown ? ora({ stream: process.stderr }).start('compiling') : null;
+    const cases: BenchCase[] = [];
+    const shaders: Record<string, string> = {};
+    let peak: BenchReport['peak'] = null;
+    const known = findPeak(device.name);
+    if (known) peak = { bandwidthGBs: known.bandwidthGBs, source: known.source };
+    try {
+      if (flags['measure-peak']) {
+        if (spinner) spinner.text = 'measuring peak bandwidth (copy kernel)';
+        const cp = await preparePipeline(copySpec, backend, shaderSource(copySpec));
+        const n = backend.name === 'cpu' ? 16 * 1024 * 1024 : 64 * 1024 * 1024;
+        const c = await benchCase(copySpec, backend, cp, { n_elements: n }, { rule, warmup: flags.warmup, seed: flags.seed, peakGBs: null });
+        peak = { bandwidthGBs: c.gbps, source: `measured: moe_copy_f32 over ${(n * 4) / 2 ** 20} MiB, median of ${c.samples} samples` };
+      }
+      for (const spec of specs) {
+        const pipeline = await preparePipeline(spec, backend, shaderSource(spec, flags.shader, flags.entry));
+        shaders[spec.name] = pipeline.sourceHash;
+        const base: Params = { ...spec.defaults, ...(spec.bench ?? {}), ...(flags.preset ? presetParams(spec, flags.preset) : {}) };
+        let shapes: Params[] = [base];
+        const lists: [string, number[]][] = [];
+        if (topKs) lists.push(['top_k', topKs]);
+        for (const p of spec.params) {
+          const v = parseList(p.flag ?? p.name, f[p.flag ?? p.name] as string | undefined);
+          if (v && p.name !== 'top_k') lists.push([p.name, v]);
+        }
+        for (const [name, vs] of lists) shapes = shapes.flatMap((s) => vs.map((v) => ({ ...s, [name]: v })));
+        for (const params of shapes) {
+          const why = spec.validate(params);
+          if (why !== null) throw new UsageError(`${spec.name}: ${why}`);
+          if (spinner) spinner.text = `${spec.name}: timing ${JSON.stringify(params)}`;
+          cases.push(await benchCase(spec, backend, pipeline, params, { rule, warmup: flags.warmup, seed: flags.seed, peakGBs: peak?.bandwidthGBs ?? null }));
+        }
+      }
+    } finally {
+      spinner?.stop();
+    }
+
+    const report: BenchReport = {
+      schema: BENCH_SCHEMA,
+      tool: { name: 'moe-kernels', version: toolVersion() },
+      backend: backend.name,
+      clock: backend.clock,
+      device,
+      peak,
+      seed: flags.seed,
+      flags: { ...flags },
+      shaders,
+      startedAt: new Date().toISOString(),
+      cases,
+    };
+    if (baselineDoc && flags.baseline) {
+      const cmp = compareRuns(baselineDoc.cases, cases, maxRegression);
+      report.baseline = { ...cmp, file: flags.baseline, maxRegression };
+      if (cmp.comparisons.some((c) => c.regression)) process.exitCode = 1;
+    }
+    if (!this.jsonEnabled()) this.log(flags.markdown ? renderBenchMarkdown(report) : renderBenchTable(report));
+    return report;
+  }
+}
+
+export function renderBenchTable(r: BenchReport): string {
+  const t = new Table({
+    head: ['kernel', 'shape', 'median µs', 'min µs', 'noise %', 'samples', 'GB/s', 'GFLOP/s', '% peak BW'],
+    style: { head: [], border: [] },
+  });
+  for (const c of r.cases) {
+    t.push([
+      c.kernel,
+      c.shape,
+      us(c.medianNs),
+      us(c.minNs),
+      (100 * c.noise).toFixed(2),
+      `${c.samples}${c.stopReason === 'time' ? ' (time cap)' : ''}`,
+      c.gbps.toFixed(2),
+      c.gflops.toFixed(2),
+      c.pctPeakBandwidth === null ? '-' : c.pctPeakBandwidth.toFixed(1),
+    ]);
+  }
+  const lines = [
+    `backend: ${r.backend} (${r.device.name}); clock: ${r.clock}`,
+    `peak bandwidth: ${r.peak ? `${r.peak.bandwidthGBs.toFixed(1)} GB/s (${r.peak.source})` : 'unknown for this device (use --measure-peak)'}`,
+    t.toString(),
+  ];
+  if (r.baseline) {
+    const b = new Table({ head: ['kernel', 'shape', 'old µs', 'new µs', 'new/old', '± noise %', 'verdict'], style: { head: [], border: [] } });
+    for (const c of r.baseline.comparisons) {
+      b.push([c.kernel, c.shape, us(c.oldNs), us(c.newNs), c.ratio.toFixed(3), (100 * c.combinedNoise).toFixed(2), c.regression ? 'SLOWER (regression)' : c.verdict]);
+    }
+    lines.push(`baseline: ${r.baseline.file} (fail beyond ${(100 * r.baseline.maxRegression).toFixed(1)}% + noise)`, b.toString());
+    if (r.baseline.missing.length > 0) lines.push(`not in the baseline: ${r.baseline.missing.join('; ')}`);
+    const regs = r.baseline.comparisons.filter((c) => c.regression).length;
+    lines.push(regs > 0 ? `FAIL: ${regs} regression(s)` : 'PASS: no regression');
+  }
+  return lines.join('\n');
+}
+
+export function renderBenchMarkdown(r: BenchReport): string {
+  const lines = [
+    `## moe bench: ${r.backend} (${r.device.name})`,
+    '',
+    '| kernel | shape | median µs | noise % | samples | GB/s | GFLOP/s | % peak BW |',
+    '|---|---|---:|---:|---:|---:|---:|---:|',
+  ];
+  for (const c of r.cases) {
+    lines.push(`| ${c.kernel} | ${c.shape} | ${us(c.medianNs)} | ${(100 * c.noise).toFixed(2)} | ${c.samples} | ${c.gbps.toFixed(2)} | ${c.gflops.toFixed(2)} | ${c.pctPeakBandwidth === null ? '-' : c.pctPeakBandwidth.toFixed(1)} |`);
+  }
+  if (r.baseline) {
+    lines.push('', '| kernel | shape | new/old | verdict |', '|---|---|---:|---|');
+    for (const c of r.baseline.comparisons) lines.push(`| ${c.kernel} | ${c.shape} | ${c.ratio.toFixed(3)} | ${c.regression ? '❌ regression' : c.verdict} |`);
+  }
+  return lines.join('\n') + '\n';
+}

@@ -1,0 +1,180 @@
+import { Flags, type Interfaces } from '@oclif/core';
+import { writeFileSync } from 'node:fs';
+import ora, { type Ora } from 'ora';
+import { getBackend } from '../backend/index.js';
+import { UsageError } from '../errors.js';
+import { findSpec, SPECS } from '../kernels/index.js';
+import { model, models } from '../kernels/models.js';
+import type { KernelCase, KernelSpec, Params } from '../kernels/spec.js';
+import { renderJunit, renderMarkdown, renderTable, summaryLine, VERIFY_SCHEMA, type VerifyReport } from '../report/verify.js';
+import { toolVersion, useColor } from '../util/env.js';
+import { verifySpec, type CaseResult } from '../verify/run.js';
+import { backendFlag, MoeCommand, parseList, seedFlag } from './base.js';
+
+/** One flag per spec parameter (e.g. --tokens, --experts, --top-k), shared by every spec that has it. */
+function paramFlags(): Record<string, Interfaces.OptionFlag<string | undefined>> {
+  const out: Record<string, Interfaces.OptionFlag<string | undefined>> = {};
+  for (const s of SPECS) {
+    for (const p of s.params) {
+      const flag = p.flag ?? p.name;
+      if (out[flag]) continue;
+      out[flag] = Flags.string({ description: `${p.description} (comma list sweeps)`, helpGroup: 'SHAPE' });
+    }
+  }
+  return out;
+}
+
+/** The cases to run for a spec from the flags: the default sweep, or the product of the given values. */
+export function buildCases(
+  spec: KernelSpec,
+  values: Record<string, number[] | undefined>,
+  inputSets: string[] | undefined,
+  preset: string | undefined,
+): KernelCase[] {
+  for (const s of inputSets ?? []) {
+    if (!spec.inputSets.some((x) => x.name === s)) {
+      throw new UsageError(`${spec.name}: unknown input set '${s}' (choose from ${spec.inputSets.map((x) => x.name).join(', ')})`);
+    }
+  }
+  const given = spec.params.filter((p) => values[p.flag ?? p.name] !== undefined);
+  let cases: KernelCase[];
+  if (given.length === 0) {
+    cases = spec.cases();
+    if (preset) cases = cases.filter((c) => c.origin === preset);
+    if (inputSets) cases = cases.filter((c) => inputSets.includes(c.inputSet));
+    return cases;
+  }
+  const base: Params = { ...spec.defaults };
+  if (preset) {
+    const fromPreset = spec.cases().find((c) => c.origin === preset);
+    if (fromPreset) Object.assign(base, fromPreset.params);
+  }
+  let shapes: Params[] = [base];
+  for (const p of spec.params) {
+    const vs = values[p.flag ?? p.name];
+    if (!vs) continue;
+    for (const v of vs) {
+      if (p.min !== undefined && v < p.min) throw new UsageError(`--${p.flag ?? p.name} ${v}: must be at least ${p.min}`);
+      if (p.max !== undefined && v > p.max) throw new UsageError(`--${p.flag ?? p.name} ${v}: must be at most ${p.max}`);
+    }
+    shapes = shapes.flatMap((s) => vs.map((v) => ({ ...s, [p.name]: v })));
+  }
+  const sets = inputSets ?? spec.inputSets.map((s) => s.name);
+  cases = [];
+  for (const params of shapes) for (const inputSet of sets) cases.push({ params, inputSet, origin: 'cli' });
+  return cases;
+}
+
+export default class Verify extends MoeCommand {
+  static override summary = 'Run kernels on seeded inputs and compare every output with the TypeScript reference';
+  static override description = `Each case builds seeded random inputs, runs the real .metal kernel on the backend, and compares every output with a pure-TypeScript reference: cosine similarity, max_abs, rel_max_abs, element-wise atol/rtol, exact integers (ties allowed). Outputs are filled with a NaN canary first, so elements never written are reported.
+
+Exit codes: 0 all cases pass, 1 a case failed, 2 bad usage or environment (unknown kernel, bad sizes, a shader that does not compile or whose signature does not match the spec).`;
+
+  static override examples = [
+    '<%= config.bin %> verify',
+    '<%= config.bin %> verify --kernel softmax-topk --backend cpu',
+    '<%= config.bin %> verify --kernel softmax-topk --tokens 1,16 --experts 60 --top-k 4',
+    '<%= config.bin %> verify --kernel moe_softmax_topk_f32 --shader ./my_kernels.metal',
+    '<%= config.bin %> verify --junit results.xml --markdown >> $GITHUB_STEP_SUMMARY',
+  ];
+
+  static override flags = {
+    kernel: Flags.string({ char: 'k', description: 'kernel(s) to verify, by short name or entry point, comma-separated (default: all)', env: 'MOE_KERNEL' }),
+    backend: backendFlag,
+    seed: seedFlag,
+    shader: Flags.string({ description: 'your own .metal file to verify in place of ours (needs --kernel)' }),
+    entry: Flags.string({ description: "entry point in --shader (default: the spec's entry name)", dependsOn: ['shader'] }),
+    inputs: Flags.string({ description: 'input set(s), comma-separated (default: all of the kernel\'s sets)' }),
+    preset: Flags.string({ description: 'only the shapes of one model from fixtures/models.json (e.g. qwen3-30b-a3b)' }),
+    junit: Flags.string({ description: 'also write a JUnit XML report to this file' }),
+    markdown: Flags.boolean({ description: 'print a Markdown summary (for CI step summaries) instead of the table' }),
+    ...paramFlags(),
+  };
+
+  async run(): Promise<VerifyReport> {
+    const { flags } = await this.parse(Verify);
+    const f = flags as Record<string, unknown>;
+    const names = flags.kernel ? flags.kernel.split(',').map((s) => s.trim()).filter((s) => s !== '') : SPECS.map((s) => s.name);
+    const specs = names.map(findSpec);
+    if (flags.shader && specs.length !== 1) throw new UsageError('--shader needs exactly one --kernel to check it against');
+    if (flags.preset && !model(flags.preset)) {
+      throw new UsageError(`unknown preset '${flags.preset}' (choose from ${models().map((m) => m.key).join(', ')})`);
+    }
+    const values: Record<string, number[] | undefined> = {};
+    for (const s of specs) for (const p of s.params) {
+      const flag = p.flag ?? p.name;
+      values[flag] = parseList(flag, f[flag] as string | undefined);
+    }
+    const inputSets = flags.inputs?.split(',').map((s) => s.trim());
+
+    const backend = getBackend(flags.backend);
+    const device = backend.device();
+    const interactive = process.stderr.isTTY === true && !this.jsonEnabled() && !flags.markdown;
+    const spinner: Ora | null = interactive ? ora({ stream: process.stderr }).start('compiling') : null;
+    const started = new Date();
+    const t0 = performance.now();
+    const results: CaseResult[] = [];
+    const kernels: VerifyReport['kernels'] = [];
+    try {
+      for (const spec of specs) {
+        const cases = buildCases(spec, values, inputSets, flags.preset);
+        if (cases.length === 0) continue;
+        if (spinner) spinner.text = `${spec.name}: compiling ${spec.shader}`;
+        let done = 0;
+        const { results: rows, sourceHash } = await verifySpec(spec, backend, cases, {
+          seed: flags.seed,
+          shaderFile: flags.shader,
+          entry: flags.entry,
+          backendFlag: flags.backend,
+          onCase: () => {
+            done++;
+            if (spinner) spinner.text = `${spec.name}: case ${done}/${cases.length}`;
+          },
+        });
+        results.push(...rows);
+        kernels.push({
+          name: spec.name,
+          entry: flags.entry ?? spec.entry,
+          shader: flags.shader ?? `shaders/${spec.shader}`,
+          sourceHash,
+          math: spec.math,
+          status: rows.every((r) => r.status === 'PASS') ? 'PASS' : 'FAIL',
+        });
+      }
+    } finally {
+      spinner?.stop();
+    }
+    if (results.length === 0) throw new UsageError('no cases selected (check --preset, --inputs and the shape flags)');
+    const ms = performance.now() - t0;
+    const report: VerifyReport = {
+      schema: VERIFY_SCHEMA,
+      tool: { name: 'moe-kernels', version: toolVersion() },
+      backend: backend.name,
+      device,
+      seed: flags.seed,
+      startedAt: started.toISOString(),
+      durationMs: ms,
+      summary: {
+        cases: results.length,
+        passed: results.filter((r) => r.status === 'PASS').length,
+        failed: results.filter((r) => r.status === 'FAIL').length,
+        errors: results.filter((r) => r.status === 'ERROR').length,
+        kernels: kernels.length,
+      },
+      kernels,
+      cases: results,
+    };
+    if (flags.junit) writeFileSync(flags.junit, renderJunit(report));
+    if (!this.jsonEnabled()) {
+      if (flags.markdown) this.log(renderMarkdown(report));
+      else {
+        this.log(`backend: ${backend.name} (${device.name}), seed ${flags.seed}`);
+        this.log(renderTable(results, useColor()));
+        this.log(summaryLine(results, ms));
+      }
+    }
+    if (report.summary.failed + report.summary.errors > 0) process.exitCode = 1;
+    return report;
+  }
+}

@@ -1,0 +1,15 @@
+/** The registry of kernel specs, selectable by short name or entry point. */
+import { UsageError } from '../errors.js';
+import { softmaxTopk } from './softmax-topk.js';
+import { attnScores, attnSoftmax, attnValues, sigmoidGate } from './attention.js';
+import type { KernelSpec } from './spec.js';
+
+export const SPECS: KernelSpec[] = [softmaxTopk, attnScores, attnSoftmax, attnValues, sigmoidGate];
+
+export function findSpec(name: string): KernelSpec {
+  const s = SPECS.find((k) => k.name === name || k.entry === name);
+  if (!s) {
+    throw new UsageError(`unknown kernel '${name}'. Known kernels: ${SPECS.map((k) => `${k.name} (${k.entry})`).join(', ')}`);
+  }
+  return s;
+}

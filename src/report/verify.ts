@@ -1,0 +1,162 @@
+/** Reports of `moe verify`: table, JSON document, JUnit XML, Markdown. */
+import Table from 'cli-table3';
+import type { CaseResult } from '../verify/run.js';
+import type { OutputComparison } from '../verify/compare.js';
+import type { DeviceInfo } from '../backend/types.js';
+
+export const VERIFY_SCHEMA = 'moe-kernels/verify-report@1';
+
+export interface VerifyReport {
+  schema: typeof VERIFY_SCHEMA;
+  tool: { name: 'moe-kernels'; version: string };
+  backend: string;
+  device: DeviceInfo;
+  seed: number;
+  startedAt: string;
+  durationMs: number;
+  summary: { cases: number; passed: number; failed: number; errors: number; kernels: number };
+  kernels: { name: string; entry: string; shader: string; sourceHash: string; math: string; status: 'PASS' | 'FAIL' }[];
+  cases: CaseResult[];
+}
+
+const fmt = (v: number | null, digits = 3): string => {
+  if (v === null) return '-';
+  if (!Number.isFinite(v)) return String(v);
+  if (v === 0) return '0';
+  if (Math.abs(v) >= 1e-3 && Math.abs(v) < 1e4) return v.toPrecision(digits + 1);
+  return v.toExponential(digits - 1);
+};
+
+function cosineText(o: OutputComparison[]): string {
+  const f = o.filter((x) => x.kind === 'float');
+  if (f.length === 0) return '-';
+  return Math.min(...f.map((x) => x.cosine ?? 0)).toFixed(6);
+}
+
+function worst<K extends 'maxAbs' | 'relMaxAbs'>(o: OutputComparison[], k: K): number | null {
+  const vals = o.filter((x) => x.kind === 'float').map((x) => x[k] ?? 0);
+  return vals.length === 0 ? null : Math.max(...vals);
+}
+
+/** Lines explaining a failing or erroring case: the worst element, counts, and the repro command. */
+export function failureLines(r: CaseResult): string[] {
+  const lines: string[] = [];
+  if (r.status === 'ERROR') lines.push(`error: ${r.error ?? 'unknown'}`);
+  for (const o of r.outputs) {
+    if (o.pass) continue;
+    const w = o.worst ?? o.firstViolation;
+    const at = w ? ` worst at [${w.index}]: got ${w.got}, expected ${w.expected}` : '';
+    lines.push(`${o.name}: ${o.failure};${at}`);
+  }
+  lines.push(`reproduce: ${r.repro}`);
+  return lines;
+}
+
+export function renderTable(results: CaseResult[], color: boolean): string {
+  const paint = (s: string, code: number): string => (color ? `\u001b[${code}m${s}\u001b[0m` : s);
+  const out: string[] = [];
+  const byKernel = new Map<string, CaseResult[]>();
+  for (const r of results) {
+    const list = byKernel.get(r.kernel) ?? [];
+    list.push(r);
+    byKernel.set(r.kernel, list);
+  }
+  for (const [kernel, rows] of byKernel) {
+    const table = new Table({
+      head: ['shape', 'inputs', 'cosine', 'max_abs', 'rel_max_abs', 'status'],
+      style: { head: color ? ['cyan'] : [], border: color ? ['grey'] : [] },
+    });
+    for (const r of rows) {
+      const status = r.status === 'PASS' ? paint('PASS', 32) : paint(r.status, 31);
+      table.push([r.shape, r.inputSet, cosineText(r.outputs), fmt(worst(r.outputs, 'maxAbs')), fmt(worst(r.outputs, 'relMaxAbs')), status]);
+      if (r.status !== 'PASS') {
+        table.push([{ colSpan: 6, content: failureLines(r).join('\n') }]);
+      }
+    }
+    const passed = rows.filter((r) => r.status === 'PASS').length;
+    out.push(`${kernel} (${rows[0]?.entry}): ${passed}/${rows.length} PASS`);
+    out.push(table.toString());
+  }
+  return out.join('\n');
+}
+
+export function summaryLine(results: CaseResult[], ms: number): string {
+  const passed = results.filter((r) => r.status === 'PASS').length;
+  const failed = results.filter((r) => r.status === 'FAIL').length;
+  const errors = results.filter((r) => r.status === 'ERROR').length;
+  const kernels = new Set(results.map((r) => r.kernel)).size;
+  const verdict = failed + errors === 0 ? 'PASS' : 'FAIL';
+  return `${verdict}: ${passed} passed, ${failed} failed, ${errors} errors — ${results.length} cases of ${kernels} kernel(s) in ${(ms / 1000).toFixed(2)} s`;
+}
+
+const xmlEscape = (s: string): string =>
+  s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&apos;');
+
+/** JUnit XML: one testsuite per kernel, one testcase per kernel × case. */
+export function renderJunit(report: VerifyReport): string {
+  const lines = ['<?xml version="1.0" encoding="UTF-8"?>'];
+  const s = report.summary;
+  lines.push(
+    `<testsuites name="moe verify" tests="${s.cases}" failures="${s.failed}" errors="${s.errors}" time="${(report.durationMs / 1000).toFixed(3)}">`,
+  );
+  const byKernel = new Map<string, CaseResult[]>();
+  for (const r of report.cases) byKernel.set(r.kernel, [...(byKernel.get(r.kernel) ?? []), r]);
+  for (const [kernel, rows] of byKernel) {
+    const f = rows.filter((r) => r.status === 'FAIL').length;
+    const e = rows.filter((r) => r.status === 'ERROR').length;
+    const t = rows.reduce((a, r) => a + r.ms, 0) / 1000;
+    lines.push(
+      `  <testsuite name="${xmlEscape(kernel)}" tests="${rows.length}" failures="${f}" errors="${e}" time="${t.toFixed(3)}">`,
+    );
+    lines.push('    <properties>');
+    lines.push(`      <property name="backend" value="${xmlEscape(report.backend)}"/>`);
+    lines.push(`      <property name="device" value="${xmlEscape(report.device.name)}"/>`);
+    lines.push(`      <property name="seed" value="${report.seed}"/>`);
+    lines.push('    </properties>');
+    for (const r of rows) {
+      const name = `${r.shape} inputs=${r.inputSet}`;
+      lines.push(
+        `    <testcase classname="moe.${xmlEscape(kernel)}" name="${xmlEscape(name)}" time="${(r.ms / 1000).toFixed(3)}">`,
+      );
+      const text = xmlEscape(failureLines(r).join('\n'));
+      if (r.status === 'FAIL') {
+        const msg = r.outputs.filter((o) => !o.pass).map((o) => `${o.name}: ${o.failure}`).join('; ');
+        lines.push(`      <failure message="${xmlEscape(msg)}" type="tolerance">${text}</failure>`);
+      } else if (r.status === 'ERROR') {
+        lines.push(`      <error message="${xmlEscape(r.error ?? '')}" type="runtime">${text}</error>`);
+      }
+      lines.push('    </testcase>');
+    }
+    lines.push('  </testsuite>');
+  }
+  lines.push('</testsuites>');
+  return lines.join('\n') + '\n';
+}
+
+/** Markdown for CI step summaries. */
+export function renderMarkdown(report: VerifyReport): string {
+  const s = report.summary;
+  const ok = s.failed + s.errors === 0;
+  const lines = [
+    `## moe verify: ${ok ? '✅ PASS' : '❌ FAIL'}`,
+    '',
+    `${s.passed}/${s.cases} cases passed on **${report.backend}** (${report.device.name}), seed ${report.seed}, moe-kernels ${report.tool.version}.`,
+    '',
+    '| kernel | entry | cases | passed | status |',
+    '|---|---|---:|---:|---|',
+  ];
+  for (const k of report.kernels) {
+    const rows = report.cases.filter((r) => r.kernel === k.name);
+    const p = rows.filter((r) => r.status === 'PASS').length;
+    lines.push(`| ${k.name} | \`${k.entry}\` | ${rows.length} | ${p} | ${k.status === 'PASS' ? '✅' : '❌'} |`);
+  }
+  const bad = report.cases.filter((r) => r.status !== 'PASS');
+  if (bad.length > 0) {
+    lines.push('', '### Failures', '');
+    for (const r of bad) {
+      lines.push(`- **${r.kernel}** ${r.shape} inputs=${r.inputSet}: ${r.status}`);
+      for (const l of failureLines(r)) lines.push(`  - \`${l.replace(/`/g, "'")}\``);
+    }
+  }
+  return lines.join('\n') + '\n';
+}

@@ -1,0 +1,120 @@
+// PLANTED BUG (off-by-one: the renormalising sum starts at slot 1 and misses the largest weight): moe verify must FAIL this kernel.
+// moe_softmax_topk.metal — fused softmax + top-k + renormalise for MoE routing.
+//
+// One threadgroup per token. Interface (kept from mlx-native so engines' own
+// shaders verify against the same spec):
+//   buffer(0)      constant MoeSoftmaxTopkParams {n_tokens, n_experts, top_k, _pad}
+//   buffer(1)      device const float* logits   [n_tokens, n_experts]
+//   buffer(2)      device uint*        ids      [n_tokens * top_k]
+//   buffer(3)      device float*       weights  [n_tokens * top_k]
+//   threadgroup(0) float[2 * tg + n_experts], tg = threads_per_threadgroup
+//   grid: n_tokens threadgroups of min(n_experts, 128) threads.
+//
+// Correct for any threadgroup size (not only powers of two) and any
+// 1 <= top_k <= min(64, n_experts) <= tg... because selection is by rank:
+// expert e is chosen at slot rank(e) when rank(e) < top_k, where rank(e)
+// counts experts with a larger probability, or an equal one and a lower
+// index. Ties therefore resolve to the lower expert index, and the output is
+// sorted by descending weight.
+
+#include <metal_stdlib>
+using namespace metal;
+
+struct MoeSoftmaxTopkParams {
+    uint  n_tokens;
+    uint  n_experts;
+    uint  top_k;
+    float _pad;
+};
+
+// Reduce one value per thread to one value for the whole threadgroup.
+// SIMD-group reduction first, then the per-SIMD-group partials through
+// threadgroup memory. `scratch` needs one float per SIMD-group.
+static inline float tg_reduce_max(float v, threadgroup float* scratch,
+                                  uint lane, uint sg, uint n_sg) {
+    v = simd_max(v);
+    if (lane == 0) scratch[sg] = v;
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+    float r = scratch[0];
+    for (uint i = 1; i < n_sg; ++i) r = max(r, scratch[i]);
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+    return r;
+}
+
+static inline float tg_reduce_sum(float v, threadgroup float* scratch,
+                                  uint lane, uint sg, uint n_sg) {
+    v = simd_sum(v);
+    if (lane == 0) scratch[sg] = v;
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+    float r = 0.0f;
+    for (uint i = 0; i < n_sg; ++i) r += scratch[i];
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+    return r;
+}
+
+kernel void moe_softmax_topk_f32(
+        constant MoeSoftmaxTopkParams& p  [[buffer(0)]],
+        device const float*  logits       [[buffer(1)]],
+        device uint*         out_ids      [[buffer(2)]],
+        device float*        out_weights  [[buffer(3)]],
+        threadgroup float*   shmem        [[threadgroup(0)]],
+        uint3 tgpig [[threadgroup_position_in_grid]],
+        uint3 ntg   [[threads_per_threadgroup]],
+        uint  tiitg [[thread_index_in_threadgroup]],
+        uint  lane  [[thread_index_in_simdgroup]],
+        uint  sg    [[simdgroup_index_in_threadgroup]]) {
+    const uint token = tgpig.x;
+    if (token >= p.n_tokens) return;  // whole threadgroup leaves together
+
+    const uint ne    = p.n_experts;
+    const uint top_k = p.top_k;
+    const uint tg_sz = ntg.x;
+    const uint n_sg  = (tg_sz + 31) / 32;
+
+    threadgroup float* scratch  = shmem;               // [tg_sz]: reduction partials
+    threadgroup float* sel_val  = shmem;               // [top_k] after the reductions
+    threadgroup uint*  sel_id   = (threadgroup uint*)(shmem + tg_sz);  // [top_k]
+    threadgroup float* prob     = shmem + 2 * tg_sz;   // [ne]
+
+    device const float* row = logits + (ulong)token * ne;
+
+    // 1. max over the row
+    float m = -INFINITY;
+    for (uint e = tiitg; e < ne; e += tg_sz) m = max(m, row[e]);
+    m = tg_reduce_max(m, scratch, lane, sg, n_sg);
+
+    // 2. exponentials and their sum
+    float s = 0.0f;
+    for (uint e = tiitg; e < ne; e += tg_sz) {
+        float v = exp(row[e] - m);
+        prob[e] = v;
+        s += v;
+    }
+    s = tg_reduce_sum(s, scratch, lane, sg, n_sg);  // its barriers also publish prob[]
+    const float inv_s = 1.0f / s;
+
+    // 3. rank selection: rank(e) = #{j : v_j > v_e or (v_j == v_e and j < e)}
+    //    (ranks of the unnormalised exponentials equal ranks of the probabilities)
+    for (uint e = tiitg; e < ne; e += tg_sz) {
+        const float v = prob[e];
+        uint rank = 0;
+        for (uint j = 0; j < ne && rank < top_k; ++j) {
+            const float u = prob[j];
+            rank += (u > v || (u == v && j < e)) ? 1u : 0u;
+        }
+        if (rank < top_k) {
+            sel_val[rank] = v * inv_s;
+            sel_id[rank]  = e;
+        }
+    }
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+
+    // 4. renormalise over the selected k and write out
+    if (tiitg < top_k) {
+        float ks = 0.0f;
+        for (uint k = 1; k < top_k; ++k) ks += sel_val[k];
+        const uint o = token * top_k + tiitg;
+        out_ids[o]     = sel_id[tiitg];
+        out_weights[o] = sel_val[tiitg] / ks;
+    }
+}
