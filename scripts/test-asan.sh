@@ -4,6 +4,11 @@
 # fibers, then ucontext fibers). Fails on any test failure or sanitizer report.
 #
 #   bash scripts/test-asan.sh          (CXX=clang++ to use clang)
+#
+# Expected noise: "WARNING: ASan is ignoring requested __asan_handle_no_return"
+# (once per run, from the fiber stack-overflow test: the runtime siglongjmps
+# out of its SIGSEGV handler on the alternate signal stack) and, for the
+# ucontext build, ASan's note that it does not fully support swapcontext.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -88,8 +88,8 @@ __attribute__((visibility("hidden"))) void moe_fiber_tramp();
 //   [64] resume address
 //
 // The control words are saved and restored per fiber (the SysV ABI makes
-// their control bits callee-saved); they are reloaded only when they differ,
-// as ldmxcsr/fldcw are slow. Saving still costs a few ns per switch (stmxcsr
+// their control bits callee-saved); they are reloaded only when the control
+// bits differ, as ldmxcsr/fldcw are slow. Saving still costs a few ns per switch (stmxcsr
 // waits for in-flight SSE operations): -DMOE_FIBER_NO_FPENV leaves them
 // alone, and the fibers of a worker then share its floating-point control
 // state (MSL code cannot change it anyway).
@@ -102,15 +102,20 @@ __attribute__((visibility("hidden"))) void moe_fiber_tramp();
 #define MOE_X86_SAVE_FPENV ""
 #define MOE_X86_CHECK_FPENV ""
 #else
-#define MOE_X86_SAVE_FPENV \
-  "  stmxcsr (%rsp)\n"     \
-  "  fnstcw 4(%rsp)\n"     \
-  "  movl (%rsp), %eax\n"  \
+// Only the control bits of MXCSR (0xffc0) are compared: the exception flags
+// (bits 0-5) are sticky and differ between fibers all the time.
+#define MOE_X86_SAVE_FPENV      \
+  "  stmxcsr (%rsp)\n"          \
+  "  fnstcw 4(%rsp)\n"          \
+  "  movl (%rsp), %eax\n"       \
+  "  andl $0xffc0, %eax\n"      \
   "  movzwl 4(%rsp), %ecx\n"
-#define MOE_X86_CHECK_FPENV \
-  "  cmpl (%rsp), %eax\n"   \
-  "  jne 2f\n"              \
-  "  cmpw 4(%rsp), %cx\n"   \
+#define MOE_X86_CHECK_FPENV     \
+  "  movl (%rsp), %r8d\n"       \
+  "  andl $0xffc0, %r8d\n"      \
+  "  cmpl %r8d, %eax\n"         \
+  "  jne 2f\n"                  \
+  "  cmpw 4(%rsp), %cx\n"       \
   "  jne 2f\n"
 #endif
 __asm__(MOE_ASM_FUNC(moe_ctx_switch)

@@ -26,16 +26,21 @@ export abstract class MoeCommand extends Command {
   }
 }
 
-/** Parse "1,16,256" into numbers; UsageError on anything else. */
-export function parseList(flag: string, value: string | undefined): number[] | undefined {
+/**
+ * Parse "1,16,256" into numbers; UsageError on anything else. Integers by
+ * default, at least `min` (default 1); `float` accepts decimals and signs.
+ */
+export function parseList(flag: string, value: string | undefined, opts: { min?: number; float?: boolean } = {}): number[] | undefined {
   if (value === undefined) return undefined;
-  const parts = value.split(',').map((s) => s.trim());
+  const min = opts.min ?? 1;
   const out: number[] = [];
-  for (const s of parts) {
-    if (!/^-?\d+$/.test(s)) throw new UsageError(`--${flag}: '${s}' is not an integer`);
+  for (const s of value.split(',').map((x) => x.trim())) {
+    const ok = opts.float ? /^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/.test(s) : /^-?\d+$/.test(s);
+    if (!ok) throw new UsageError(`--${flag}: '${s}' is not ${opts.float ? 'a number' : 'an integer'}`);
     const v = Number(s);
-    if (v <= 0) throw new UsageError(`--${flag}: ${v} must be positive`);
-    if (!Number.isSafeInteger(v) || v > 2 ** 31) throw new UsageError(`--${flag}: ${s} is too large`);
+    if (!opts.float && min >= 1 && v <= 0) throw new UsageError(`--${flag}: ${v} must be positive`);
+    if (v < min) throw new UsageError(`--${flag}: ${v} must be at least ${min}`);
+    if (!Number.isFinite(v) || (!opts.float && (!Number.isSafeInteger(v) || v > 2 ** 31))) throw new UsageError(`--${flag}: ${s} is too large`);
     out.push(v);
   }
   return out;

@@ -167,7 +167,7 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
         const lists: [string, number[]][] = [];
         if (topKs) lists.push(['top_k', topKs]);
         for (const p of spec.params) {
-          const v = parseList(p.flag ?? p.name, f[p.flag ?? p.name] as string | undefined);
+          const v = parseList(p.flag ?? p.name, f[p.flag ?? p.name] as string | undefined, { min: p.min ?? (p.kind === 'float' ? -Infinity : 1), float: p.kind === 'float' });
           if (v && p.name !== 'top_k') lists.push([p.name, v]);
         }
         for (const [name, vs] of lists) shapes = shapes.flatMap((s) => vs.map((v) => ({ ...s, [name]: v })));

@@ -104,7 +104,7 @@ Exit codes: 0 all cases pass, 1 a case failed, 2 bad usage or environment (unkno
     const values: Record<string, number[] | undefined> = {};
     for (const s of specs) for (const p of s.params) {
       const flag = p.flag ?? p.name;
-      values[flag] = parseList(flag, f[flag] as string | undefined);
+      values[flag] = parseList(flag, f[flag] as string | undefined, { min: p.min ?? (p.kind === 'float' ? -Infinity : 1), float: p.kind === 'float' });
     }
     const inputSets = flags.inputs?.split(',').map((s) => s.trim());
 

@@ -1,10 +1,13 @@
 /** The registry of kernel specs, selectable by short name or entry point. */
 import { UsageError } from '../errors.js';
 import { softmaxTopk } from './softmax-topk.js';
+import { expertMatvec } from './expert-matvec.js';
 import { attnScores, attnSoftmax, attnValues, sigmoidGate } from './attention.js';
+import { FFN_SPECS } from './ffn.js';
+import { QUANT_SPECS } from './quant.js';
 import type { KernelSpec } from './spec.js';
 
-export const SPECS: KernelSpec[] = [softmaxTopk, attnScores, attnSoftmax, attnValues, sigmoidGate];
+export const SPECS: KernelSpec[] = [softmaxTopk, expertMatvec, attnScores, attnSoftmax, attnValues, sigmoidGate, ...FFN_SPECS, ...QUANT_SPECS];
 
 export function findSpec(name: string): KernelSpec {
   const s = SPECS.find((k) => k.name === name || k.entry === name);

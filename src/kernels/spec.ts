@@ -19,8 +19,11 @@ export interface ParamDef {
   /** CLI flag that sets it (e.g. 'tokens' for n_tokens); list values sweep. */
   flag?: string;
   description: string;
+  /** Lowest value (default 1 for integers; -Infinity for floats). */
   min?: number;
   max?: number;
+  /** 'float' params take decimals and signs (e.g. a routing weight); default 'int'. */
+  kind?: 'int' | 'float';
 }
 
 export interface StructField {

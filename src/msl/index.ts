@@ -1,3 +1,9 @@
-export { lex, type Token } from './lexer.js';
-export { parseMsl, MslError, BUILTINS, type AddressSpace, type MslParam, type MslKernel, type MslStruct, type ParsedMsl } from './parser.js';
-export { emitCpp, rewriteSource, type EmitResult } from './emit.js';
+/**
+ * The MSL front end: parseMsl (kernels, their signatures, structs) and the
+ * emitters of the backends that run MSL without Metal (emitCpp for the CPU).
+ */
+export { MslError } from './errors.js';
+export type { AddressSpace, EmitResult, MslKernel, MslParam, MslStruct, MslStructField, ParamAttr, ParsedMsl } from './types.js';
+export { parseMsl } from './parse.js';
+export { emitCpp, type EmitCppOptions } from './emit-cpp.js';
+export { BUILTINS } from './features.js';

@@ -10,9 +10,18 @@
  * for sums, Σ|terms| of each output; for GELU·up, ½|gate·up| of each element
  * (the absolute error of tanh is multiplied by it).
  */
-import { geluTanh } from './moe-layer.js';
+/** √(2/π) */
+const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
 
-export { geluTanh };
+/**
+ * GELU, tanh approximation: ½x·(1 + tanh(√(2/π)·(x + 0.044715·x³))), in f64
+ * and unclamped (tanh(±inf) = ±1, so huge inputs give x or −0, never NaN).
+ * Kernels that clamp the tanh argument (at ±15, or ±10) differ from it by at
+ * most ½|x|·(1 − tanh(10)) ≈ 2e-9·|x|, far below any f32 tolerance.
+ */
+export function geluTanh(x: number): number {
+  return 0.5 * x * (1 + Math.tanh(SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)));
+}
 
 export interface ElementwiseResult {
   /** Exact (f64) results. */

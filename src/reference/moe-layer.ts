@@ -77,6 +77,9 @@ export interface LayerStages {
   ids: Uint32Array; // [T, K]
   weights: Float64Array; // [T, K]
   probs: Float64Array; // [T, E]
+  /** gate and up projections per (t, k): [T·K, I] */
+  gateOut: Float64Array;
+  upOut: Float64Array;
   /** GELU(gate)·up per (t, k): [T·K, I] */
   hidden: Float64Array;
   /** expert outputs per (t, k): [T·K, H] */
@@ -96,6 +99,8 @@ export function moeLayerRef(s: LayerShape, x: Float32Array, w: LayerWeights): La
   // The kernel sees f32 logits: route on those.
   const r = softmaxTopkRef(Float32Array.from(logits), T, E, K);
   const hidden = new Float64Array(T * K * I);
+  const gateOut = new Float64Array(T * K * I);
+  const upOut = new Float64Array(T * K * I);
   const expertOut = new Float64Array(T * K * H);
   const sharedOut = new Float64Array(T * H);
   const sharedGate = new Float64Array(T);
@@ -105,6 +110,8 @@ export function moeLayerRef(s: LayerShape, x: Float32Array, w: LayerWeights): La
       const e = r.ids[t * K + k] as number;
       const g = matvec(w.gate(e), 0, x, t * H, I, H);
       const u = matvec(w.up(e), 0, x, t * H, I, H);
+      gateOut.set(g, (t * K + k) * I);
+      upOut.set(u, (t * K + k) * I);
       const h = new Float64Array(I);
       for (let i = 0; i < I; i++) h[i] = act(g[i] as number) * (u[i] as number);
       hidden.set(h, (t * K + k) * I);
@@ -131,5 +138,5 @@ export function moeLayerRef(s: LayerShape, x: Float32Array, w: LayerWeights): La
       out[t * H + c] = acc + (sharedGate[t] as number) * (sharedOut[t * H + c] as number) + (x[t * H + c] as number);
     }
   }
-  return { logits, ids: r.ids, weights: r.weights, probs: r.probs, hidden, expertOut, sharedOut, sharedGate, out };
+  return { logits, ids: r.ids, weights: r.weights, probs: r.probs, gateOut, upOut, hidden, expertOut, sharedOut, sharedGate, out };
 }

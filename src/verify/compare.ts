@@ -9,6 +9,8 @@ import type { CompareRule, TypedArray } from '../kernels/spec.js';
 
 /** Bit pattern written into every f32 output element before a run. */
 export const F32_CANARY_BITS = 0x7fc5a5a5;
+/** 16-bit outputs (bf16, ushort): a bfloat NaN, which no correct store of a finite value produces. */
+export const U16_CANARY = 0x7fa5;
 /** Value written into every integer output element before a run. */
 export const INT_CANARY = 0xa5a5a5a5;
 
@@ -44,7 +46,7 @@ export function fillCanary(a: TypedArray, dtype: 'float' | 'int'): void {
   if (dtype === 'float' && a instanceof Float32Array) {
     new Uint32Array(a.buffer, a.byteOffset, a.length).fill(F32_CANARY_BITS);
   } else if (a instanceof Uint16Array) {
-    a.fill(0xa5a5);
+    a.fill(U16_CANARY);
   } else if (a instanceof Uint8Array) {
     a.fill(0xa5);
   } else {
@@ -56,7 +58,7 @@ function isCanary(a: TypedArray, i: number): boolean {
   if (a instanceof Float32Array) {
     return new Uint32Array(a.buffer, a.byteOffset, a.length)[i] === F32_CANARY_BITS;
   }
-  if (a instanceof Uint16Array) return a[i] === 0xa5a5;
+  if (a instanceof Uint16Array) return a[i] === U16_CANARY;
   if (a instanceof Uint8Array) return a[i] === 0xa5;
   return (a[i] as number) >>> 0 === INT_CANARY;
 }

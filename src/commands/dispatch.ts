@@ -1,0 +1,150 @@
+import { Flags } from '@oclif/core';
+import { freemem, totalmem } from 'node:os';
+import Table from 'cli-table3';
+import ora from 'ora';
+import { getBackend } from '../backend/index.js';
+import type { DeviceInfo } from '../backend/types.js';
+import { layerBytes, runLayer, type LayerReport, type Strategy } from '../dispatch/layer.js';
+import { UsageError } from '../errors.js';
+import { model, models } from '../kernels/models.js';
+import type { LayerShape } from '../reference/moe-layer.js';
+import { toolVersion } from '../util/env.js';
+import { backendFlag, MoeCommand, seedFlag } from './base.js';
+
+export const DISPATCH_SCHEMA = 'moe-kernels/dispatch-report@1';
+
+export interface DispatchReport extends Omit<LayerReport, 'output'> {
+  schema: typeof DISPATCH_SCHEMA;
+  tool: { name: 'moe-kernels'; version: string };
+  backend: string;
+  device: DeviceInfo;
+  preset: string | null;
+  activation: string;
+}
+
+const int = (name: string, v: string | undefined, min: number): number | undefined => {
+  if (v === undefined) return undefined;
+  if (!/^\d+$/.test(v.trim())) throw new UsageError(`--${name}: '${v}' is not a non-negative integer`);
+  const n = Number(v);
+  if (n < min) throw new UsageError(`--${name}: ${n} must be at least ${min}`);
+  return n;
+};
+
+export default class Dispatch extends MoeCommand {
+  static override summary = 'Run one whole MoE layer stage by stage and check it against the reference of the layer';
+  static override description = `router logits → softmax + top-k + renorm → for each token and selected expert: gate and up projections, GELU(tanh)·up, down projection → weighted reduce of expert outputs, plus the sigmoid-gated shared expert and the residual where the model has them.
+
+Every intermediate is compared with a pure-TS reference of the whole layer, so a wrong kernel is named by the first stage whose result diverges. --shader replaces any kernel of the layer whose entry name your file defines. The activation is GELU (tanh approximation) times up: the catalog's kernels compute that (the seeds' "swiglu" kernels too).
+
+Exit codes: 0 PASS, 1 FAIL, 2 bad usage (including a configuration whose buffers would not fit in memory, refused before allocating).`;
+
+  static override examples = [
+    '<%= config.bin %> dispatch --preset qwen3-30b-a3b --tokens 4',
+    '<%= config.bin %> dispatch --preset qwen1.5-moe-a2.7b --strategy loop',
+    '<%= config.bin %> dispatch --hidden 512 --intermediate 256 --experts 16 --top-k 4 --shared-intermediate 512 --tokens 3',
+  ];
+
+  static override flags = {
+    preset: Flags.string({ description: `model shapes from fixtures/models.json (${'see moe dispatch --help'})` }),
+    strategy: Flags.string({ description: "'loop': one dispatch per expert and projection (the seed's Stage 1); 'batched': every top-k pair at once", options: ['loop', 'batched'], default: 'batched' }),
+    tokens: Flags.string({ description: 'tokens in the batch', default: '4' }),
+    hidden: Flags.string({ description: 'hidden size (overrides the preset)' }),
+    intermediate: Flags.string({ description: 'expert intermediate size (overrides the preset)' }),
+    experts: Flags.string({ description: 'routed experts (overrides the preset)' }),
+    'top-k': Flags.string({ description: 'experts per token (overrides the preset)' }),
+    'shared-intermediate': Flags.string({ description: 'shared expert intermediate size, 0 for none (overrides the preset)' }),
+    'shared-gate': Flags.boolean({ description: 'scale the shared expert by sigmoid(w·x) (Qwen-MoE style)', allowNo: true }),
+    dtype: Flags.string({ description: 'element type of weights and activations', options: ['f32'], default: 'f32' }),
+    backend: backendFlag,
+    seed: seedFlag,
+    shader: Flags.string({ description: 'your .metal file: its kernels replace ours of the same entry names' }),
+  };
+
+  async run(): Promise<DispatchReport> {
+    const { flags } = await this.parse(Dispatch);
+    const m = flags.preset ? model(flags.preset) : undefined;
+    if (flags.preset && !m) throw new UsageError(`unknown preset '${flags.preset}' (choose from ${models().map((x) => x.key).join(', ')})`);
+    const pick = (flag: string, v: string | undefined, fromPreset: number | undefined, min: number): number => {
+      const n = int(flag, v, min) ?? fromPreset;
+      if (n === undefined) throw new UsageError(`--${flag} is needed without --preset`);
+      return n;
+    };
+    const shape: LayerShape = {
+      tokens: pick('tokens', flags.tokens, undefined, 1),
+      hidden: pick('hidden', flags.hidden, m?.hidden, 1),
+      intermediate: pick('intermediate', flags.intermediate, m?.expert_intermediate, 1),
+      experts: pick('experts', flags.experts, m?.experts, 1),
+      topK: pick('top-k', flags['top-k'], m?.top_k, 1),
+      sharedIntermediate: pick('shared-intermediate', flags['shared-intermediate'], m ? (m.shared_intermediate ?? 0) : 0, 0),
+      sharedGate: flags['shared-gate'] ?? m?.shared_gate ?? false,
+      activation: 'gelu-tanh',
+    };
+    if (shape.topK > shape.experts) throw new UsageError(`--top-k ${shape.topK} must not exceed --experts ${shape.experts}`);
+    if (shape.topK > 64) throw new UsageError(`--top-k ${shape.topK}: the routing kernel supports at most 64`);
+    const strategy = flags.strategy as Strategy;
+    const need = layerBytes(shape, strategy);
+    const budget = Math.min(totalmem() * 0.8, freemem() + 512 * 2 ** 20);
+    if (need > budget) {
+      throw new UsageError(
+        `this layer needs about ${(need / 2 ** 30).toFixed(2)} GiB of buffers, more than the ${(budget / 2 ** 30).toFixed(2)} GiB of memory available: use fewer --tokens or smaller sizes`,
+      );
+    }
+    if (shape.hidden * shape.intermediate > 2 ** 29) throw new UsageError('one expert matrix would exceed 2 GiB');
+
+    const backend = getBackend(flags.backend);
+    const device = backend.device();
+    const spinner = process.stderr.isTTY && !this.jsonEnabled() ? ora({ stream: process.stderr }).start(`running the layer (${strategy})`) : null;
+    let layer: LayerReport;
+    try {
+      layer = await runLayer(backend, { shape, strategy, seed: flags.seed, shaderFile: flags.shader });
+    } finally {
+      spinner?.stop();
+    }
+    const { output: _output, ...rest } = layer;
+    const report: DispatchReport = {
+      schema: DISPATCH_SCHEMA,
+      tool: { name: 'moe-kernels', version: toolVersion() },
+      backend: backend.name,
+      device,
+      preset: flags.preset ?? null,
+      activation: 'GELU(tanh)·up',
+      ...rest,
+    };
+    if (!this.jsonEnabled()) this.log(renderDispatch(report));
+    if (!report.pass) process.exitCode = 1;
+    return report;
+  }
+}
+
+const fmt = (v: number | null): string => (v === null ? '-' : v === 0 ? '0' : Math.abs(v) >= 1e-3 && Math.abs(v) < 1e4 ? v.toPrecision(4) : v.toExponential(2));
+
+export function renderDispatch(r: DispatchReport): string {
+  const s = r.shape;
+  const lines = [
+    `MoE layer${r.preset ? ` ${r.preset}` : ''}: tokens ${s.tokens}, hidden ${s.hidden}, intermediate ${s.intermediate}, experts ${s.experts}, top-k ${s.topK}` +
+      (s.sharedIntermediate > 0 ? `, shared expert ${s.sharedIntermediate}${s.sharedGate ? ' (sigmoid-gated)' : ''}` : '') +
+      `; activation ${r.activation}; strategy ${r.strategy}; backend ${r.backend} (${r.device.name}); seed ${r.seed}`,
+  ];
+  const t = new Table({ head: ['stage', 'kernels', 'dispatches', 'time µs', 'share %', 'cosine', 'rel_max_abs', 'status'], style: { head: [], border: [] } });
+  for (const st of r.stages) {
+    const f = st.comparisons.filter((c) => c.kind === 'float');
+    const cos = f.length ? Math.min(...f.map((c) => c.cosine ?? 0)) : null;
+    const rel = f.length ? Math.max(...f.map((c) => c.relMaxAbs ?? 0)) : null;
+    t.push([st.stage, st.kernels.join(', '), st.dispatches, (st.ns / 1000).toFixed(1), (100 * st.share).toFixed(1), cos === null ? '-' : cos.toFixed(6), fmt(rel), st.pass ? 'PASS' : 'FAIL']);
+  }
+  lines.push(t.toString());
+  lines.push(
+    `layer: ${(r.totalNs / 1000).toFixed(1)} µs device time, ${r.tokensPerSecond.toFixed(1)} tokens/s; expert and router weights read ${(r.weightBytes / 2 ** 20).toFixed(1)} MiB → ${r.effectiveGBs.toFixed(2)} GB/s effective`,
+  );
+  const fc = r.final;
+  lines.push(`final hidden state: cosine ${fc.cosine?.toFixed(7)}, max_abs ${fmt(fc.maxAbs)}, rel_max_abs ${fmt(fc.relMaxAbs)} — ${r.pass ? 'PASS' : 'FAIL'}`);
+  if (r.firstDivergence) {
+    const st = r.stages.find((x) => x.stage === r.firstDivergence);
+    const bad = st?.comparisons.find((c) => !c.pass);
+    const w = bad?.worst ?? bad?.firstViolation;
+    lines.push(
+      `first divergence: stage '${r.firstDivergence}' (${st?.kernels.join(', ')}): ${bad?.name}: ${bad?.failure}${w ? `; worst at [${w.index}]: got ${w.got}, expected ${w.expected}` : ''}`,
+    );
+  }
+  return lines.join('\n');
+}

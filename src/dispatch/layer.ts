@@ -1,0 +1,354 @@
+/**
+ * One whole MoE FFN layer through the native layer, stage by stage, as the
+ * seeds' host code drives it (mlx-native's moe_dispatch / build_moe_ffn_layer):
+ *
+ *   router logits → softmax + top-k + renorm → experts (gate, up, GELU·up, down)
+ *   → weighted reduce + sigmoid-gated shared expert + residual
+ *
+ * Two strategies: 'loop' (the seed's Stage 1: one dispatch per token, expert
+ * and projection, accumulated in place) and 'batched' (every top-k pair of the
+ * batch at once: expert-indexed mat-vecs, one GELU·up, one weighted reduce).
+ * Every intermediate is compared with the reference of the whole layer, so a
+ * wrong kernel is named by the first stage whose result diverges.
+ */
+import type { Backend } from '../backend/types.js';
+import { UsageError } from '../errors.js';
+import { sigmoidGate } from '../kernels/attention.js';
+import { expertMatvec } from '../kernels/expert-matvec.js';
+import { accumulate, geluMul, matvec, weightedReduce, zeroBuffer } from '../kernels/ffn.js';
+import { softmaxTopk } from '../kernels/softmax-topk.js';
+import type { FloatRule, KernelSpec, Params, TypedArray } from '../kernels/spec.js';
+import { moeLayerRef, type LayerShape, type LayerStages, type LayerWeights } from '../reference/moe-layer.js';
+import { probsTie } from '../reference/softmax-topk.js';
+import { fillUniform } from '../util/fastrng.js';
+import { makeRng } from '../util/rng.js';
+import { compareOutput, type OutputComparison } from '../verify/compare.js';
+import { makeRunner, pipelineFor, bindStage, type StageRunner } from './stage.js';
+
+export type Strategy = 'loop' | 'batched';
+
+export interface LayerOptions {
+  shape: LayerShape;
+  strategy: Strategy;
+  seed: number;
+  shaderFile?: string;
+}
+
+export interface StageReport {
+  stage: string;
+  kernels: string[];
+  dispatches: number;
+  ns: number;
+  share: number;
+  comparisons: OutputComparison[];
+  pass: boolean;
+}
+
+export interface LayerReport {
+  shape: LayerShape;
+  strategy: Strategy;
+  seed: number;
+  stages: StageReport[];
+  totalNs: number;
+  tokensPerSecond: number;
+  /** Bytes of expert weights the layer reads (the selected experts' gate, up and down, plus shared and router). */
+  weightBytes: number;
+  effectiveGBs: number;
+  /** First stage whose result diverges from the reference (null when all pass). */
+  firstDivergence: string | null;
+  final: OutputComparison;
+  pass: boolean;
+  /** The layer's output [tokens, hidden] (not part of JSON reports). */
+  output: Float32Array;
+}
+
+/** f32 GPU math against an f64 reference over dot products of length up to 16k. */
+export const LAYER_RULE: FloatRule = {
+  kind: 'float',
+  atol: 1e-4,
+  rtol: 1e-3,
+  minCosine: 0.9999,
+  maxRelMaxAbs: 1e-3,
+  reason: 'f32 dot products of length hidden/intermediate (up to 16k) against an f64 reference: error ~ √n·ulp·|terms|',
+};
+
+/** Bytes of all buffers the layer would hold at once, for the memory check. */
+export function layerBytes(s: LayerShape, strategy: Strategy): number {
+  const f = 4;
+  const pairs = s.tokens * s.topK;
+  const selected = Math.min(s.experts, pairs);
+  const experts = selected * 3 * s.intermediate * s.hidden * f;
+  const shared = s.sharedIntermediate * 3 * s.hidden * f;
+  const router = s.experts * s.hidden * f;
+  const acts = (s.tokens * (s.hidden * 4 + s.experts) + pairs * (2 * s.intermediate + s.hidden) * 2) * f;
+  // the native layer copies each bound buffer once more; the batched path also stacks the selected experts
+  const copies = strategy === 'batched' ? experts : 3 * s.intermediate * s.hidden * f;
+  // the reference holds the same weights (shared with the kernels' inputs) plus f64 intermediates
+  const ref = (pairs * (s.intermediate + s.hidden) + s.tokens * s.experts * 2) * 8;
+  return experts + shared + router + acts + copies + ref;
+}
+
+class Weights implements LayerWeights {
+  router: Float32Array;
+  sharedGate?: Float32Array;
+  sharedUp?: Float32Array;
+  sharedDown?: Float32Array;
+  sharedGateVec?: Float32Array;
+  private cache = new Map<string, Float32Array>();
+  constructor(
+    private s: LayerShape,
+    private seed: number,
+  ) {
+    const H = s.hidden;
+    this.router = fillUniform(new Float32Array(s.experts * H), `${seed}:router`, 4 / Math.sqrt(H));
+    if (s.sharedIntermediate > 0) {
+      const I = s.sharedIntermediate;
+      this.sharedGate = fillUniform(new Float32Array(I * H), `${seed}:shared:gate`, 1 / Math.sqrt(H));
+      this.sharedUp = fillUniform(new Float32Array(I * H), `${seed}:shared:up`, 1 / Math.sqrt(H));
+      this.sharedDown = fillUniform(new Float32Array(H * I), `${seed}:shared:down`, 1 / Math.sqrt(I));
+      if (s.sharedGate) this.sharedGateVec = fillUniform(new Float32Array(H), `${seed}:shared:gatevec`, 2 / Math.sqrt(H));
+    }
+  }
+  private get(kind: string, e: number, n: number, scale: number): Float32Array {
+    const key = `${kind}:${e}`;
+    let w = this.cache.get(key);
+    if (!w) {
+      w = fillUniform(new Float32Array(n), `${this.seed}:${key}`, scale);
+      this.cache.set(key, w);
+    }
+    return w;
+  }
+  gate(e: number): Float32Array {
+    return this.get('gate', e, this.s.intermediate * this.s.hidden, 1 / Math.sqrt(this.s.hidden));
+  }
+  up(e: number): Float32Array {
+    return this.get('up', e, this.s.intermediate * this.s.hidden, 1 / Math.sqrt(this.s.hidden));
+  }
+  down(e: number): Float32Array {
+    return this.get('down', e, this.s.hidden * this.s.intermediate, 1 / Math.sqrt(this.s.intermediate));
+  }
+}
+
+interface Recorder {
+  ns: Map<string, number>;
+  dispatches: Map<string, number>;
+  kernels: Map<string, Set<string>>;
+}
+
+async function dispatch(r: StageRunner, rec: Recorder, stage: string, spec: KernelSpec, params: Params, tensors: Record<string, TypedArray>): Promise<void> {
+  const why = spec.validate(params);
+  if (why !== null) throw new UsageError(`${stage}: ${spec.name}: ${why}`);
+  const p = await pipelineFor(r, spec);
+  const { buffers, launch } = bindStage({ spec, params, tensors });
+  // One timed dispatch: it is the run (results copied back) and its device time.
+  const t = await r.backend.time(p, buffers, launch, { warmup: 0, iterations: 1 });
+  rec.ns.set(stage, (rec.ns.get(stage) ?? 0) + (t[0] as number));
+  rec.dispatches.set(stage, (rec.dispatches.get(stage) ?? 0) + 1);
+  const ks = rec.kernels.get(stage) ?? new Set<string>();
+  ks.add(spec.entry);
+  rec.kernels.set(stage, ks);
+}
+
+interface Produced {
+  logits: Float32Array;
+  ids: Uint32Array;
+  weights: Float32Array;
+  gate: Float32Array;
+  up: Float32Array;
+  hidden: Float32Array;
+  expertOut: Float32Array;
+  sharedOut: Float32Array;
+  sharedGate: Float32Array;
+  out: Float32Array;
+}
+
+export async function runLayer(backend: Backend, o: LayerOptions): Promise<LayerReport> {
+  const s = o.shape;
+  const { tokens: T, hidden: H, intermediate: I, experts: E, topK: K, sharedIntermediate: IS } = s;
+  if (K > E) throw new UsageError(`top-k ${K} must not exceed the number of experts ${E}`);
+  const rng = makeRng(`${o.seed}:moe-layer:x`);
+  const x = Float32Array.from({ length: T * H }, () => rng.normal());
+  const w = new Weights(s, o.seed);
+  const runner = makeRunner(backend, o.shaderFile);
+  const rec: Recorder = { ns: new Map(), dispatches: new Map(), kernels: new Map() };
+  const P: Produced = {
+    logits: new Float32Array(T * E),
+    ids: new Uint32Array(T * K),
+    weights: new Float32Array(T * K),
+    gate: new Float32Array(T * K * I),
+    up: new Float32Array(T * K * I),
+    hidden: new Float32Array(T * K * I),
+    expertOut: new Float32Array(T * K * H),
+    sharedOut: new Float32Array(T * H),
+    sharedGate: new Float32Array(T),
+    out: new Float32Array(T * H),
+  };
+
+  if (o.strategy === 'loop') await loopStrategy();
+  else await batchedStrategy();
+
+  // ---- the reference, and stage-by-stage comparison
+  const ref = moeLayerRef(s, x, w);
+  const stages = compareStages(ref);
+  const totalNs = [...rec.ns.values()].reduce((a, b) => a + b, 0);
+  const reports: StageReport[] = stages.map((st) => ({
+    ...st,
+    kernels: [...(rec.kernels.get(st.stage) ?? [])],
+    dispatches: rec.dispatches.get(st.stage) ?? 0,
+    ns: rec.ns.get(st.stage) ?? 0,
+    share: totalNs > 0 ? (rec.ns.get(st.stage) ?? 0) / totalNs : 0,
+  }));
+  const selected = new Set<number>(P.ids);
+  const weightBytes = 4 * (selected.size * 3 * I * H + E * H + (IS > 0 ? 3 * IS * H + (s.sharedGate ? H : 0) : 0));
+  const final = reports[reports.length - 1]!.comparisons[0]!;
+  const first = reports.find((r) => !r.pass);
+  return {
+    shape: s,
+    strategy: o.strategy,
+    seed: o.seed,
+    stages: reports,
+    totalNs,
+    tokensPerSecond: totalNs > 0 ? T / (totalNs / 1e9) : 0,
+    weightBytes,
+    effectiveGBs: totalNs > 0 ? weightBytes / totalNs : 0,
+    firstDivergence: first ? first.stage : null,
+    final,
+    pass: reports.every((r) => r.pass),
+    output: P.out,
+  };
+
+  async function routing(): Promise<void> {
+    await dispatch(runner, rec, 'routing', softmaxTopk, { n_tokens: T, n_experts: E, top_k: K }, { logits: P.logits, ids: P.ids, weights: P.weights });
+  }
+
+  async function loopStrategy(): Promise<void> {
+    const row = (a: Float32Array, i: number, n: number): Float32Array => a.subarray(i * n, (i + 1) * n);
+    for (let t = 0; t < T; t++) {
+      await dispatch(runner, rec, 'router', matvec, { n: E, k: H }, { weight: w.router, input: row(x, t, H), output: row(P.logits, t, E) });
+    }
+    await routing();
+    const g = new Float32Array(I);
+    const u = new Float32Array(I);
+    const y = new Float32Array(H);
+    for (let t = 0; t < T; t++) {
+      const acc = row(P.out, t, H);
+      await dispatch(runner, rec, 'combine', zeroBuffer, { n_elements: H }, { buffer: acc });
+      for (let k = 0; k < K; k++) {
+        const e = P.ids[t * K + k] as number;
+        if (e >= E) throw new Error(`routing produced expert id ${e} (n_experts ${E}); it was checked above`);
+        const q = t * K + k;
+        await dispatch(runner, rec, 'expert gate/up', matvec, { n: I, k: H }, { weight: w.gate(e), input: row(x, t, H), output: g });
+        await dispatch(runner, rec, 'expert gate/up', matvec, { n: I, k: H }, { weight: w.up(e), input: row(x, t, H), output: u });
+        P.gate.set(g, q * I);
+        P.up.set(u, q * I);
+        await dispatch(runner, rec, 'GELU·up', geluMul, { n_elements: I }, { gate_out: g, up_out: u, output: row(P.hidden, q, I) });
+        await dispatch(runner, rec, 'expert down', matvec, { n: H, k: I }, { weight: w.down(e), input: row(P.hidden, q, I), output: y });
+        P.expertOut.set(y, q * H);
+        await dispatch(runner, rec, 'combine', accumulate, { n_elements: H, routing_weight: P.weights[q] as number }, { accumulator: acc, expert_output: y });
+      }
+      if (IS > 0 && w.sharedGate && w.sharedUp && w.sharedDown) {
+        const sg = new Float32Array(IS);
+        const su = new Float32Array(IS);
+        const sh = new Float32Array(IS);
+        await dispatch(runner, rec, 'shared expert', matvec, { n: IS, k: H }, { weight: w.sharedGate, input: row(x, t, H), output: sg });
+        await dispatch(runner, rec, 'shared expert', matvec, { n: IS, k: H }, { weight: w.sharedUp, input: row(x, t, H), output: su });
+        await dispatch(runner, rec, 'shared expert', geluMul, { n_elements: IS }, { gate_out: sg, up_out: su, output: sh });
+        await dispatch(runner, rec, 'shared expert', matvec, { n: H, k: IS }, { weight: w.sharedDown, input: sh, output: row(P.sharedOut, t, H) });
+        const gate = new Float32Array([1]);
+        if (s.sharedGate && w.sharedGateVec) {
+          const logit = new Float32Array(1);
+          await dispatch(runner, rec, 'shared gate', matvec, { n: 1, k: H }, { weight: w.sharedGateVec, input: row(x, t, H), output: logit });
+          // sigmoid_gate multiplies in place by sigmoid(gate): applied to 1 it yields sigmoid(logit)
+          await dispatch(runner, rec, 'shared gate', sigmoidGate, { n_elements: 1 }, { x: gate, gate: logit });
+        }
+        P.sharedGate[t] = gate[0] as number;
+        // the host reads the gate back and accumulates, as the seed's Stage 1 did
+        await dispatch(runner, rec, 'combine', accumulate, { n_elements: H, routing_weight: gate[0] as number }, { accumulator: acc, expert_output: row(P.sharedOut, t, H) });
+      }
+      await dispatch(runner, rec, 'combine', accumulate, { n_elements: H, routing_weight: 1 }, { accumulator: acc, expert_output: row(x, t, H) });
+    }
+  }
+
+  async function batchedStrategy(): Promise<void> {
+    const allZero = new Uint32Array(T);
+    await dispatch(runner, rec, 'router', expertMatvec, { n_tokens: T, n_experts: 1, top_k: 1, n_rows: E, k: H, x_per_pair: 0 }, { w: w.router, x, ids: allZero, y: P.logits });
+    await routing();
+    // stack the selected experts' weights; ids become local indices into the stack
+    const order: number[] = [];
+    const local = new Map<number, number>();
+    const lids = new Uint32Array(T * K);
+    for (let q = 0; q < T * K; q++) {
+      const e = P.ids[q] as number;
+      if (e >= E) throw new Error(`routing produced expert id ${e} (n_experts ${E})`);
+      if (!local.has(e)) {
+        local.set(e, order.length);
+        order.push(e);
+      }
+      lids[q] = local.get(e) as number;
+    }
+    const stack = (get: (e: number) => Float32Array, n: number): Float32Array => {
+      const a = new Float32Array(order.length * n);
+      order.forEach((e, i) => a.set(get(e), i * n));
+      return a;
+    };
+    const n = order.length;
+    const g = P.gate;
+    const u = P.up;
+    const gp = { n_tokens: T, n_experts: n, top_k: K, n_rows: I, k: H, x_per_pair: 0 };
+    await dispatch(runner, rec, 'expert gate/up', expertMatvec, gp, { w: stack((e) => w.gate(e), I * H), x, ids: lids, y: g });
+    await dispatch(runner, rec, 'expert gate/up', expertMatvec, gp, { w: stack((e) => w.up(e), I * H), x, ids: lids, y: u });
+    await dispatch(runner, rec, 'GELU·up', geluMul, { n_elements: T * K * I }, { gate_out: g, up_out: u, output: P.hidden });
+    await dispatch(runner, rec, 'expert down', expertMatvec, { n_tokens: T, n_experts: n, top_k: K, n_rows: H, k: I, x_per_pair: 1 }, { w: stack((e) => w.down(e), H * I), x: P.hidden, ids: lids, y: P.expertOut });
+    if (IS > 0 && w.sharedGate && w.sharedUp && w.sharedDown) {
+      const sg = new Float32Array(T * IS);
+      const su = new Float32Array(T * IS);
+      const sh = new Float32Array(T * IS);
+      const one = { n_tokens: T, n_experts: 1, top_k: 1, x_per_pair: 0 };
+      await dispatch(runner, rec, 'shared expert', expertMatvec, { ...one, n_rows: IS, k: H }, { w: w.sharedGate, x, ids: allZero, y: sg });
+      await dispatch(runner, rec, 'shared expert', expertMatvec, { ...one, n_rows: IS, k: H }, { w: w.sharedUp, x, ids: allZero, y: su });
+      await dispatch(runner, rec, 'shared expert', geluMul, { n_elements: T * IS }, { gate_out: sg, up_out: su, output: sh });
+      await dispatch(runner, rec, 'shared expert', expertMatvec, { n_tokens: T, n_experts: 1, top_k: 1, x_per_pair: 1, n_rows: H, k: IS }, { w: w.sharedDown, x: sh, ids: allZero, y: P.sharedOut });
+      P.sharedGate.fill(1);
+      if (s.sharedGate && w.sharedGateVec) {
+        const logits = new Float32Array(T);
+        await dispatch(runner, rec, 'shared gate', expertMatvec, { ...one, n_rows: 1, k: H }, { w: w.sharedGateVec, x, ids: allZero, y: logits });
+        await dispatch(runner, rec, 'shared gate', sigmoidGate, { n_elements: T }, { x: P.sharedGate, gate: logits });
+      }
+    }
+    await dispatch(runner, rec, 'combine', weightedReduce, { n_tokens: T, top_k: K, hidden: H, add_residual: 1 }, {
+      expert_w: P.weights,
+      y_expert: P.expertOut,
+      sh_gate: P.sharedGate,
+      y_shared: P.sharedOut,
+      residual: x,
+      output: P.out,
+    });
+  }
+
+  function compareStages(ref: LayerStages): Omit<StageReport, 'kernels' | 'dispatches' | 'ns' | 'share'>[] {
+    const cmp = (name: string, got: Float32Array, expected: Float64Array): OutputComparison => compareOutput(name, got, expected, LAYER_RULE);
+    const out: Omit<StageReport, 'kernels' | 'dispatches' | 'ns' | 'share'>[] = [];
+    const push = (stage: string, comparisons: OutputComparison[]): void => {
+      out.push({ stage, comparisons, pass: comparisons.every((c) => c.pass) });
+    };
+    push('router', [cmp('logits', P.logits, ref.logits)]);
+    const idsCmp = compareOutput('ids', P.ids, ref.ids, {
+      kind: 'exact',
+      reason: 'expert ids; tied probabilities may swap',
+      tieOk: (i, got, exp) => {
+        const t = Math.floor(i / K);
+        return got < E && probsTie(ref.probs[t * E + got] as number, ref.probs[t * E + exp] as number);
+      },
+    });
+    push('routing', [idsCmp, cmp('weights', P.weights, ref.weights)]);
+    push('expert gate/up', [cmp('gate projections', P.gate, ref.gateOut), cmp('up projections', P.up, ref.upOut)]);
+    push('GELU·up', [cmp('hidden', P.hidden, ref.hidden)]);
+    push('expert down', [cmp('expert outputs', P.expertOut, ref.expertOut)]);
+    if (IS > 0) {
+      push('shared expert', [cmp('shared output', P.sharedOut, ref.sharedOut)]);
+      if (s.sharedGate) push('shared gate', [cmp('sigmoid gate', P.sharedGate, ref.sharedGate)]);
+    }
+    push('combine', [cmp('layer output', P.out, ref.out)]);
+    return out;
+  }
+}

@@ -1,0 +1,132 @@
+/**
+ * The C++ emitter of the CPU backend. Output: the compat header's include, the
+ * user's source rewritten site by site with its line structure kept (under
+ * `#line 1 "<file>"`, so compiler messages point at the .metal lines), then one
+ * generated entry per kernel and the kernel table (moe_rt_abi.h).
+ *
+ * Contract with native/include/moe_metal.h:
+ *   ::moe_rt::tg_static<T>(slot)      → T&, storage shared by the threadgroup
+ *   ::moe_rt::bi_<builtin>(const MoeThreadCtx*) and ::moe_rt::builtin_as<T>(v)
+ *   vector swizzles as member functions: v.xy(), v.rgb(), v.r()
+ *   half, bfloat, metal::, mem_flags, threadgroup_barrier, simd_* ...
+ *   __moe_bind_runtime (the module exports __moe_kernels itself)
+ */
+import type { Analysis, Site } from './analyze.js';
+import { analysisOf } from './parse.js';
+import { applyEdits, type Edit, type Render } from './rewrite.js';
+import type { EmitResult, MslKernel, MslParam, ParsedMsl } from './types.js';
+
+export interface EmitCppOptions {
+  /** The compat header to include (default "moe_metal.h"). */
+  headerName?: string;
+}
+
+function cString(s: string): string {
+  return `"${s.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`;
+}
+
+/** One line of code from a source range: comments dropped, whitespace collapsed. */
+const collapse = (s: string): string =>
+  s
+    .replace(/\/\*[\s\S]*?\*\/|\/\/[^\n]*/g, ' ')
+    .replace(/\s+/g, ' ')
+    .trim();
+
+/** What each rewrite site becomes in C++. */
+function cppEdit(site: Site): Edit {
+  const base = { start: site.start, end: site.end, inPp: site.inPp };
+  switch (site.kind) {
+    case 'remove':
+      return { ...base, text: '' };
+    case 'swizzle':
+      return { ...base, text: `${site.name}()` };
+    case 'half':
+      return { ...base, text: `half(${site.value}f)` };
+    case 'metalInclude':
+      return { ...base, text: `// ${site.text}` };
+    case 'tgDecl':
+      return {
+        ...base,
+        text: (render: Render): string => {
+          const prefix = site.prefix ? collapse(render(site.prefix[0], site.prefix[1])).replace(/\bstatic\b/g, '').trim() : '';
+          const type = collapse(`${prefix} ${render(site.base[0], site.base[1])}`);
+          return site.decls
+            .map((d) => {
+              if (!d.storage) return `${type} ${collapse(render(d.range[0], d.range[1]))};`;
+              const dims = d.dims
+                .map(([a, b]) => {
+                  const e = collapse(render(a, b));
+                  return `[${e.includes('>') ? `(${e})` : e}]`;
+                })
+                .join('');
+              return `auto& ${d.name} = ::moe_rt::tg_static<${type}${dims}>(${d.slot}u);`;
+            })
+            .join(' ');
+        },
+      };
+  }
+}
+
+function bufferAt(arr: string, count: string, n: number): string {
+  return `(${n}u < ${count} ? ${arr}[${n}] : nullptr)`;
+}
+
+/** The entry's argument for one kernel parameter. */
+function cppArg(p: MslParam): string {
+  const noRef = p.cppType.replace(/\s*&\s*$/, '');
+  switch (p.attr.kind) {
+    case 'buffer': {
+      const src = bufferAt('__t->d->buffers', '__t->d->n_buffers', p.attr.index);
+      return p.kind === 'pointer' ? `reinterpret_cast<${p.cppType}>(${src})` : `*reinterpret_cast<${noRef} *>(${src})`;
+    }
+    case 'threadgroup': {
+      const src = bufferAt('__t->g->tg_dyn', '__t->g->n_tg_dyn', p.attr.index);
+      return p.kind === 'pointer' ? `reinterpret_cast<${p.cppType}>(${src})` : `*reinterpret_cast<${noRef} *>(${src})`;
+    }
+    case 'builtin':
+      return `::moe_rt::builtin_as<${p.baseType}>(::moe_rt::bi_${p.attr.name}(__t))`;
+    case 'none':
+      throw new Error(`kernel parameter '${p.name}' has no binding`); // rejected by the parser
+  }
+}
+
+export function entrySymbol(i: number): string {
+  return `__moe_entry_${i}`;
+}
+
+function entry(k: MslKernel, ns: string[], bareName: string, i: number): string {
+  const call = `${bareName}${k.templateArgs !== null ? `<${k.templateArgs}>` : ''}`;
+  const args = k.params.map((p) => `\n    ${cppArg(p)}`).join(',');
+  let s = `extern "C" void ${entrySymbol(i)}(const MoeThreadCtx* __t) {\n  (void)__t;\n  ${call}(${args});\n}`;
+  // in the kernel's namespaces, so its unqualified types resolve as in its signature
+  for (const n of [...ns].reverse()) s = `namespace ${n ? `${n} ` : ''}{\n${s}\n}`;
+  return s;
+}
+
+export function emitCppFromAnalysis(a: Analysis, options: EmitCppOptions = {}): EmitResult {
+  const header = options.headerName ?? 'moe_metal.h';
+  const user = applyEdits(a.source, a.sites.map(cppEdit));
+  const parts: string[] = [`#include ${cString(header)}\n`, `#line 1 ${cString(a.file)}\n`, user.endsWith('\n') ? user : `${user}\n`];
+  parts.push(`#line 1 ${cString(`${a.file}.entries.cpp`)}\n`);
+  const table: string[] = [];
+  a.kernels.forEach((k, i) => {
+    const extra = a.extras[i];
+    parts.push(`${entry(k, extra.ns, extra.bareName, i)}\n`);
+    const qualified = [...extra.ns.filter((n) => n !== ''), entrySymbol(i)].join('::');
+    table.push(`  {${cString(k.name)}, &${qualified}, ${k.usesSync ? 1 : 0}u, 0u},`);
+  });
+  if (table.length) parts.push(`static const MoeKernelInfo __moe_kernel_table[] = {\n${table.join('\n')}\n};\n`);
+  parts.push(
+    `extern "C" __attribute__((visibility("default"))) const MoeKernelInfo* __moe_kernels(uint32_t* n) {\n` +
+      `  *n = ${a.kernels.length}u;\n  return ${table.length ? '__moe_kernel_table' : 'nullptr'};\n}\n`,
+  );
+  return {
+    code: parts.join(''),
+    kernels: a.kernels.map((k, i) => ({ name: k.name, entrySymbol: entrySymbol(i), usesSync: k.usesSync })),
+  };
+}
+
+/** C++17 for the CPU backend from a parsed MSL source. Throws MslError. */
+export function emitCpp(parsed: ParsedMsl, options: EmitCppOptions = {}): EmitResult {
+  return emitCppFromAnalysis(analysisOf(parsed), options);
+}

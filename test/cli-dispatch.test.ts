@@ -1,0 +1,109 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { moe, shader } from './helpers.js';
+import { getBackend } from '../src/backend/index.js';
+import { runLayer, LAYER_RULE } from '../src/dispatch/layer.js';
+import { compareOutput } from '../src/verify/compare.js';
+import type { LayerShape } from '../src/reference/moe-layer.js';
+
+interface Stage {
+  stage: string;
+  pass: boolean;
+  ns: number;
+  share: number;
+}
+interface Report {
+  pass: boolean;
+  strategy: string;
+  firstDivergence: string | null;
+  stages: Stage[];
+  final: { cosine: number; maxAbs: number; relMaxAbs: number };
+  totalNs: number;
+  weightBytes: number;
+}
+
+function layer(args: string[]): { code: number | null; report: Report; stderr: string } {
+  const r = moe(['dispatch', '--backend', 'cpu', '--json', ...args]);
+  let report: Report;
+  try {
+    report = JSON.parse(r.stdout) as Report;
+  } catch {
+    throw new Error(`no JSON from moe dispatch ${args.join(' ')}:\n${r.stdout}\n${r.stderr}`);
+  }
+  return { code: r.code, report, stderr: r.stderr };
+}
+
+test('qwen3-30b-a3b, 4 tokens: the layer PASSes and prints the per-stage table', () => {
+  const r = moe(['dispatch', '--preset', 'qwen3-30b-a3b', '--tokens', '4', '--backend', 'cpu']);
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  for (const s of ['router', 'routing', 'expert gate/up', 'GELU·up', 'expert down', 'combine']) assert.ok(r.stdout.includes(s), `stage ${s} in the table`);
+  assert.match(r.stdout, /tokens\/s/);
+  assert.match(r.stdout, /final hidden state: cosine (0\.99999\d+|1\.0+),.*PASS/);
+});
+
+test('qwen1.5-moe-a2.7b (sigmoid-gated shared expert): loop and batched both PASS and agree', () => {
+  const a = layer(['--preset', 'qwen1.5-moe-a2.7b', '--tokens', '2', '--strategy', 'loop']);
+  const b = layer(['--preset', 'qwen1.5-moe-a2.7b', '--tokens', '2', '--strategy', 'batched']);
+  assert.equal(a.code, 0, a.stderr);
+  assert.equal(b.code, 0, b.stderr);
+  assert.ok(a.report.stages.some((s) => s.stage === 'shared expert'));
+  assert.ok(a.report.stages.some((s) => s.stage === 'shared gate'));
+  for (const r of [a.report, b.report]) {
+    assert.equal(r.pass, true);
+    assert.ok(r.final.cosine > 0.99999);
+    assert.ok(r.final.relMaxAbs < 1e-4);
+    const shares = r.stages.reduce((x, s) => x + s.share, 0);
+    assert.ok(Math.abs(shares - 1) < 1e-9, 'stage shares add up to the layer');
+    assert.ok(r.totalNs > 0);
+  }
+});
+
+test('a planted bug in GELU·up (given through --shader) fails the layer and names that stage', () => {
+  for (const strategy of ['loop', 'batched']) {
+    const r = layer(['--hidden', '256', '--intermediate', '128', '--experts', '8', '--top-k', '2', '--tokens', '3', '--strategy', strategy, '--shader', shader('dispatch', 'bad_gelu.metal')]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.equal(r.report.firstDivergence, 'GELU·up');
+    const stages = r.report.stages.map((s) => [s.stage, s.pass]);
+    assert.deepEqual(stages.slice(0, 3), [['router', true], ['routing', true], ['expert gate/up', true]]);
+  }
+});
+
+test('a planted off-by-one in naive_matvec_f32 fails the loop strategy at the router', () => {
+  const r = layer(['--hidden', '256', '--intermediate', '128', '--experts', '8', '--top-k', '2', '--tokens', '2', '--strategy', 'loop', '--shader', shader('dispatch', 'bad_matvec.metal')]);
+  assert.equal(r.code, 1, r.stderr);
+  assert.equal(r.report.firstDivergence, 'router');
+});
+
+test('a weighted reduce that drops the shared expert fails at combine, every earlier stage passing', () => {
+  const r = layer(['--hidden', '256', '--intermediate', '128', '--experts', '8', '--top-k', '2', '--tokens', '2', '--shared-intermediate', '192', '--shared-gate', '--shader', shader('dispatch', 'bad_reduce.metal')]);
+  assert.equal(r.code, 1, r.stderr);
+  assert.equal(r.report.firstDivergence, 'combine');
+  assert.ok(r.report.stages.filter((s) => s.stage !== 'combine').every((s) => s.pass));
+});
+
+test('a layer that would not fit in memory is refused before allocating, exit 2', () => {
+  const r = moe(['dispatch', '--backend', 'cpu', '--hidden', '65536', '--intermediate', '65536', '--experts', '256', '--top-k', '64', '--tokens', '4096']);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /needs about [\d.]+ GiB of buffers, more than the [\d.]+ GiB of memory available/);
+});
+
+test('bad dispatch flags: exit 2 with a message', () => {
+  const r = moe(['dispatch', '--backend', 'cpu', '--hidden', '64']);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /--intermediate is needed without --preset/);
+  const k = moe(['dispatch', '--backend', 'cpu', '--preset', 'mixtral-8x7b', '--top-k', '9']);
+  assert.equal(k.code, 2);
+  assert.match(k.stderr, /--top-k 9 must not exceed --experts 8/);
+});
+
+test('loop and batched strategies agree with each other to the comparison floor (in-process API)', async () => {
+  const shape: LayerShape = { tokens: 3, hidden: 320, intermediate: 96, experts: 12, topK: 3, sharedIntermediate: 64, sharedGate: true, activation: 'gelu-tanh' };
+  const be = getBackend('cpu');
+  const a = await runLayer(be, { shape, strategy: 'loop', seed: 7 });
+  const b = await runLayer(be, { shape, strategy: 'batched', seed: 7 });
+  assert.equal(a.pass, true);
+  assert.equal(b.pass, true);
+  const c = compareOutput('layer output', a.output, Float64Array.from(b.output), LAYER_RULE);
+  assert.equal(c.pass, true, c.failure);
+  assert.ok((c.cosine ?? 0) > 0.99999);
+});

@@ -1,0 +1,14 @@
+// Planted bug: missing term — the routing weight is never applied.
+#include <metal_stdlib>
+using namespace metal;
+
+struct MoeAccumParams { uint n_elements; float routing_weight; };
+
+kernel void moe_accumulate(
+        device float* accumulator [[buffer(0)]],
+        device const float* expert_output [[buffer(1)]],
+        constant MoeAccumParams& params [[buffer(2)]],
+        uint gid [[thread_position_in_grid]]) {
+    if (gid >= params.n_elements) return;
+    accumulator[gid] += expert_output[gid];
+}

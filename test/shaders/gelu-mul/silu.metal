@@ -1,0 +1,17 @@
+// Planted bug: wrong activation — SiLU(gate)·up (the usual "SwiGLU") instead
+// of the GELU-tanh the kernel is specified to compute.
+#include <metal_stdlib>
+using namespace metal;
+
+struct FusedGeluMulParams { uint n_elements; };
+
+kernel void fused_gelu_mul(
+        device const float* gate_out [[buffer(0)]],
+        device const float* up_out [[buffer(1)]],
+        device float* output [[buffer(2)]],
+        constant FusedGeluMulParams& params [[buffer(3)]],
+        uint gid [[thread_position_in_grid]]) {
+    if (gid >= params.n_elements) return;
+    const float x = gate_out[gid];
+    output[gid] = (x / (1.0f + exp(-x))) * up_out[gid];
+}
