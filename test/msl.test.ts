@@ -302,9 +302,16 @@ describe('robustness', () => {
       'template [[host_name("gemv_" "f32_8")]] [[kernel]] void gemv<float, 8>(const device float* mat [[buffer(0)]], device float* out [[buffer(1)]],',
       '  const constant int& n [[buffer(2)]], uint3 tid [[threadgroup_position_in_grid]], uint simd_lid [[thread_index_in_simdgroup]]);',
       'template [[host_name("gemv_f16_4")]] [[kernel]] decltype(gemv<half, 4>) gemv<half, 4>;',
+      'typedef decltype(gemv<float, 8>) gemv_t;',
+      'template [[host_name("gemv_v4")]] kernel gemv_t gemv<vec<float, 4>, 2>;',
     ].join('\n');
     const p = parseMsl(src, 'g.metal');
-    assert.deepEqual(p.kernels.map((k) => `${k.name}=${k.functionName}<${k.templateArgs}>:${k.usesSync}`), ['gemv_f32_8=gemv<float, 8>:false', 'gemv_f16_4=gemv<half, 4>:false']);
+    assert.deepEqual(p.kernels.map((k) => `${k.name}=${k.functionName}<${k.templateArgs}>:${k.usesSync}`), [
+      'gemv_f32_8=gemv<float, 8>:false',
+      'gemv_f16_4=gemv<half, 4>:false',
+      'gemv_v4=gemv<vec<float, 4>, 2>:false',
+    ]);
+    assert.equal(sig(p.kernels[2].params[1]), 'out:device vec<float, 4>* pointer buffer(1)');
     assert.deepEqual(p.kernels[1].params.map(sig).slice(0, 3), [
       'mat:device const half* pointer buffer(0)',
       'out:device half* pointer buffer(1)',

@@ -30,7 +30,7 @@ export const QPARAMS: ParamDef[] = [
 export const QUANT_INPUT_SETS: InputSet[] = [
   { name: 'normal', description: 'weights U(-0.1, 0.1) quantized min/max (scale = range/(2^bits-1), bias = min); x ~ N(0,1)' },
   { name: 'mlx', description: "the same weights quantized as MLX's affine_quantize does (zero snapped to the grid: negative scales, bias = the larger-magnitude end)" },
-  { name: 'constant-groups', description: 'a third of the groups constant (scale 0: 0, 0.5, 0.1, -3300, 1e-3), a third two-valued, the rest uniform; x ~ N(0,1)' },
+  { name: 'constant-groups', description: 'a third of the groups constant (scale 0; 0, 0.0625, 0.05, -0.033, 1e-3: bf16-exact and not), a third two-valued, the rest U(-0.1, 0.1); x ~ N(0,1)' },
   { name: 'large', description: 'weights ±3e4 + U(-50, 50) per row (bias ≫ scale·q), x ~ N(0, 1e3²): large magnitudes and cancellation' },
   { name: 'zeros', description: 'x = 0: every output must be exactly 0' },
 ];
@@ -67,15 +67,15 @@ export function genF32Weights(rows: number, cols: number, groupSize: number, set
     case 'constant-groups': {
       fillUniform(w, seed, 0.1);
       const r = u32Stream(`${seed}:groups`);
-      const consts = [0, 0.5, 0.1, -3300, 1e-3];
+      const consts = [0, 0.0625, 0.05, -0.033, 1e-3]; // bf16-exact and not
       for (let g = 0; g < (rows * cols) / groupSize; g++) {
         const kind = r() % 3;
         const at = g * groupSize;
         if (kind === 0) {
           w.fill(consts[r() % consts.length] as number, at, at + groupSize);
         } else if (kind === 1) {
-          const a = ((r() / 2 ** 32) * 2 - 1) * 0.5;
-          const b = ((r() / 2 ** 32) * 2 - 1) * 0.5;
+          const a = ((r() / 2 ** 32) * 2 - 1) * 0.1;
+          const b = ((r() / 2 ** 32) * 2 - 1) * 0.1;
           for (let i = 0; i < groupSize; i++) w[at + i] = r() & 1 ? a : b;
         }
       }

@@ -174,16 +174,6 @@ class Analyzer {
     return p === '.' || p === '->' || p === '::' || p === '.*' || p === '->*';
   }
 
-  slice(a: number, b: number): string {
-    return this.source.slice(a, b);
-  }
-
-  /** Source text of tokens [a, b] inclusive, whitespace collapsed. */
-  tokText(a: number, b: number): string {
-    if (b < a) return '';
-    return collapse(this.source.slice(this.toks[a].start, this.toks[b].end));
-  }
-
   // ------------------------------------------------------------ pre-passes
 
   matchBrackets(): void {
@@ -854,24 +844,20 @@ class Analyzer {
       targs = this.angleText(fn.targs[0], fn.targs[1]);
       params = this.paramList(r.paren, this.match[r.paren], null);
     } else {
-      // decltype(foo<T>) foo<T>;
-      let d = -1;
-      for (let k = i + 1; k < end; k++) if (this.text(k) === 'decltype' && this.text(k + 1) === '(') d = k;
-      if (d < 0) {
+      // `decltype(foo<T>) foo<T>;` or `kernel_t foo<T>;` (a typedef of the function type)
+      const gt = end - 1;
+      if (this.text(gt) !== '>' && this.text(gt) !== '>>') {
         if (kw.isKernel) this.fail(this.toks[i], 'cannot parse this kernel instantiation: expected `template [[host_name("name")]] kernel void f<T>(...);`');
         return end + 1;
       }
-      let n = this.match[d + 1] + 1;
-      while (this.text(n + 1) === '::') n += 2;
-      nameTok = this.toks[n];
-      tpl = this.kernelTemplates.get(nameTok.text);
+      const lt = this.matchAngleBack(gt);
+      nameTok = this.toks[lt - 1];
+      tpl = nameTok.kind === 'ident' ? this.kernelTemplates.get(nameTok.text) : undefined;
       if (!kw.isKernel && !(kw.hostName !== null && tpl)) return end + 1;
       if (!tpl) this.fail(nameTok, `kernel template '${nameTok.text}' is not defined before this instantiation`);
-      if (this.text(n + 1) !== '<') this.fail(nameTok, `explicit instantiation of kernel '${nameTok.text}' needs template arguments`);
-      const close = this.matchAngle(n + 1);
-      targs = this.angleText(n + 1, close.idx);
+      targs = this.angleText(lt, gt);
       bareName = nameTok.text;
-      const args = this.splitArgs(n + 2, close.idx, close.inner);
+      const args = this.splitArgs(lt + 1, gt, this.text(gt) === '>>' ? 1 : 0);
       const subst = new Map<string, string>();
       tpl.tparams.forEach((p, q) => {
         if (p && args[q] !== undefined) subst.set(p, args[q]);

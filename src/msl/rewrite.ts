@@ -26,9 +26,18 @@ export function applyEdits(source: string, edits: Edit[]): string {
   const render = (from: number, to: number, keepLines: boolean): string => {
     let out = '';
     let cur = from;
-    for (const e of sorted) {
-      if (e.start < cur || e.end > to) continue; // nested in an edit already applied, or outside
+    // first edit starting at or after `from` (edits are sorted by start)
+    let lo = 0;
+    let hi = sorted.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (sorted[mid].start < from) lo = mid + 1;
+      else hi = mid;
+    }
+    for (let k = lo; k < sorted.length; k++) {
+      const e = sorted[k];
       if (e.start >= to) break;
+      if (e.start < cur || e.end > to) continue; // nested in an edit already applied, or crossing `to`
       out += source.slice(cur, e.start);
       let text = typeof e.text === 'string' ? e.text : e.text((a, b) => render(a, b, false));
       if (keepLines) {
