@@ -24,6 +24,13 @@ function paramFlags(): Record<string, Interfaces.OptionFlag<string | undefined>>
   return out;
 }
 
+/** A case's origin names a model by its key, possibly followed by details ("qwen3-30b-a3b (down: ...)"). */
+export function originIsModel(origin: string, key: string): boolean {
+  const o = origin.toLowerCase();
+  const k = key.toLowerCase();
+  return o === k || o.startsWith(`${k} `) || o.startsWith(`${k}:`);
+}
+
 /** The cases to run for a spec from the flags: the default sweep, or the product of the given values. */
 export function buildCases(
   spec: KernelSpec,
@@ -40,13 +47,13 @@ export function buildCases(
   let cases: KernelCase[];
   if (given.length === 0) {
     cases = spec.cases();
-    if (preset) cases = cases.filter((c) => c.origin === preset);
+    if (preset) cases = cases.filter((c) => originIsModel(c.origin, preset));
     if (inputSets) cases = cases.filter((c) => inputSets.includes(c.inputSet));
     return cases;
   }
   const base: Params = { ...spec.defaults };
   if (preset) {
-    const fromPreset = spec.cases().find((c) => c.origin === preset);
+    const fromPreset = spec.cases().find((c) => originIsModel(c.origin, preset));
     if (fromPreset) Object.assign(base, fromPreset.params);
   }
   let shapes: Params[] = [base];
