@@ -107,3 +107,22 @@ test('loop and batched strategies agree with each other to the comparison floor 
   assert.equal(c.pass, true, c.failure);
   assert.ok((c.cosine ?? 0) > 0.99999);
 });
+
+test('--quant q4 and q8: quantized experts PASS in both strategies and report the packed bytes read', () => {
+  for (const quant of ['q4', 'q8']) {
+    for (const strategy of ['loop', 'batched']) {
+      const r = layer(['--hidden', '256', '--intermediate', '128', '--experts', '8', '--top-k', '2', '--tokens', '2', '--quant', quant, '--strategy', strategy]);
+      assert.equal(r.code, 0, r.stderr);
+      const rep = r.report as Report & { quant: number; packedBytes: number };
+      assert.equal(rep.pass, true);
+      assert.equal(rep.quant, quant === 'q4' ? 4 : 8);
+      // per selected expert: 3 matrices of 128×256 weights at bits/8 bytes + bf16 scale and bias per 64-group
+      const perExpert = 3 * ((128 * 256 * rep.quant) / 8 + 4 * ((128 * 256) / 64));
+      assert.equal(rep.packedBytes % perExpert, 0);
+      assert.ok(rep.packedBytes >= perExpert && rep.packedBytes <= 4 * perExpert);
+    }
+  }
+  const bad = moe(['dispatch', '--backend', 'cpu', '--hidden', '100', '--intermediate', '128', '--experts', '4', '--top-k', '2', '--quant', 'q4']);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--quant needs --hidden \(100\) to be a multiple of the group size 64/);
+});

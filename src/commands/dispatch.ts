@@ -55,6 +55,7 @@ Exit codes: 0 PASS, 1 FAIL, 2 bad usage (including a configuration whose buffers
     'shared-intermediate': Flags.string({ description: 'shared expert intermediate size, 0 for none (overrides the preset)' }),
     'shared-gate': Flags.boolean({ description: 'scale the shared expert by sigmoid(w·x) (Qwen-MoE style)', allowNo: true }),
     dtype: Flags.string({ description: 'element type of weights and activations', options: ['f32'], default: 'f32' }),
+    quant: Flags.string({ description: 'quantize the routed experts to the MLX affine format (group size 64, bf16 scales and biases); the router and shared expert stay f32', options: ['q4', 'q8'] }),
     backend: backendFlag,
     seed: seedFlag,
     shader: Flags.string({ description: 'your .metal file: its kernels replace ours of the same entry names' }),
@@ -69,6 +70,7 @@ Exit codes: 0 PASS, 1 FAIL, 2 bad usage (including a configuration whose buffers
       if (n === undefined) throw new UsageError(`--${flag} is needed without --preset`);
       return n;
     };
+    if (flags.quant && flags.dtype !== 'f32') throw new UsageError('--quant applies to f32 activations');
     const shape: LayerShape = {
       tokens: pick('tokens', flags.tokens, undefined, 1),
       hidden: pick('hidden', flags.hidden, m?.hidden, 1),
@@ -96,7 +98,7 @@ Exit codes: 0 PASS, 1 FAIL, 2 bad usage (including a configuration whose buffers
     const spinner = process.stderr.isTTY && !this.jsonEnabled() ? ora({ stream: process.stderr }).start(`running the layer (${strategy})`) : null;
     let layer: LayerReport;
     try {
-      layer = await runLayer(backend, { shape, strategy, seed: flags.seed, shaderFile: flags.shader });
+      layer = await runLayer(backend, { shape, strategy, seed: flags.seed, shaderFile: flags.shader, quant: flags.quant === 'q4' ? 4 : flags.quant === 'q8' ? 8 : undefined });
     } finally {
       spinner?.stop();
     }
@@ -136,6 +138,12 @@ export function renderDispatch(r: DispatchReport): string {
   lines.push(
     `layer: ${(r.totalNs / 1000).toFixed(1)} µs device time, ${r.tokensPerSecond.toFixed(1)} tokens/s; expert and router weights read ${(r.weightBytes / 2 ** 20).toFixed(1)} MiB → ${r.effectiveGBs.toFixed(2)} GB/s effective`,
   );
+  if (r.quant !== null) {
+    const expertNs = r.stages.filter((x) => x.stage === 'expert gate/up' || x.stage === 'expert down').reduce((a, x) => a + x.ns, 0);
+    lines.push(
+      `quantized experts (${r.quant}-bit, group ${64}): packed weights + scales + biases read ${(r.packedBytes / 2 ** 20).toFixed(1)} MiB in ${(expertNs / 1000).toFixed(1)} µs of expert projections → ${(expertNs > 0 ? r.packedBytes / expertNs : 0).toFixed(2)} GB/s effective`,
+    );
+  }
   const fc = r.final;
   lines.push(`final hidden state: cosine ${fc.cosine?.toFixed(7)}, max_abs ${fmt(fc.maxAbs)}, rel_max_abs ${fmt(fc.relMaxAbs)} — ${r.pass ? 'PASS' : 'FAIL'}`);
   if (r.firstDivergence) {

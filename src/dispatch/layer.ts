@@ -16,6 +16,8 @@ import { UsageError } from '../errors.js';
 import { sigmoidGate } from '../kernels/attention.js';
 import { expertMatvec } from '../kernels/expert-matvec.js';
 import { accumulate, geluMul, matvec, weightedReduce, zeroBuffer } from '../kernels/ffn.js';
+import { qmv4Expert, qmv4Tiled, qmv8Tiled } from '../kernels/quant.js';
+import { dequantize, quantize, type QuantBits, type QuantizedMatrix } from '../quant/affine.js';
 import { softmaxTopk } from '../kernels/softmax-topk.js';
 import type { FloatRule, KernelSpec, Params, TypedArray } from '../kernels/spec.js';
 import { moeLayerRef, type LayerShape, type LayerStages, type LayerWeights } from '../reference/moe-layer.js';
@@ -32,7 +34,12 @@ export interface LayerOptions {
   strategy: Strategy;
   seed: number;
   shaderFile?: string;
+  /** Routed experts quantized to the MLX affine format (the router and shared expert stay f32). */
+  quant?: QuantBits;
 }
+
+/** Group size of the quantized experts (MLX's default). */
+export const QUANT_GROUP = 64;
 
 export interface StageReport {
   stage: string;
@@ -53,6 +60,9 @@ export interface LayerReport {
   tokensPerSecond: number;
   /** Bytes of expert weights the layer reads (the selected experts' gate, up and down, plus shared and router). */
   weightBytes: number;
+  /** Of which packed quantized expert weights with their scales and biases (0 when f32). */
+  packedBytes: number;
+  quant: QuantBits | null;
   effectiveGBs: number;
   /** First stage whose result diverges from the reference (null when all pass). */
   firstDivergence: string | null;
@@ -95,9 +105,11 @@ class Weights implements LayerWeights {
   sharedDown?: Float32Array;
   sharedGateVec?: Float32Array;
   private cache = new Map<string, Float32Array>();
+  private qcache = new Map<string, QuantizedMatrix>();
   constructor(
     private s: LayerShape,
     private seed: number,
+    readonly quant: QuantBits | null = null,
   ) {
     const H = s.hidden;
     this.router = fillUniform(new Float32Array(s.experts * H), `${seed}:router`, 4 / Math.sqrt(H));
@@ -109,23 +121,36 @@ class Weights implements LayerWeights {
       if (s.sharedGate) this.sharedGateVec = fillUniform(new Float32Array(H), `${seed}:shared:gatevec`, 2 / Math.sqrt(H));
     }
   }
-  private get(kind: string, e: number, n: number, scale: number): Float32Array {
+  /** An expert matrix [rows, cols]; with quantization, its dequantized values (what the kernels compute with). */
+  private get(kind: string, e: number, rows: number, cols: number): Float32Array {
     const key = `${kind}:${e}`;
     let w = this.cache.get(key);
     if (!w) {
-      w = fillUniform(new Float32Array(n), `${this.seed}:${key}`, scale);
+      w = fillUniform(new Float32Array(rows * cols), `${this.seed}:${key}`, 1 / Math.sqrt(cols));
+      if (this.quant !== null) {
+        const q = quantize(w, rows, cols, this.quant, QUANT_GROUP);
+        this.qcache.set(key, q);
+        w = dequantize(q);
+      }
       this.cache.set(key, w);
     }
     return w;
   }
+  /** The packed form of an expert matrix (quantized layers only). */
+  packed(kind: 'gate' | 'up' | 'down', e: number): QuantizedMatrix {
+    this[kind](e);
+    const q = this.qcache.get(`${kind}:${e}`);
+    if (!q) throw new Error('packed() on an unquantized layer');
+    return q;
+  }
   gate(e: number): Float32Array {
-    return this.get('gate', e, this.s.intermediate * this.s.hidden, 1 / Math.sqrt(this.s.hidden));
+    return this.get('gate', e, this.s.intermediate, this.s.hidden);
   }
   up(e: number): Float32Array {
-    return this.get('up', e, this.s.intermediate * this.s.hidden, 1 / Math.sqrt(this.s.hidden));
+    return this.get('up', e, this.s.intermediate, this.s.hidden);
   }
   down(e: number): Float32Array {
-    return this.get('down', e, this.s.hidden * this.s.intermediate, 1 / Math.sqrt(this.s.intermediate));
+    return this.get('down', e, this.s.hidden, this.s.intermediate);
   }
 }
 
@@ -168,7 +193,13 @@ export async function runLayer(backend: Backend, o: LayerOptions): Promise<Layer
   if (K > E) throw new UsageError(`top-k ${K} must not exceed the number of experts ${E}`);
   const rng = makeRng(`${o.seed}:moe-layer:x`);
   const x = Float32Array.from({ length: T * H }, () => rng.normal());
-  const w = new Weights(s, o.seed);
+  const quant = o.quant ?? null;
+  if (quant !== null) {
+    for (const [what, d] of [['hidden', H], ['intermediate', I]] as const) {
+      if (d % QUANT_GROUP !== 0) throw new UsageError(`--quant needs --${what} (${d}) to be a multiple of the group size ${QUANT_GROUP}`);
+    }
+  }
+  const w = new Weights(s, o.seed, quant);
   const runner = makeRunner(backend, o.shaderFile);
   const rec: Recorder = { ns: new Map(), dispatches: new Map(), kernels: new Map() };
   const P: Produced = {
@@ -199,7 +230,10 @@ export async function runLayer(backend: Backend, o: LayerOptions): Promise<Layer
     share: totalNs > 0 ? (rec.ns.get(st.stage) ?? 0) / totalNs : 0,
   }));
   const selected = new Set<number>(P.ids);
-  const weightBytes = 4 * (selected.size * 3 * I * H + E * H + (IS > 0 ? 3 * IS * H + (s.sharedGate ? H : 0) : 0));
+  // packed: bits/8 bytes per weight, plus a bf16 scale and bias per group
+  const perExpert = quant === null ? 4 * 3 * I * H : 3 * ((I * H * quant) / 8 + 2 * 2 * ((I * H) / QUANT_GROUP));
+  const packedBytes = quant === null ? 0 : selected.size * perExpert;
+  const weightBytes = selected.size * perExpert + 4 * (E * H + (IS > 0 ? 3 * IS * H + (s.sharedGate ? H : 0) : 0));
   const final = reports[reports.length - 1]!.comparisons[0]!;
   const first = reports.find((r) => !r.pass);
   return {
@@ -210,6 +244,8 @@ export async function runLayer(backend: Backend, o: LayerOptions): Promise<Layer
     totalNs,
     tokensPerSecond: totalNs > 0 ? T / (totalNs / 1e9) : 0,
     weightBytes,
+    packedBytes,
+    quant,
     effectiveGBs: totalNs > 0 ? weightBytes / totalNs : 0,
     firstDivergence: first ? first.stage : null,
     final,
@@ -219,6 +255,16 @@ export async function runLayer(backend: Backend, o: LayerOptions): Promise<Layer
 
   async function routing(): Promise<void> {
     await dispatch(runner, rec, 'routing', softmaxTopk, { n_tokens: T, n_experts: E, top_k: K }, { logits: P.logits, ids: P.ids, weights: P.weights });
+  }
+
+  /** One expert projection y = W_kind[e] · x: f32 naive mat-vec, or the tiled dequantizing one. */
+  async function project(stage: string, kind: 'gate' | 'up' | 'down', e: number, rows: number, cols: number, xin: Float32Array, yout: Float32Array): Promise<void> {
+    if (quant === null) {
+      await dispatch(runner, rec, stage, matvec, { n: rows, k: cols }, { weight: w[kind](e), input: xin, output: yout });
+      return;
+    }
+    const q = w.packed(kind, e);
+    await dispatch(runner, rec, stage, quant === 4 ? qmv4Tiled : qmv8Tiled, { out_dim: rows, in_dim: cols, group_size: QUANT_GROUP }, { w: q.w, scales: q.scales, biases: q.biases, x: xin, y: yout });
   }
 
   async function loopStrategy(): Promise<void> {
@@ -237,12 +283,12 @@ export async function runLayer(backend: Backend, o: LayerOptions): Promise<Layer
         const e = P.ids[t * K + k] as number;
         if (e >= E) throw new Error(`routing produced expert id ${e} (n_experts ${E}); it was checked above`);
         const q = t * K + k;
-        await dispatch(runner, rec, 'expert gate/up', matvec, { n: I, k: H }, { weight: w.gate(e), input: row(x, t, H), output: g });
-        await dispatch(runner, rec, 'expert gate/up', matvec, { n: I, k: H }, { weight: w.up(e), input: row(x, t, H), output: u });
+        await project('expert gate/up', 'gate', e, I, H, row(x, t, H), g);
+        await project('expert gate/up', 'up', e, I, H, row(x, t, H), u);
         P.gate.set(g, q * I);
         P.up.set(u, q * I);
         await dispatch(runner, rec, 'GELU·up', geluMul, { n_elements: I }, { gate_out: g, up_out: u, output: row(P.hidden, q, I) });
-        await dispatch(runner, rec, 'expert down', matvec, { n: H, k: I }, { weight: w.down(e), input: row(P.hidden, q, I), output: y });
+        await project('expert down', 'down', e, H, I, row(P.hidden, q, I), y);
         P.expertOut.set(y, q * H);
         await dispatch(runner, rec, 'combine', accumulate, { n_elements: H, routing_weight: P.weights[q] as number }, { accumulator: acc, expert_output: y });
       }
@@ -266,6 +312,60 @@ export async function runLayer(backend: Backend, o: LayerOptions): Promise<Layer
         await dispatch(runner, rec, 'combine', accumulate, { n_elements: H, routing_weight: gate[0] as number }, { accumulator: acc, expert_output: row(P.sharedOut, t, H) });
       }
       await dispatch(runner, rec, 'combine', accumulate, { n_elements: H, routing_weight: 1 }, { accumulator: acc, expert_output: row(x, t, H) });
+    }
+  }
+
+  /**
+   * Quantized batched experts: 4-bit through the expert-indexed kernel (the
+   * top-k experts of one token per dispatch, gathered by id from a stack of
+   * the selected experts); 8-bit through the tiled dense kernel per pair.
+   */
+  async function batchedQuantExperts(order: number[], lids: Uint32Array): Promise<void> {
+    const row = (a: Float32Array, i: number, len: number): Float32Array => a.subarray(i * len, (i + 1) * len);
+    if (quant === 4) {
+      const stackQ = (kind: 'gate' | 'up' | 'down'): { w: Uint32Array; scales: Uint16Array; biases: Uint16Array } => {
+        const parts = order.map((e) => w.packed(kind, e));
+        const cat = <A extends Uint32Array | Uint16Array>(xs: A[], make: (len: number) => A): A => {
+          const out = make(xs.reduce((a, b) => a + b.length, 0));
+          let off = 0;
+          for (const a of xs) {
+            out.set(a, off);
+            off += a.length;
+          }
+          return out;
+        };
+        return {
+          w: cat(parts.map((q) => q.w), (len) => new Uint32Array(len)),
+          scales: cat(parts.map((q) => q.scales), (len) => new Uint16Array(len)),
+          biases: cat(parts.map((q) => q.biases), (len) => new Uint16Array(len)),
+        };
+      };
+      const sg = stackQ('gate');
+      const su = stackQ('up');
+      const sd = stackQ('down');
+      const n = order.length;
+      for (let t = 0; t < T; t++) {
+        const ids = lids.subarray(t * K, (t + 1) * K);
+        const base = { n_experts: n, top_k: K, group_size: QUANT_GROUP };
+        await dispatch(runner, rec, 'expert gate/up', qmv4Expert, { ...base, x_per_pair: 0, out_dim: I, in_dim: H }, { ...sg, x: row(x, t, H), ids, y: P.gate.subarray(t * K * I, (t + 1) * K * I) });
+        await dispatch(runner, rec, 'expert gate/up', qmv4Expert, { ...base, x_per_pair: 0, out_dim: I, in_dim: H }, { ...su, x: row(x, t, H), ids, y: P.up.subarray(t * K * I, (t + 1) * K * I) });
+      }
+      await dispatch(runner, rec, 'GELU·up', geluMul, { n_elements: T * K * I }, { gate_out: P.gate, up_out: P.up, output: P.hidden });
+      for (let t = 0; t < T; t++) {
+        const ids = lids.subarray(t * K, (t + 1) * K);
+        await dispatch(runner, rec, 'expert down', qmv4Expert, { n_experts: n, top_k: K, group_size: QUANT_GROUP, x_per_pair: 1, out_dim: H, in_dim: I }, { ...sd, x: P.hidden.subarray(t * K * I, (t + 1) * K * I), ids, y: P.expertOut.subarray(t * K * H, (t + 1) * K * H) });
+      }
+      return;
+    }
+    for (let q = 0; q < T * K; q++) {
+      const e = P.ids[q] as number;
+      const t = Math.floor(q / K);
+      await project('expert gate/up', 'gate', e, I, H, row(x, t, H), row(P.gate, q, I));
+      await project('expert gate/up', 'up', e, I, H, row(x, t, H), row(P.up, q, I));
+    }
+    await dispatch(runner, rec, 'GELU·up', geluMul, { n_elements: T * K * I }, { gate_out: P.gate, up_out: P.up, output: P.hidden });
+    for (let q = 0; q < T * K; q++) {
+      await project('expert down', 'down', P.ids[q] as number, H, I, row(P.hidden, q, I), row(P.expertOut, q, H));
     }
   }
 
@@ -294,11 +394,15 @@ export async function runLayer(backend: Backend, o: LayerOptions): Promise<Layer
     const n = order.length;
     const g = P.gate;
     const u = P.up;
+    if (quant !== null) {
+      await batchedQuantExperts(order, lids);
+    } else {
     const gp = { n_tokens: T, n_experts: n, top_k: K, n_rows: I, k: H, x_per_pair: 0 };
     await dispatch(runner, rec, 'expert gate/up', expertMatvec, gp, { w: stack((e) => w.gate(e), I * H), x, ids: lids, y: g });
     await dispatch(runner, rec, 'expert gate/up', expertMatvec, gp, { w: stack((e) => w.up(e), I * H), x, ids: lids, y: u });
     await dispatch(runner, rec, 'GELU·up', geluMul, { n_elements: T * K * I }, { gate_out: g, up_out: u, output: P.hidden });
     await dispatch(runner, rec, 'expert down', expertMatvec, { n_tokens: T, n_experts: n, top_k: K, n_rows: H, k: I, x_per_pair: 1 }, { w: stack((e) => w.down(e), H * I), x: P.hidden, ids: lids, y: P.expertOut });
+    }
     if (IS > 0 && w.sharedGate && w.sharedUp && w.sharedDown) {
       const sg = new Float32Array(T * IS);
       const su = new Float32Array(T * IS);
