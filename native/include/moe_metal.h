@@ -8,6 +8,7 @@ typedef unsigned int uint;
 typedef unsigned short ushort;
 typedef unsigned char uchar;
 typedef unsigned long ulong;
+typedef long long llong;
 typedef _Float16 half;
 
 struct bfloat {
@@ -72,6 +73,29 @@ template <typename T> inline T simd_min(T v) { uint64_t m; const void* p = __ex(
 template <typename T> inline T simd_broadcast_first(T v) { uint64_t m; const void* p = __ex(v, &m); for (uint i = 0; i < 32; i++) if (m >> i & 1) return MOE_SLOT(p, i, T); return v; }
 template <typename T> inline T simd_shuffle_down(T v, ushort d) { uint64_t m; const void* p = __ex(v, &m); uint l = __moe_api->current_thread()->index % 32; return (l + d < 32 && (m >> (l + d) & 1)) ? MOE_SLOT(p, l + d, T) : v; }
 template <typename T> inline T simd_shuffle_xor(T v, ushort d) { uint64_t m; const void* p = __ex(v, &m); uint l = __moe_api->current_thread()->index % 32; uint s = (l ^ d) & 31; return (m >> s & 1) ? MOE_SLOT(p, s, T) : v; }
+
+template <typename T> inline T __moe_lane_val(const void* p, uint i) { return MOE_SLOT(p, i, T); }
+inline uint __moe_lane() { return __moe_api->current_thread()->index % 32; }
+template <typename T> inline T simd_product(T v) { uint64_t m; const void* p = __ex(v, &m); T s = T(1); for (uint i = 0; i < 32; i++) if (m >> i & 1) s = s * MOE_SLOT(p, i, T); return s; }
+template <typename T> inline T simd_and(T v) { uint64_t m; const void* p = __ex(v, &m); T s = T(~T(0)); for (uint i = 0; i < 32; i++) if (m >> i & 1) s = s & MOE_SLOT(p, i, T); return s; }
+template <typename T> inline T simd_or(T v) { uint64_t m; const void* p = __ex(v, &m); T s = T(0); for (uint i = 0; i < 32; i++) if (m >> i & 1) s = s | MOE_SLOT(p, i, T); return s; }
+template <typename T> inline T simd_xor(T v) { uint64_t m; const void* p = __ex(v, &m); T s = T(0); for (uint i = 0; i < 32; i++) if (m >> i & 1) s = s ^ MOE_SLOT(p, i, T); return s; }
+template <typename T> inline T simd_prefix_inclusive_sum(T v) { uint64_t m; const void* p = __ex(v, &m); uint l = __moe_lane(); T s = T(0); for (uint i = 0; i <= l; i++) if (m >> i & 1) s = s + MOE_SLOT(p, i, T); return s; }
+template <typename T> inline T simd_prefix_exclusive_sum(T v) { uint64_t m; const void* p = __ex(v, &m); uint l = __moe_lane(); T s = T(0); for (uint i = 0; i < l; i++) if (m >> i & 1) s = s + MOE_SLOT(p, i, T); return s; }
+template <typename T> inline T simd_prefix_inclusive_product(T v) { uint64_t m; const void* p = __ex(v, &m); uint l = __moe_lane(); T s = T(1); for (uint i = 0; i <= l; i++) if (m >> i & 1) s = s * MOE_SLOT(p, i, T); return s; }
+template <typename T> inline T simd_prefix_exclusive_product(T v) { uint64_t m; const void* p = __ex(v, &m); uint l = __moe_lane(); T s = T(1); for (uint i = 0; i < l; i++) if (m >> i & 1) s = s * MOE_SLOT(p, i, T); return s; }
+template <typename T> inline T simd_shuffle(T v, ushort lane) { uint64_t m; const void* p = __ex(v, &m); uint s = lane & 31u; return (m >> s & 1) ? MOE_SLOT(p, s, T) : v; }
+template <typename T> inline T simd_broadcast(T v, ushort lane) { return simd_shuffle(v, lane); }
+template <typename T> inline T simd_shuffle_up(T v, ushort d) { uint64_t m; const void* p = __ex(v, &m); uint l = __moe_lane(); return (l >= d && (m >> (l - d) & 1)) ? MOE_SLOT(p, l - d, T) : v; }
+template <typename T> inline T simd_shuffle_rotate_down(T v, ushort d) { uint64_t m; const void* p = __ex(v, &m); uint l = (__moe_lane() + d) & 31u; return (m >> l & 1) ? MOE_SLOT(p, l, T) : v; }
+template <typename T> inline T simd_shuffle_rotate_up(T v, ushort d) { uint64_t m; const void* p = __ex(v, &m); uint l = (__moe_lane() + 32u - (d & 31u)) & 31u; return (m >> l & 1) ? MOE_SLOT(p, l, T) : v; }
+inline bool simd_all(bool b) { uint64_t m; const void* p = __ex(b, &m); for (uint i = 0; i < 32; i++) if ((m >> i & 1) && !MOE_SLOT(p, i, bool)) return false; return true; }
+inline bool simd_any(bool b) { uint64_t m; const void* p = __ex(b, &m); for (uint i = 0; i < 32; i++) if ((m >> i & 1) && MOE_SLOT(p, i, bool)) return true; return false; }
+struct simd_vote { uint64_t v; explicit operator uint64_t() const { return v; } explicit operator unsigned long long() const { return v; } bool all() const { return false; } };
+inline simd_vote simd_ballot(bool b) { uint64_t m; const void* p = __ex(b, &m); uint64_t r = 0; for (uint i = 0; i < 32; i++) if ((m >> i & 1) && MOE_SLOT(p, i, bool)) r |= (uint64_t)1 << i; return simd_vote{r}; }
+inline simd_vote simd_active_threads_mask() { uint64_t m; __ex(0, &m); return simd_vote{m}; }
+inline bool simd_is_first() { uint64_t m; __ex(0, &m); uint l = __moe_lane(); for (uint i = 0; i < 32; i++) if (m >> i & 1) return i == l; return false; }
+inline bool simd_is_helper_thread() { return false; }
 template <typename To, typename From> inline To as_type(From f) { static_assert(sizeof(To) == sizeof(From), "as_type sizes"); To t; memcpy(&t, &f, sizeof(To)); return t; }
 namespace precise { using metal::exp; using metal::tanh; using metal::sqrt; }
 namespace fast { using metal::exp; using metal::tanh; using metal::sqrt; }
