@@ -207,7 +207,7 @@ export function quantRule(mag: Float64Array, inDim: number, extra = ''): FloatRu
     minCosine: 0.99999,
     maxRelMaxAbs: 5e-4,
     reason:
-      'the reference dequantizes exactly as the kernel must (q·scale + bias, bf16 scale/bias) and sums in f64, so only f32 rounding differs: ' +
-      `error ≤ 4·√in_dim·2⁻²⁴·max Σ(|q·s|+|b|)·|x| (a random walk of f32 roundings, any summation order, 4× margin)${extra}`,
+      'reference dequantizes as the kernel must (q·scale + bias, bf16 scale/bias) and sums in f64, so only f32 rounding differs: ' +
+      `≤ 4·√in_dim·2⁻²⁴·max Σ(|q·s|+|b|)·|x| in any summation order${extra}`,
   };
 }

@@ -226,7 +226,7 @@ function expertSpec(tiled: boolean): KernelSpec {
     description: tiled
       ? `Expert-indexed 4-bit mat-vec: the top-k experts of one token in one dispatch (gather by id, as MLX gather_qmv / llama.cpp mul_mv_id), tiled like qmv4-tiled`
       : 'Expert-indexed 4-bit mat-vec, one thread per (row, slot): the baseline for qmv4-expert',
-    math: `y[s,r] = Σ_i W[ids[s],r,i]·x[s·x_per_pair, i], ${DEQ}; an id ≥ n_experts gives zeros`,
+    math: `y[s,r] = Σ_i W[ids[s],r,i]·x[s·x_per_pair, i] for the top_k slots s, ${DEQ}`,
     hasTopK: true,
     params: EXPERT_PARAMS,
     defaults: { n_experts: 16, top_k: 4, x_per_pair: 0, out_dim: 64, in_dim: 2048, group_size: 64 },
@@ -396,7 +396,7 @@ export const qgateUp4: KernelSpec = {
     );
     return {
       outputs: { y: Float32Array.from(r.y) },
-      rules: { y: quantRule(r.mag, n(p, 'in_dim'), `, carried through act (|act'| ≤ 1.13) and the product; act in f32 adds a few ulp (rtol)`) },
+      rules: { y: quantRule(r.mag, n(p, 'in_dim'), `, through act (|act'| ≤ 1.13) and the product; f32 act: a few ulp (rtol)`) },
     };
   },
   cost(p): Cost {

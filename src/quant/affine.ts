@@ -28,9 +28,9 @@
  *
  * Error bound ('minmax'), per element, with s = (max−min)/n before rounding,
  * s', b' the stored bf16 values and n = 2^bits − 1:
- *   |w − deq(q(w))| ≤ s'/2 + |b − b'| + n·|s − s'|   (see quantBound)
- * (the last two terms: a rounded bias or scale can push an end of the group
- * outside the grid, where q clamps).
+ *   |w − deq(q(w))| ≤ s'/2 + |b − b'| + n·|s − s'|   (quantBound)
+ * (the last two terms: a rounded bias or scale can move an end of the group
+ * outside the grid, where q clamps), plus the f32 rounding of q·s' + b'.
  */
 import { bf16BitsToF32, f32ToBf16Bits } from '../util/bf16.js';
 
@@ -65,13 +65,14 @@ export function checkQuantShape(cols: number, bits: number, groupSize: number): 
   return null;
 }
 
-/** Scale and bias (unrounded) of one group by the chosen mode. */
-function groupParams(lo: number, hi: number, n: number, mode: QuantMode): [scale: number, bias: number] {
+/** Scale and bias of one group by the chosen mode, before bf16 rounding. */
+export function groupParams(lo: number, hi: number, n: number, mode: QuantMode): [scale: number, bias: number] {
   if (mode === 'minmax') return [hi === lo ? 0 : (hi - lo) / n, lo];
   // MLX: w_max starts at 0 (so an all-negative group's range reaches 0), w_min at +max.
   const wMax = Math.max(hi, 0);
   const wMin = lo;
-  if (wMax === wMin) return [0, wMin]; // only a group of zeros gets here
+  // a constant group of a value ≥ 0 (MLX floors the scale at ±1e-7 there; 0 dequantizes the same)
+  if (wMax === wMin) return [0, wMin];
   let scale = Math.max(Math.fround((wMax - wMin) / n), 1e-7);
   const side = Math.abs(wMin) > Math.abs(wMax);
   scale = side ? scale : -scale;
@@ -190,13 +191,16 @@ export function dequantize(m: QuantizedMatrix): Float32Array {
 }
 
 /**
- * The 'minmax' error bound of every element of one group of the original
- * weights (see the module comment): s'/2 + |b − b'| + n·|s − s'|.
+ * Error bound of every element of one group with min `lo` and max `hi`:
+ * 'minmax': s'/2 + |b − b'| + n·|s − s'| (see the module comment);
+ * 'mlx': |s'| + |b − b'| + n·|s − s'| (snapping the end of larger magnitude
+ * onto the grid can leave the other end up to one step outside it).
+ * s, b: the group's scale and bias before rounding; s', b': as stored (bf16).
  */
-export function quantBound(lo: number, hi: number, bits: QuantBits): number {
+export function quantBound(lo: number, hi: number, bits: QuantBits, mode: QuantMode = 'minmax'): number {
   const n = (1 << bits) - 1;
-  const s = hi === lo ? 0 : (hi - lo) / n;
+  const [s, b] = groupParams(lo, hi, n, mode);
   const sq = bf16BitsToF32(f32ToBf16Bits(s));
-  const bq = bf16BitsToF32(f32ToBf16Bits(lo));
-  return sq / 2 + Math.abs(lo - bq) + n * Math.abs(s - sq);
+  const bq = bf16BitsToF32(f32ToBf16Bits(b));
+  return (mode === 'mlx' ? Math.abs(sq) : Math.abs(sq) / 2) + Math.abs(b - bq) + n * Math.abs(s - sq);
 }
