@@ -115,6 +115,14 @@ inline uint bi_thread_index_in_simdgroup(const MoeThreadCtx* t) { return t->inde
 inline uint bi_simdgroup_index_in_threadgroup(const MoeThreadCtx* t) { return t->index / 32; }
 inline uint bi_simdgroups_per_threadgroup(const MoeThreadCtx* t) { return (t->g->n_threads + 31) / 32; }
 inline uint bi_threads_per_simdgroup(const MoeThreadCtx*) { return 32; }
+inline uint bi_thread_execution_width(const MoeThreadCtx*) { return 32; }
+inline uint3 bi_grid_size(const MoeThreadCtx* t) { return U3(t->d->threads_per_grid); }
+inline uint3 bi_grid_origin(const MoeThreadCtx*) { return uint3(0u, 0u, 0u); }
+inline uint3 bi_dispatch_threads_per_threadgroup(const MoeThreadCtx* t) { return U3(t->d->dispatch_tg_size); }
+inline uint bi_dispatch_simdgroups_per_threadgroup(const MoeThreadCtx* t) { return (t->d->dispatch_tg_size.x * t->d->dispatch_tg_size.y * t->d->dispatch_tg_size.z + 31) / 32; }
+inline uint bi_thread_index_in_quadgroup(const MoeThreadCtx* t) { return t->index % 4; }
+inline uint bi_quadgroup_index_in_threadgroup(const MoeThreadCtx* t) { return t->index / 4; }
+inline uint bi_quadgroups_per_threadgroup(const MoeThreadCtx* t) { return (t->g->n_threads + 3) / 4; }
 template <typename T> struct BA { static T conv(uint3 v) { return T(v.x); } static T conv(uint v) { return T(v); } };
 template <typename E> struct BA<vec<E,2>> { static vec<E,2> conv(uint3 v) { return vec<E,2>(E(v.x), E(v.y)); } };
 template <typename E> struct BA<vec<E,3>> { static vec<E,3> conv(uint3 v) { return vec<E,3>(E(v.x), E(v.y), E(v.z)); } };
