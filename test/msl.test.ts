@@ -470,13 +470,13 @@ describe('emitCpp', () => {
       '}',
     ].join('\n');
     const lines = userSection(emitCpp(parseMsl(src, 's.metal')).code, 's.metal');
-    assert.equal(lines[2], '  float4 x = v[i]; float2 y = x.xy() + x.zw(); float3 c = x.rgb(); float r = x.r() + x.g() + x.x + p.a + p.b;');
-    assert.equal(lines[3], '  x.xy() = y.yx(); float s = x.xyzw().w + v->wzyx().x + x.abgr().r(); float q = x.xy(); float xyzwv = x.xyzww;');
+    assert.equal(lines[2], '  float4 x = v[i]; float2 y = x.xy() + x.zw(); float3 c = x.rgb(); float r = x.r + x.g + x.x + p.a + p.b;');
+    assert.equal(lines[3], '  x.xy() = y.yx(); float s = x.xyzw().w + v->wzyx().x + x.abgr().r; float q = x.xy(); float xyzwv = x.xyzww;');
   });
   test('a struct field named like a swizzle disables that swizzle everywhere', () => {
     const src = 'struct C { float rg; float b; };\nkernel void k(device float4* v [[buffer(0)]], uint i [[thread_position_in_grid]]) { float2 t = v[i].rg; float u = v[i].b + v[i].g; }\n';
     const lines = userSection(emitCpp(parseMsl(src, 'c.metal')).code, 'c.metal');
-    assert.match(lines[1], /float2 t = v\[i\]\.rg; float u = v\[i\]\.b \+ v\[i\]\.g\(\);/);
+    assert.match(lines[1], /float2 t = v\[i\]\.rg; float u = v\[i\]\.b \+ v\[i\]\.g;/);
   });
   test('threadgroup declarations become threadgroup storage; pointers stay thread-local', () => {
     const src = [
@@ -591,9 +591,8 @@ describe('emitted C++ compiles (g++ -fsyntax-only -I native/include)', () => {
       assert.equal(err, '', err);
     });
   }
-  // features.metal needs swizzles and half, which a minimal header may lack: a todo until the header has them
-  const probe = skip ? 'skipped' : compile('#include "moe_metal.h"\nusing namespace metal;\nvoid f(float4 v, half h) { float2 t = v.xy(); float r = v.r(); (void)t; (void)r; (void)h; }\n', 'probe');
-  test('features.metal', { skip, todo: probe ? 'moe_metal.h lacks swizzle member functions (v.xy(), v.r())' : false }, () => {
+  // features.metal uses swizzles (methods) and half
+  test('features.metal', { skip }, () => {
     const err = compile(emitCpp(parseFixture('features.metal')).code, 'features.metal');
     assert.equal(err, '', err);
   });

@@ -7,7 +7,7 @@
  * Contract with native/include/moe_metal.h:
  *   ::moe_rt::tg_static<T>(slot)      → T&, storage shared by the threadgroup
  *   ::moe_rt::bi_<builtin>(const MoeThreadCtx*) and ::moe_rt::builtin_as<T>(v)
- *   vector swizzles as member functions: v.xy(), v.rgb(), v.r()
+ *   vector swizzles as member functions: v.xy(), v.rgb() (single letters stay members)
  *   half, bfloat, metal::, mem_flags, threadgroup_barrier, simd_* ...
  *   __moe_bind_runtime (the module exports __moe_kernels itself)
  */

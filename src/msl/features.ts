@@ -85,5 +85,8 @@ export const UNSUPPORTED_QUALIFIERS: ReadonlyMap<string, string> = new Map([
   ['object', 'object functions are not supported by the cpu backend: only compute kernels'],
 ]);
 
-/** `.xy`, `.rgba`, `.r`: swizzles the compat header provides as member functions. */
-export const SWIZZLE = /^([xyzw]{2,4}|[rgba]{1,4})$/;
+/**
+ * `.xy`, `.rgba`: multi-letter swizzles the compat header provides as member
+ * functions. Single letters (.x .. .w, .r .. .a) are data members there.
+ */
+export const SWIZZLE = /^([xyzw]{2,4}|[rgba]{2,4})$/;
