@@ -121,3 +121,31 @@ test('each SIMD-group collective over 32 lanes and a partial SIMD-group of 16', 
     void v;
   }
 });
+
+test('vectors, swizzles, conversions, math, bfloat stores and device atomics across threadgroups', async () => {
+  const { f32ToBf16Bits } = await import('../src/util/bf16.js');
+  const p = await be.compile(src('vectors.metal'), shader('semantics', 'vectors.metal'), 'vectors');
+  const n = 1000;
+  const input = Float32Array.from({ length: n * 4 }, (_, j) => ((j * 7919) % 200) / 37 - 2.7);
+  const out = new Float32Array(n * 12);
+  const counter = new Uint32Array(2);
+  const fsum = new Float32Array(1);
+  const bf = new Uint16Array(n);
+  await be.run(p, [u8(input), u8(out), u8(counter), u8(fsum), new Uint8Array(bf.buffer)], { mode: 'threads', grid: [n, 1, 1], threadgroup: [64, 1, 1], threadgroupMemory: [] });
+  const f = Math.fround;
+  for (let i = 0; i < n; i++) {
+    const [x, y, z, w] = Array.from(input.subarray(i * 4, i * 4 + 4)) as [number, number, number, number];
+    const o = Array.from(out.subarray(i * 12, i * 12 + 12));
+    assert.deepEqual(o.slice(0, 4), [f(z * 2), f(w * 2), y, x], `swizzles ${i}`);
+    const d = f(f(f(x) + f(2 * y)) + 3) + 5;
+    assert.equal(o[4], Math.trunc(x) + 0);
+    assert.equal(o[5], Math.trunc(w) + 0);
+    assert.ok(Math.abs((o[6] as number) - d) < 1e-5, `dot+length ${i}`);
+    assert.equal(o[7], Math.min(Math.max(x, -0.5), 0.5));
+    assert.deepEqual(o.slice(8, 12), [1 + (x > 0 ? 1 : 0), 2 + (y > 0 ? 1 : 0), 3 + (z > 0 ? 1 : 0), 1 + (w > 0 ? 1 : 0)]);
+    assert.equal(bf[i], f32ToBf16Bits(x));
+  }
+  assert.equal(counter[0], n, 'every thread incremented the device atomic once');
+  assert.equal(counter[1], n - 1, 'atomic max');
+  assert.equal(fsum[0], n, 'float atomic add');
+});
