@@ -62,6 +62,7 @@ export type Site =
   | { kind: 'remove'; start: number; end: number; inPp: boolean; what: 'attribute' | 'kernel' | 'addressSpace' | 'instantiation' }
   | { kind: 'swizzle'; start: number; end: number; inPp: boolean; name: string }
   | { kind: 'half'; start: number; end: number; inPp: boolean; value: string }
+  | { kind: 'float'; start: number; end: number; inPp: boolean; value: string }
   | { kind: 'metalInclude'; start: number; end: number; inPp: true; text: string }
   | (TgDeclSite & { inPp: false });
 
@@ -306,6 +307,8 @@ class Analyzer {
         this.sites.push({ kind: 'swizzle', start: t.start, end: t.end, inPp: true, name: t.text });
       } else if (t.kind === 'number' && t.half !== undefined) {
         this.sites.push({ kind: 'half', start: t.start, end: t.end, inPp: true, value: t.half });
+      } else if (t.kind === 'number' && t.float !== undefined) {
+        this.sites.push({ kind: 'float', start: t.start, end: t.end, inPp: true, value: t.float });
       }
     }
   }
@@ -1255,6 +1258,10 @@ class Analyzer {
       const t = this.toks[i];
       if (t.kind === 'number' && t.half !== undefined) {
         this.sites.push({ kind: 'half', start: t.start, end: t.end, inPp: false, value: t.half });
+        continue;
+      }
+      if (t.kind === 'number' && t.float !== undefined) {
+        this.sites.push({ kind: 'float', start: t.start, end: t.end, inPp: false, value: t.float });
         continue;
       }
       if (t.kind !== 'ident') continue;

@@ -42,6 +42,9 @@ function cppEdit(site: Site): Edit {
       return { ...base, text: `${site.name}()` };
     case 'half':
       return { ...base, text: `half(${site.value}f)` };
+    case 'float':
+      // MSL has no double: an unsuffixed floating literal is a float
+      return { ...base, text: `${site.value}f` };
     case 'metalInclude':
       return { ...base, text: `// ${site.text}` };
     case 'tgDecl':

@@ -19,6 +19,8 @@ export interface Token {
   col: number;
   /** Set on number tokens: a `half` literal (1.0h), without its suffix ("1.0"). */
   half?: string;
+  /** An unsuffixed floating literal: float in MSL (there is no double), so emitters add an f. */
+  float?: string;
 }
 
 export interface PpLine {
@@ -208,6 +210,7 @@ class Lexer {
     const m = DEC_FLOAT.exec(text);
     if (!m) this.fail(`invalid numeric literal '${text}'`, t.line, t.col);
     if (m[2] === 'h' || m[2] === 'H') t.half = m[1];
+    else if (m[2] === '') t.float = m[1];
   }
 
   quoted(q: string, prefix: number): void {

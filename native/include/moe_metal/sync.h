@@ -1,0 +1,232 @@
+// moe_metal/sync.h — mem_flags, threadgroup_barrier, simdgroup_barrier and the
+// SIMD-group (32 lanes) and quad-group (4 lanes) collectives, all built on the
+// runtime's simd_exchange (moe_rt_abi.h). Reductions and prefixes visit only
+// the active lanes, in lane order, so results are deterministic. Values:
+// scalars and vectors up to MOE_SIMD_SLOT_BYTES. Part of moe_metal.h.
+#ifndef MOE_METAL_SYNC_H
+#define MOE_METAL_SYNC_H
+
+namespace metal {
+enum class mem_flags : uint {
+  mem_none = 0,
+  mem_device = 1,
+  mem_threadgroup = 2,
+  mem_texture = 4,
+  mem_threadgroup_imageblock = 8,
+  mem_object_data = 16,
+};
+constexpr mem_flags operator|(mem_flags a, mem_flags b) { return mem_flags(uint(a) | uint(b)); }
+constexpr mem_flags operator&(mem_flags a, mem_flags b) { return mem_flags(uint(a) & uint(b)); }
+inline void threadgroup_barrier(mem_flags = mem_flags::mem_none) { ::moe_rt::api()->tg_barrier(); }
+inline void simdgroup_barrier(mem_flags = mem_flags::mem_none) { ::moe_rt::api()->simd_barrier(); }
+}  // namespace metal
+
+namespace moe {
+// The value type a collective works on: a scalar, or the vector (swizzles and
+// packed vectors included) as vec<T, N>.
+template <typename X, typename = void> struct value_of { typedef sc<X> type; };
+template <typename X> struct value_of<X, decltype(void(sizeof(typename X::vec_type)))> { typedef typename X::vec_type type; };
+template <typename X> using value_t = typename value_of<X>::type;
+#define MOE_SIMD_ARG(X) moe::en<moe::is_scalar<X>::value || !std::is_same<moe::value_t<X>, X>::value || moe::is_vec<X>::value> = 0
+
+// One exchange: every active lane's value, the active mask, the caller's lane.
+struct exch {
+  const char* p;
+  uint64_t m;
+  uint lane;
+  bool on(uint i) const { return (m >> i) & 1u; }
+  template <typename V> V at(uint i) const {
+    V v;
+    __builtin_memcpy(&v, p + i * MOE_SIMD_SLOT_BYTES, sizeof(V));
+    return v;
+  }
+};
+template <typename V> inline exch exchange(const V& v) {
+  static_assert(sizeof(V) <= MOE_SIMD_SLOT_BYTES, "SIMD-group value larger than MOE_SIMD_SLOT_BYTES");
+  const MoeRuntimeApi* a = ::moe_rt::api();
+  exch e;
+  e.m = 0;
+  e.p = static_cast<const char*>(a->simd_exchange(&v, sizeof(V), &e.m));
+  e.lane = a->current_thread()->index % MOE_SIMD_WIDTH;
+  return e;
+}
+struct add_ { template <typename V> V operator()(const V& a, const V& b) const { return V(a + b); } };
+struct mul_ { template <typename V> V operator()(const V& a, const V& b) const { return V(a * b); } };
+struct and_ { template <typename V> V operator()(const V& a, const V& b) const { return V(a & b); } };
+struct or_ { template <typename V> V operator()(const V& a, const V& b) const { return V(a | b); } };
+struct xor_ { template <typename V> V operator()(const V& a, const V& b) const { return V(a ^ b); } };
+struct max__ { template <typename V> V operator()(const V& a, const V& b) const { return V(::metal::max(a, b)); } };
+struct min__ { template <typename V> V operator()(const V& a, const V& b) const { return V(::metal::min(a, b)); } };
+// Fold of the active lanes in [lo, hi) (the caller's own value if none).
+template <typename V, typename F> inline V fold(const exch& e, uint lo, uint hi, const V& self, F f) {
+  bool first = true;
+  V s = self;
+  for (uint i = lo; i < hi; ++i) {
+    if (!e.on(i)) continue;
+    const V x = e.template at<V>(i);
+    s = first ? x : f(s, x);
+    first = false;
+  }
+  return s;
+}
+// Prefix over the active lanes below (exclusive) or up to (inclusive) the caller.
+template <typename V, typename F> inline V prefix(const V& v, bool inclusive, const V& identity, F f) {
+  const exch e = exchange(v);
+  V s = identity;
+  const uint end = inclusive ? e.lane + 1 : e.lane;
+  for (uint i = 0; i < end; ++i)
+    if (e.on(i)) s = f(s, e.template at<V>(i));
+  return s;
+}
+// Lane `src`'s value when that lane is active, else the caller's own.
+template <typename V> inline V from_lane(const exch& e, uint src, const V& self) {
+  return src < MOE_SIMD_WIDTH && e.on(src) ? e.template at<V>(src) : self;
+}
+}  // namespace moe
+
+namespace metal {
+#define MOE_SIMD_REDUCE(name, F, lo, hi)                                         \
+  template <typename X, MOE_SIMD_ARG(X)> inline moe::value_t<X> name(const X& x) { \
+    typedef moe::value_t<X> V;                                                   \
+    const V v = V(moe::val(x));                                                  \
+    const moe::exch e = moe::exchange(v);                                        \
+    return moe::fold(e, lo, hi, v, moe::F());                                    \
+  }
+MOE_SIMD_REDUCE(simd_sum, add_, 0u, MOE_SIMD_WIDTH)
+MOE_SIMD_REDUCE(simd_product, mul_, 0u, MOE_SIMD_WIDTH)
+MOE_SIMD_REDUCE(simd_max, max__, 0u, MOE_SIMD_WIDTH)
+MOE_SIMD_REDUCE(simd_min, min__, 0u, MOE_SIMD_WIDTH)
+MOE_SIMD_REDUCE(simd_and, and_, 0u, MOE_SIMD_WIDTH)
+MOE_SIMD_REDUCE(simd_or, or_, 0u, MOE_SIMD_WIDTH)
+MOE_SIMD_REDUCE(simd_xor, xor_, 0u, MOE_SIMD_WIDTH)
+MOE_SIMD_REDUCE(quad_sum, add_, e.lane & ~3u, (e.lane & ~3u) + 4u)
+MOE_SIMD_REDUCE(quad_product, mul_, e.lane & ~3u, (e.lane & ~3u) + 4u)
+MOE_SIMD_REDUCE(quad_max, max__, e.lane & ~3u, (e.lane & ~3u) + 4u)
+MOE_SIMD_REDUCE(quad_min, min__, e.lane & ~3u, (e.lane & ~3u) + 4u)
+MOE_SIMD_REDUCE(quad_and, and_, e.lane & ~3u, (e.lane & ~3u) + 4u)
+MOE_SIMD_REDUCE(quad_or, or_, e.lane & ~3u, (e.lane & ~3u) + 4u)
+MOE_SIMD_REDUCE(quad_xor, xor_, e.lane & ~3u, (e.lane & ~3u) + 4u)
+#undef MOE_SIMD_REDUCE
+
+#define MOE_SIMD_PREFIX(name, inclusive, identity, F)                            \
+  template <typename X, MOE_SIMD_ARG(X)> inline moe::value_t<X> name(const X& x) { \
+    typedef moe::value_t<X> V;                                                   \
+    return moe::prefix(V(moe::val(x)), inclusive, V(identity), moe::F());        \
+  }
+MOE_SIMD_PREFIX(simd_prefix_inclusive_sum, true, 0, add_)
+MOE_SIMD_PREFIX(simd_prefix_exclusive_sum, false, 0, add_)
+MOE_SIMD_PREFIX(simd_prefix_inclusive_product, true, 1, mul_)
+MOE_SIMD_PREFIX(simd_prefix_exclusive_product, false, 1, mul_)
+#undef MOE_SIMD_PREFIX
+
+// Shuffles: `src` is the source lane computed from e.lane and the argument k.
+#define MOE_SIMD_SHUFFLE(name, src)                                                            \
+  template <typename X, MOE_SIMD_ARG(X)> inline moe::value_t<X> name(const X& x, ushort k) {     \
+    typedef moe::value_t<X> V;                                                                 \
+    const V v = V(moe::val(x));                                                                \
+    const moe::exch e = moe::exchange(v);                                                      \
+    return moe::from_lane(e, src, v);                                                          \
+  }
+MOE_SIMD_SHUFFLE(simd_shuffle, uint(k))
+MOE_SIMD_SHUFFLE(simd_broadcast, uint(k))
+MOE_SIMD_SHUFFLE(simd_shuffle_up, k <= e.lane ? e.lane - k : MOE_SIMD_WIDTH)
+MOE_SIMD_SHUFFLE(simd_shuffle_down, e.lane + k)
+MOE_SIMD_SHUFFLE(simd_shuffle_xor, (e.lane ^ k) & (MOE_SIMD_WIDTH - 1))
+MOE_SIMD_SHUFFLE(simd_shuffle_rotate_down, (e.lane + k) % MOE_SIMD_WIDTH)
+MOE_SIMD_SHUFFLE(simd_shuffle_rotate_up, (e.lane + MOE_SIMD_WIDTH - k % MOE_SIMD_WIDTH) % MOE_SIMD_WIDTH)
+MOE_SIMD_SHUFFLE(quad_shuffle, (e.lane & ~3u) + (k & 3u))
+MOE_SIMD_SHUFFLE(quad_broadcast, (e.lane & ~3u) + (k & 3u))
+MOE_SIMD_SHUFFLE(quad_shuffle_up, k <= (e.lane & 3u) ? e.lane - k : MOE_SIMD_WIDTH)
+MOE_SIMD_SHUFFLE(quad_shuffle_down, (e.lane & 3u) + k < 4u ? e.lane + k : MOE_SIMD_WIDTH)
+MOE_SIMD_SHUFFLE(quad_shuffle_xor, (e.lane & ~3u) + ((e.lane ^ k) & 3u))
+MOE_SIMD_SHUFFLE(quad_shuffle_rotate_down, (e.lane & ~3u) + ((e.lane + k) & 3u))
+MOE_SIMD_SHUFFLE(quad_shuffle_rotate_up, (e.lane & ~3u) + ((e.lane + 4u - (k & 3u)) & 3u))
+#undef MOE_SIMD_SHUFFLE
+
+// simd_shuffle_and_fill_down/up: the SIMD-group is cut into groups of `modulo`
+// lanes; a lane whose source falls outside its group takes `fill` from the
+// lane of the group that source wraps to.
+template <typename V> struct fill_pair {
+  V data, fill;
+};
+template <typename X, typename Y, MOE_SIMD_ARG(X)>
+inline moe::value_t<X> simd_shuffle_and_fill_down(const X& data, const Y& fill, ushort delta, ushort modulo = MOE_SIMD_WIDTH) {
+  typedef moe::value_t<X> V;
+  const fill_pair<V> own = {V(moe::val(data)), V(moe::val(fill))};
+  const moe::exch e = moe::exchange(own);
+  const uint m = modulo ? modulo : MOE_SIMD_WIDTH, base = e.lane - e.lane % m, p = e.lane % m + delta;
+  const uint src = base + p % m;
+  if (src >= MOE_SIMD_WIDTH || !e.on(src)) return own.data;
+  const fill_pair<V> got = e.template at<fill_pair<V>>(src);
+  return p < m ? got.data : got.fill;
+}
+template <typename X, typename Y, MOE_SIMD_ARG(X)>
+inline moe::value_t<X> simd_shuffle_and_fill_up(const X& data, const Y& fill, ushort delta, ushort modulo = MOE_SIMD_WIDTH) {
+  typedef moe::value_t<X> V;
+  const fill_pair<V> own = {V(moe::val(data)), V(moe::val(fill))};
+  const moe::exch e = moe::exchange(own);
+  const uint m = modulo ? modulo : MOE_SIMD_WIDTH, base = e.lane - e.lane % m, p = e.lane % m;
+  const uint src = base + (p + m - delta % m) % m;
+  if (src >= MOE_SIMD_WIDTH || !e.on(src)) return own.data;
+  const fill_pair<V> got = e.template at<fill_pair<V>>(src);
+  return p >= delta ? got.data : got.fill;
+}
+
+// The value of the lowest active lane.
+template <typename X, MOE_SIMD_ARG(X)> inline moe::value_t<X> simd_broadcast_first(const X& x) {
+  typedef moe::value_t<X> V;
+  const V v = V(moe::val(x));
+  const moe::exch e = moe::exchange(v);
+  return e.m ? e.template at<V>(uint(__builtin_ctzll(e.m))) : v;
+}
+
+// Votes: the lanes' bits (bit i = lane i).
+struct simd_vote {
+  typedef uint64_t vote_t;
+  vote_t v;
+  explicit constexpr simd_vote(vote_t bits = 0) : v(bits) {}
+  explicit constexpr operator vote_t() const { return v; }
+  constexpr bool all() const { return v == ((vote_t(1) << MOE_SIMD_WIDTH) - 1); }
+  constexpr bool any() const { return v != 0; }
+};
+inline simd_vote simd_ballot(bool b) {
+  const moe::exch e = moe::exchange(b);
+  uint64_t r = 0;
+  for (uint i = 0; i < MOE_SIMD_WIDTH; ++i)
+    if (e.on(i) && e.at<bool>(i)) r |= uint64_t(1) << i;
+  return simd_vote(r);
+}
+inline simd_vote simd_active_threads_mask() { return simd_vote(moe::exchange(true).m); }
+inline bool simd_all(bool b) {
+  const moe::exch e = moe::exchange(b);
+  for (uint i = 0; i < MOE_SIMD_WIDTH; ++i)
+    if (e.on(i) && !e.at<bool>(i)) return false;
+  return true;
+}
+inline bool simd_any(bool b) {
+  const moe::exch e = moe::exchange(b);
+  for (uint i = 0; i < MOE_SIMD_WIDTH; ++i)
+    if (e.on(i) && e.at<bool>(i)) return true;
+  return false;
+}
+inline bool quad_all(bool b) {
+  const moe::exch e = moe::exchange(b);
+  for (uint i = e.lane & ~3u; i < (e.lane & ~3u) + 4u; ++i)
+    if (e.on(i) && !e.at<bool>(i)) return false;
+  return true;
+}
+inline bool quad_any(bool b) {
+  const moe::exch e = moe::exchange(b);
+  for (uint i = e.lane & ~3u; i < (e.lane & ~3u) + 4u; ++i)
+    if (e.on(i) && e.at<bool>(i)) return true;
+  return false;
+}
+inline bool simd_is_first() {
+  const moe::exch e = moe::exchange(true);
+  return e.m && uint(__builtin_ctzll(e.m)) == e.lane;
+}
+inline bool simd_is_helper_thread() { return false; }
+inline bool quad_is_helper_thread() { return false; }
+}  // namespace metal
+
+#endif  // MOE_METAL_SYNC_H
