@@ -20,8 +20,13 @@ export class ShaderCompileError extends UsageError {
   }
 }
 
-/** The kernel failed while running (trap, divergent barrier, out-of-bounds...). */
+/**
+ * The kernel failed while running (an out-of-bounds access, a stack overflow,
+ * the watchdog's timeout, a divergent barrier, a trap...): a kernel failure,
+ * exit 1, where a command cannot report it as a row of its own.
+ */
 export class KernelRuntimeError extends Error {
+  readonly exitCode = 1;
   constructor(message: string) {
     super(message);
     this.name = 'KernelRuntimeError';

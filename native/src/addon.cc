@@ -6,7 +6,9 @@
 //   time(...) -> Promise<Float64Array>
 //
 // Arguments are checked on the main thread (TypeError/Error thrown at once);
-// buffers are copied into runtime-owned 64-byte aligned memory there, the
+// buffers are copied into runtime-owned memory there (moe::GuardedBuffer: each
+// between inaccessible guard pages, so that an out-of-bounds access by the
+// kernel becomes an error naming the buffer and the offset), the
 // dispatches run on a libuv worker thread (Napi::AsyncWorker) while the event
 // loop keeps going, and every buffer is copied back into its view when the
 // promise settles. Kernel failures and launches that Metal would refuse
@@ -185,6 +187,24 @@ moe::RunOptions parse_options(Napi::Env env, Napi::Value v, const char *fn) {
     if (!x.IsBoolean()) throw_type(env, "options.forceFibers must be a boolean");
     opt.force_fibers = x.As<Napi::Boolean>().Value();
   }
+  x = o.Get("timeoutMs");
+  if (!x.IsUndefined()) opt.timeout_ms = uint64_t(get_integer(env, x, "options.timeoutMs", 0, 9007199254740991.0));
+  x = o.Get("bufferNames");
+  if (!x.IsUndefined()) {
+    if (!x.IsArray()) throw_type(env, "options.bufferNames must be an array of strings (or null)");
+    Napi::Array a = x.As<Napi::Array>();
+    if (a.Length() > MOE_MAX_BUFFERS) throw_type(env, "options.bufferNames has more entries than buffer indices");
+    for (uint32_t i = 0; i < a.Length(); ++i) {
+      Napi::Value n = a.Get(i);
+      if (n.IsString()) {
+        opt.buffer_names.push_back(n.As<Napi::String>().Utf8Value());
+      } else if (n.IsNull() || n.IsUndefined()) {
+        opt.buffer_names.emplace_back();
+      } else {
+        throw_type(env, "options.bufferNames[" + std::to_string(i) + "] must be a string or null");
+      }
+    }
+  }
   return opt;
 }
 
@@ -194,7 +214,7 @@ moe::RunOptions parse_options(Napi::Env env, Napi::Value v, const char *fn) {
 
 struct BufferCopy {
   Napi::Reference<Napi::Uint8Array> view;  // keeps the view alive
-  moe::AlignedBuffer mem;
+  moe::GuardedBuffer mem;
 };
 
 class DispatchWorker : public Napi::AsyncWorker {
@@ -344,11 +364,11 @@ Napi::Value Dispatch(const Napi::CallbackInfo &info, bool timing) {
       }
       if (shared) continue;
       BufferCopy c;
-      c.mem = moe::AlignedBuffer(len);
+      c.mem = moe::GuardedBuffer(len);
       if (len > 0) std::memcpy(c.mem.data(), src, len);
       c.view = Napi::Persistent(view);
-      w->bindings[i] = moe::Binding{c.mem.data(), len};
       w->copies.push_back(std::move(c));
+      w->bindings[i] = w->copies.back().mem.binding();
     }
   } catch (const Napi::Error &) {
     delete w;

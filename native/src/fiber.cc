@@ -15,9 +15,13 @@ namespace moe {
 #if defined(MOE_FIBER_ASAN)
 // The context that performed the switch we are completing.
 static thread_local FiberCtx *t_switch_from = nullptr;
+// Between __sanitizer_start_switch_fiber and __sanitizer_finish_switch_fiber
+// (a signal handler may leave a switch there: see fiber_landed).
+static thread_local bool t_in_switch = false;
 
 static void asan_start(FiberCtx *from, FiberCtx *to, bool dying) {
   t_switch_from = from;
+  t_in_switch = true;
   __sanitizer_start_switch_fiber(dying ? nullptr : &from->asan_fake_stack, to->stack_bottom, to->stack_size);
 }
 
@@ -25,6 +29,7 @@ static void asan_finish(void *fake_stack) {
   const void *bottom = nullptr;
   size_t size = 0;
   __sanitizer_finish_switch_fiber(fake_stack, &bottom, &size);
+  t_in_switch = false;
   if (t_switch_from != nullptr) {
     t_switch_from->stack_bottom = bottom;
     t_switch_from->stack_size = size;
@@ -44,6 +49,21 @@ void fiber_stack_reset(void *stack_lo, size_t size) {
 void fiber_started() {
 #if defined(MOE_FIBER_ASAN)
   asan_finish(nullptr);
+#endif
+}
+
+void fiber_landed(FiberCtx *to) {
+#if defined(MOE_FIBER_ASAN)
+  // A switch the jump interrupted is completed first (ASan allows one at a
+  // time); then the abandoned fiber's stack is left as "dying" (no fake stack
+  // to save) for the stack of `to`.
+  t_switch_from = nullptr;
+  if (t_in_switch) __sanitizer_finish_switch_fiber(nullptr, nullptr, nullptr);
+  __sanitizer_start_switch_fiber(nullptr, to->stack_bottom, to->stack_size);
+  __sanitizer_finish_switch_fiber(nullptr, nullptr, nullptr);
+  t_in_switch = false;
+#else
+  (void)to;
 #endif
 }
 

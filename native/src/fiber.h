@@ -88,6 +88,11 @@ void fiber_started();
 // ASan.
 void fiber_stack_reset(void *stack_lo, size_t size);
 
+// After a non-local jump (siglongjmp out of a signal handler) from a fiber
+// back into the code of context `to`, whose stack is current again: tells
+// AddressSanitizer which stack this is. No-op without ASan.
+void fiber_landed(FiberCtx *to);
+
 // "x86-64 asm", "aarch64 asm" or "ucontext".
 const char *fiber_impl_name();
 

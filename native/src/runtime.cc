@@ -10,15 +10,28 @@
 // releases what can be released (SIMD-groups whose live lanes are all
 // blocked, then the threadgroup barrier) and the released fibers run next in
 // the order of the schedule (forward, reverse, seeded shuffle).
+//
+// Kernel code only ever runs on stacks of the runtime (fiber stacks, or one
+// such stack per worker for the plain loop), each above a PROT_NONE guard,
+// and buffers handed in through GuardedBuffer sit between guard regions. A
+// fault (SIGSEGV/SIGBUS), a SIGFPE or a SIGILL raised by kernel code, and
+// the watchdog's signal, are turned into errors of the dispatch: see
+// "Traps and the watchdog" below.
 #include "runtime.h"
 
 #include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <unistd.h>
+#if defined(__linux__)
+#include <ucontext.h>  // (the fault's access kind; macOS wants _XOPEN_SOURCE for it, and we do not need it there)
+#endif
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <csetjmp>
 #include <cstdarg>
@@ -125,6 +138,110 @@ AlignedBuffer &AlignedBuffer::operator=(AlignedBuffer &&o) noexcept {
 }
 
 // ---------------------------------------------------------------------------
+// Guarded buffers (runtime.h). One mapping per buffer, reserved PROT_NONE
+// with MAP_NORESERVE (address space only), then the data pages made
+// readable and writable.
+// ---------------------------------------------------------------------------
+
+static constexpr size_t kLeadGuard = 64 * 1024;
+static constexpr uint64_t kBigTrailGuard = uint64_t(64) << 30;  // 64 GiB of address space
+static constexpr size_t kSmallTrailGuard = 64 * 1024;
+
+// Canary of the slack bytes: BA at even addresses, 7F at odd ones (u32
+// 0x7FBA7FBA, a NaN; bf16 and f16 0x7FBA are NaNs too).
+static inline uint8_t canary_byte(const uint8_t *p) { return (reinterpret_cast<uintptr_t>(p) & 1) ? 0x7F : 0xBA; }
+
+GuardedBuffer::GuardedBuffer(uint64_t size) : size_(size) {
+  const size_t ps = page_size();
+  const uint64_t size16 = round_up(size, 16);
+  const uint64_t pages = std::max<uint64_t>(ps, round_up(size16, ps));
+  int flags = MAP_PRIVATE | MAP_ANONYMOUS;
+#ifdef MAP_NORESERVE
+  flags |= MAP_NORESERVE;
+#endif
+  void *m = MAP_FAILED;
+  size_t len = 0;
+  if (size16 < size || pages > uint64_t(SIZE_MAX) / 2) {
+    throw std::runtime_error(strprintf("cannot map a buffer of %llu bytes: too large", (unsigned long long)size));
+  }
+  for (uint64_t trail : {kBigTrailGuard, uint64_t(kSmallTrailGuard)}) {
+    if (sizeof(void *) < 8 && trail > kSmallTrailGuard) continue;
+    len = size_t(kLeadGuard + pages + trail);
+    m = mmap(nullptr, len, PROT_NONE, flags, -1, 0);
+    if (m != MAP_FAILED) break;
+  }
+  if (m == MAP_FAILED) {
+    throw std::runtime_error(strprintf("cannot map a buffer of %llu bytes: %s", (unsigned long long)size,
+                                       std::strerror(errno)));
+  }
+  uint8_t *lo = static_cast<uint8_t *>(m) + kLeadGuard;
+  if (mprotect(lo, size_t(pages), PROT_READ | PROT_WRITE) != 0) {
+    int e = errno;
+    munmap(m, len);
+    throw std::runtime_error(strprintf("cannot map a buffer of %llu bytes: %s", (unsigned long long)size,
+                                       std::strerror(e)));
+  }
+  map_ = m;
+  map_len_ = len;
+  page_lo_ = lo;
+  page_hi_ = lo + pages;
+  data_ = page_hi_ - size16;
+  reset_canary();
+}
+
+GuardedBuffer::~GuardedBuffer() {
+  if (map_ != nullptr) munmap(map_, map_len_);
+}
+
+GuardedBuffer::GuardedBuffer(GuardedBuffer &&o) noexcept
+    : map_(o.map_), map_len_(o.map_len_), page_lo_(o.page_lo_), page_hi_(o.page_hi_), data_(o.data_), size_(o.size_) {
+  o.map_ = nullptr;
+  o.map_len_ = 0;
+  o.page_lo_ = o.page_hi_ = o.data_ = nullptr;
+  o.size_ = 0;
+}
+
+GuardedBuffer &GuardedBuffer::operator=(GuardedBuffer &&o) noexcept {
+  if (this != &o) {
+    if (map_ != nullptr) munmap(map_, map_len_);
+    map_ = o.map_;
+    map_len_ = o.map_len_;
+    page_lo_ = o.page_lo_;
+    page_hi_ = o.page_hi_;
+    data_ = o.data_;
+    size_ = o.size_;
+    o.map_ = nullptr;
+    o.map_len_ = 0;
+    o.page_lo_ = o.page_hi_ = o.data_ = nullptr;
+    o.size_ = 0;
+  }
+  return *this;
+}
+
+void GuardedBuffer::reset_canary() const {
+  if (map_ == nullptr) return;
+  for (uint8_t *p = page_lo_; p < data_; ++p) *p = canary_byte(p);
+  for (uint8_t *p = data_ + size_; p < page_hi_; ++p) *p = canary_byte(p);
+}
+
+bool GuardedBuffer::canary_damage(int64_t *first, int64_t *last) const {
+  if (map_ == nullptr) return false;
+  bool hit = false;
+  auto scan = [&](uint8_t *a, uint8_t *b) {
+    for (uint8_t *p = a; p < b; ++p) {
+      if (*p == canary_byte(p)) continue;
+      int64_t off = int64_t(p - data_);
+      if (!hit) *first = off;
+      *last = off;
+      hit = true;
+    }
+  };
+  scan(page_lo_, data_);
+  scan(data_ + size_, page_hi_);
+  return hit;
+}
+
+// ---------------------------------------------------------------------------
 // Dispatch and worker state
 // ---------------------------------------------------------------------------
 
@@ -169,10 +286,13 @@ struct alignas(64) SimdGroup {
   uint32_t parity;
 };
 
+void watchdog_poke();
+
 // Shared by all workers of one dispatch.
 struct Dispatch {
   const KernelDesc *kernel = nullptr;
   const RunOptions *opt = nullptr;
+  const std::vector<Binding> *bindings = nullptr;
   bool fibers = false;
   bool threads_mode = false;
   MoeDispatchCtx dctx{};
@@ -186,6 +306,10 @@ struct Dispatch {
 
   std::atomic<uint64_t> next_group{0};
   std::atomic<bool> abort{false};
+  // Watchdog: set (with abort) once the deadline has passed.
+  std::atomic<bool> timed_out{false};
+  bool has_deadline = false;
+  std::chrono::steady_clock::time_point deadline;
   std::mutex err_m;
   std::string error;
 
@@ -195,7 +319,17 @@ struct Dispatch {
       if (error.empty()) error = msg;
     }
     abort.store(true, std::memory_order_relaxed);
+    watchdog_poke();  // interrupts the workers still running kernel code
   }
+};
+
+enum TrapKind : int {
+  kTrapNone = 0,
+  kTrapFault,    // SIGSEGV / SIGBUS
+  kTrapArith,    // SIGFPE
+  kTrapIllegal,  // SIGILL, SIGTRAP (__builtin_trap: ud2 on x86-64, brk on arm64)
+  kTrapTimeout,  // the watchdog's signal, past the deadline
+  kTrapCancel,   // the watchdog's signal, after another worker failed the dispatch
 };
 
 struct Stack {
@@ -215,8 +349,14 @@ constexpr uint32_t kMaxSimdGroups = (kMaxThreadsPerThreadgroup + MOE_SIMD_WIDTH 
 constexpr uint64_t kArenaCapacity = 2 * kMaxThreadgroupMemory;
 constexpr uint32_t kMaxStaticSlot = 1u << 16;
 
+struct Worker;
+// Workers by pool index, for the signal handlers (which must not touch
+// thread-local storage of a dlopen'ed library: its first use may allocate).
+std::atomic<Worker *> g_workers[kMaxWorkers];
+std::atomic<uint32_t> g_n_workers{0};
+
 struct Worker {
-  Worker() {
+  explicit Worker(uint32_t slot_index) : slot(slot_index) {
     fibers.reset(new Fiber[kMaxThreadsPerThreadgroup]);
     for (uint32_t i = 0; i < kMaxThreadsPerThreadgroup; ++i) fibers[i].w = this;
     void *p = nullptr;
@@ -230,8 +370,13 @@ struct Worker {
     arena = static_cast<uint8_t *>(p);
     perm.resize(kMaxThreadsPerThreadgroup);
     scratch.resize(kMaxThreadsPerThreadgroup);
+    g_workers[slot].store(this, std::memory_order_release);
+    uint32_t n = g_n_workers.load(std::memory_order_relaxed);
+    while (n < slot + 1 && !g_n_workers.compare_exchange_weak(n, slot + 1)) {
+    }
   }
   ~Worker() {
+    g_workers[slot].store(nullptr, std::memory_order_release);
     free_stacks();
     if (altstack != nullptr) munmap(altstack, altstack_size);
     std::free(simd);
@@ -272,16 +417,28 @@ struct Worker {
   bool group_failed = false;
   uint64_t gen = 0;
   uint64_t arena_used = 0, static_bytes = 0;
-  // stack overflow recovery (guard page hit in a fiber)
-  sigjmp_buf overflow_jb;
-  volatile sig_atomic_t overflow_armed = 0;
-  volatile int32_t overflow_fiber = -1;
+  // --- traps (see "Traps and the watchdog")
+  const uint32_t slot;
+  pthread_t thread{};                          // the OS thread running the current dispatch
+  std::atomic<Dispatch *> running{nullptr};    // the dispatch this worker is in, for the watchdog
+  sigjmp_buf trap_jb;                          // in run_guarded, on the OS thread's stack
+  volatile sig_atomic_t armed = 0;             // a handler may siglongjmp to trap_jb
+  volatile sig_atomic_t in_kernel = 0;         // kernel code runs (not runtime code): interruptible
+  // What the handler saw (plain memory: read after the siglongjmp).
+  volatile sig_atomic_t trap_kind = kTrapNone;
+  int trap_sig = 0;
+  int trap_code = 0;
+  uintptr_t trap_addr = 0;
+  int trap_access = 0;  // 0 unknown, 1 read, 2 write
+  bool trap_has_thread = false;
+  MoeThreadCtx trap_t{};
+  MoeU3 trap_tg{};
   void *altstack = nullptr;  // this worker's signal stack
   size_t altstack_size = 0;
-  // plain loop
+  // plain loop: runs on stacks[0] as one more fiber
   bool in_plain = false;
   MoeThreadCtx plain_t{};
-  std::jmp_buf jb;
+  FiberCtx plain_ctx;
 
   void free_stacks() {
     for (Stack &s : stacks) munmap(s.map, s.map_len);
@@ -342,13 +499,12 @@ struct Worker {
     g.tg_dyn = tg_dyn_ptrs.data();
     g.tg_dyn_sizes = disp.tg_mem;
     g.n_tg_dyn = nt;
-    if (disp.fibers) {
-      uint32_t max_n = disp.tg[0] * disp.tg[1] * disp.tg[2];
-      ensure_stacks(max_n, disp.opt->stack_size);
-      if (stacks_dirty) {
-        for (Stack &s : stacks) fiber_stack_reset(s.lo, s.size);
-        stacks_dirty = false;
-      }
+    // Fibers: one stack per thread of a group; the plain loop: one.
+    uint32_t max_n = disp.fibers ? disp.tg[0] * disp.tg[1] * disp.tg[2] : 1;
+    ensure_stacks(max_n, disp.opt->stack_size);
+    if (stacks_dirty) {
+      for (Stack &s : stacks) fiber_stack_reset(s.lo, s.size);
+      stacks_dirty = false;
     }
   }
 
@@ -411,6 +567,10 @@ struct Worker {
   }
 
   // --- plain loop -----------------------------------------------------------
+  // Runs as one fiber on stacks[0] (guarded like every fiber stack), so that
+  // a kernel's stack overflow is caught here too. The whole loop counts as
+  // kernel code for the watchdog: it takes no lock and allocates nothing
+  // (the runtime API calls it makes clear in_kernel while they run).
 
   __attribute__((noinline)) void plain_groups() {
     Dispatch &D = *d;
@@ -429,12 +589,14 @@ struct Worker {
         for (uint32_t z = 0; z < g.tg_size.z; ++z)
           for (uint32_t y = 0; y < sy; ++y)
             for (uint32_t x = 0; x < sx; ++x) {
+              if (D.abort.load(std::memory_order_relaxed)) return;
               plain_t.tid = MoeU3{x, y, z};
               plain_t.index = i++;
               entry(&plain_t);
             }
       } else {
         for (uint32_t k = 0; k < n; ++k) {
+          if (D.abort.load(std::memory_order_relaxed)) return;
           init_thread_ctx(plain_t, perm[k]);
           entry(&plain_t);
         }
@@ -442,11 +604,14 @@ struct Worker {
     }
   }
 
+  static void plain_main(void *arg);
+
   void run_plain() {
     in_plain = true;
-    if (setjmp(jb) == 0) {
-      plain_groups();
-    }
+    group_failed = false;
+    fiber_init(&plain_ctx, stacks[0].lo, stacks[0].size, &Worker::plain_main, this);
+    fiber_switch(&sched, &plain_ctx);
+    if (group_failed) stacks_dirty = true;
     in_plain = false;
   }
 
@@ -500,16 +665,42 @@ struct Worker {
   }
 
   void run(Dispatch &disp);
+  std::string describe_fault(const Dispatch &D, const std::string &where) const;
+  void report_trap(Dispatch &D);
 };
 
 thread_local Worker *t_worker = nullptr;
+
+// in_kernel changes: compiler barriers keep the stores where they are with
+// respect to the code they bracket (the handlers read them on this thread).
+inline void enter_kernel(Worker *w) {
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  w->in_kernel = 1;
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+}
+inline void leave_kernel(Worker *w) {
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  w->in_kernel = 0;
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+}
 
 void Worker::fiber_main(void *arg) {
   fiber_started();
   Fiber *f = static_cast<Fiber *>(arg);
   Worker *w = f->w;
+  enter_kernel(w);
   w->d->kernel->entry(&f->t);
+  leave_kernel(w);
   w->finish(f);
+}
+
+void Worker::plain_main(void *arg) {
+  fiber_started();
+  Worker *w = static_cast<Worker *>(arg);
+  enter_kernel(w);
+  w->plain_groups();
+  leave_kernel(w);
+  fiber_exit(&w->plain_ctx, &w->sched);
 }
 
 void Worker::finish(Fiber *f) {
@@ -517,6 +708,9 @@ void Worker::finish(Fiber *f) {
   --n_live;
   ++n_done;
   FiberCtx *next = pick_next();
+#if !defined(MOE_FIBER_ASAN)
+  if (next != &sched) enter_kernel(this);  // (a resumed fiber returns into the kernel)
+#endif
   fiber_exit(&f->ctx, next);
 }
 
@@ -524,6 +718,10 @@ void Worker::finish(Fiber *f) {
 // released. Fibers released by a phase keep their old state until they run
 // and block again: states are only read when no fiber is runnable. Callers
 // end with `return block(...)`, so that the switch is a tail call.
+//
+// The switch itself counts as kernel code for the watchdog (in_kernel): it
+// takes no lock and allocates nothing, and the fiber it resumes returns
+// straight into the kernel.
 inline void *Worker::block(Fiber *f, uint8_t state, void *keep) {
   f->state = state;
   FiberCtx *next;
@@ -532,10 +730,22 @@ inline void *Worker::block(Fiber *f, uint8_t state, void *keep) {
     next = &cur->ctx;
   } else {
     next = release_phase();
-    if (next == &f->ctx) return keep;
     if (next == &sched) fiber_exit(&f->ctx, next);  // the group was abandoned
+    if (next == &f->ctx) {
+      enter_kernel(this);
+      return keep;
+    }
   }
+#if defined(MOE_FIBER_ASAN)
+  // (Under AddressSanitizer a switch is announced to ASan in two calls that
+  // a siglongjmp must not separate: kernel code again once it is over.)
+  void *r = fiber_switch(&f->ctx, next, keep);
+  enter_kernel(this);
+  return r;
+#else
+  enter_kernel(this);
   return fiber_switch(&f->ctx, next, keep);
+#endif
 }
 
 inline FiberCtx *Worker::pick_next() {
@@ -651,19 +861,55 @@ FiberCtx *Worker::release_phase() {
 }
 
 // ---------------------------------------------------------------------------
-// Fiber stack overflow: a SIGSEGV/SIGBUS in the guard region of one of the
-// current worker's fiber stacks fails the dispatch instead of killing the
-// process. The handler runs on an alternate signal stack (the fiber's own is
-// exhausted) and siglongjmps back to Worker::run_fibers_guarded on the
-// worker's OS thread stack. Any other fault goes to the handler that was
-// installed before ours.
+// Traps and the watchdog
+//
+// Kernel code can fault (an out-of-bounds access: into the guard of a buffer
+// or of a stack, or anywhere else), trap (SIGFPE: integer division by zero on
+// x86-64; SIGILL or SIGTRAP: __builtin_trap) or never return. None of it may take the process
+// down, and the process goes on running dispatches afterwards:
+//
+// * One handler for SIGSEGV, SIGBUS, SIGFPE, SIGILL and SIGTRAP runs on an alternate
+//   signal stack per worker thread (the fiber's own may be exhausted). When
+//   the signal was raised by the CPU on the thread of a worker that is inside
+//   a dispatch (`armed`), the handler records what it saw (address, read or
+//   write, the thread position) and siglongjmps to run_guarded, on the
+//   worker's OS thread stack: the fibers of the group (or the plain loop,
+//   itself a fiber) are abandoned, and Worker::report_trap builds the message
+//   from the record (which buffer or stack the address belongs to, at which
+//   offset). Every other signal goes on to the handler installed before ours
+//   (V8 uses SIGSEGV for WebAssembly bounds checks; sanitizers report their
+//   own).
+// * A watchdog thread (one per process) sleeps until the deadline of the
+//   dispatch in flight (RunOptions::timeout_ms). Past it, it marks the
+//   dispatch timed out and aborted. The workers check the abort flag before
+//   every group, every thread of the plain loop and in every runtime call
+//   (barriers, SIMD-group operations, threadgroup variables), which ends
+//   kernels that keep synchronising. A kernel in a loop that never calls the
+//   runtime (`while (true) {}`) is interrupted: the watchdog sends a signal
+//   (SIGRTMIN+4; SIGUSR2 where there are no real-time signals) to every
+//   worker thread still in the dispatch, every 10 ms until all have left.
+//   Its handler siglongjmps out like a fault, but only while the worker runs
+//   kernel code (`in_kernel`): runtime code may hold a lock or be inside
+//   malloc, so there the handler just returns and the worker leaves at its
+//   next abort check, a few instructions later. When one worker fails the
+//   dispatch (any error), the same interruption ends the others at once.
 // ---------------------------------------------------------------------------
 
-struct sigaction g_prev_segv, g_prev_bus;
-std::once_flag g_overflow_once;
+struct sigaction g_prev_segv, g_prev_bus, g_prev_fpe, g_prev_ill, g_prev_trap;
+std::once_flag g_handlers_once;
+
+struct sigaction *prev_action(int sig) {
+  switch (sig) {
+    case SIGBUS: return &g_prev_bus;
+    case SIGFPE: return &g_prev_fpe;
+    case SIGILL: return &g_prev_ill;
+    case SIGTRAP: return &g_prev_trap;
+    default: return &g_prev_segv;
+  }
+}
 
 void chain_signal(int sig, siginfo_t *si, void *uc) {
-  struct sigaction *p = sig == SIGBUS ? &g_prev_bus : &g_prev_segv;
+  struct sigaction *p = prev_action(sig);
   if (p->sa_flags & SA_SIGINFO) {
     if (p->sa_sigaction != nullptr) {
       p->sa_sigaction(sig, si, uc);
@@ -673,52 +919,136 @@ void chain_signal(int sig, siginfo_t *si, void *uc) {
     p->sa_handler(sig);
     return;
   }
-  // Default action: uninstall and let the faulting instruction fault again.
+  // Default action: uninstall; a fault raised by the CPU happens again when
+  // the instruction is retried, one sent with kill() is raised again.
   signal(sig, SIG_DFL);
+  if (si == nullptr || si->si_code <= 0) raise(sig);
+}
+
+int watchdog_signal() {
+#if defined(SIGRTMIN)
+  return SIGRTMIN + 4;
+#else
+  return SIGUSR2;
+#endif
+}
+
+// The worker whose dispatch runs on this thread, or nullptr. Async-signal-safe.
+Worker *armed_worker_of_this_thread() {
+  const pthread_t self = pthread_self();
+  const uint32_t n = g_n_workers.load(std::memory_order_acquire);
+  for (uint32_t i = 0; i < n && i < kMaxWorkers; ++i) {
+    Worker *w = g_workers[i].load(std::memory_order_acquire);
+    if (w != nullptr && w->armed && pthread_equal(w->thread, self)) return w;
+  }
+  return nullptr;
+}
+
+// 2 for a write, 1 for a read, 0 when the CPU does not say.
+int access_kind(int sig, void *ucv) {
+  if (sig != SIGSEGV || ucv == nullptr) return 0;
+#if defined(__linux__) && defined(__x86_64__) && defined(REG_ERR)
+  const ucontext_t *uc = static_cast<const ucontext_t *>(ucv);
+  return (uc->uc_mcontext.gregs[REG_ERR] & 2) ? 2 : 1;  // page-fault error code: bit 1 = write
+#elif defined(__linux__) && defined(__aarch64__)
+  // The ESR record among the context records of __reserved (ESR_MAGIC);
+  // for a data abort (EC 0x24/0x25), ISS bit 6 (WnR) = write.
+  const ucontext_t *uc = static_cast<const ucontext_t *>(ucv);
+  const uint8_t *p = reinterpret_cast<const uint8_t *>(uc->uc_mcontext.__reserved);
+  const size_t cap = sizeof uc->uc_mcontext.__reserved;
+  for (size_t off = 0; off + 8 <= cap;) {
+    uint32_t magic, size;
+    std::memcpy(&magic, p + off, 4);
+    std::memcpy(&size, p + off + 4, 4);
+    if (magic == 0 || size < 8 || off + size > cap) break;
+    if (magic == 0x45535201u && size >= 16) {
+      uint64_t esr;
+      std::memcpy(&esr, p + off + 8, 8);
+      const uint32_t ec = uint32_t(esr >> 26) & 0x3F;
+      if (ec == 0x24 || ec == 0x25) return (esr & (1u << 6)) ? 2 : 1;
+      return 0;
+    }
+    off += size;
+  }
+  return 0;
+#else
+  return 0;
+#endif
+}
+
+// Async-signal-safe: plain stores into the worker.
+void capture_trap(Worker *w, int kind, int sig, const siginfo_t *si, void *uc) {
+  w->in_kernel = 0;
+  w->trap_sig = sig;
+  w->trap_code = si != nullptr ? si->si_code : 0;
+  w->trap_addr = si != nullptr ? reinterpret_cast<uintptr_t>(si->si_addr) : 0;
+  w->trap_access = access_kind(sig, uc);
+  const MoeThreadCtx *t = w->in_plain ? &w->plain_t : (w->cur != nullptr ? &w->cur->t : nullptr);
+  w->trap_has_thread = t != nullptr;
+  if (t != nullptr) w->trap_t = *t;
+  w->trap_tg = w->g.tg_pos;
+  w->trap_kind = kind;
+  w->armed = 0;
+}
+
+void trap_handler(int sig, siginfo_t *si, void *uc) {
+  const int saved_errno = errno;
+  // si_code > 0: raised by the CPU (not sent with kill/raise).
+  Worker *w = (si != nullptr && si->si_code > 0) ? armed_worker_of_this_thread() : nullptr;
+  if (w == nullptr) {
+    errno = saved_errno;
+    chain_signal(sig, si, uc);
+    return;
+  }
+  capture_trap(w, sig == SIGFPE ? kTrapArith : (sig == SIGILL || sig == SIGTRAP) ? kTrapIllegal : kTrapFault, sig, si,
+               uc);
+  siglongjmp(w->trap_jb, 1);
+}
+
+void watchdog_handler(int, siginfo_t *, void *) {
+  const int saved_errno = errno;
+  Worker *w = armed_worker_of_this_thread();
+  if (w != nullptr && w->in_kernel && w->d != nullptr && w->d->abort.load(std::memory_order_relaxed)) {
+    const int kind = w->d->timed_out.load(std::memory_order_relaxed) ? kTrapTimeout : kTrapCancel;
+    capture_trap(w, kind, 0, nullptr, nullptr);
+    siglongjmp(w->trap_jb, 1);
+  }
+  errno = saved_errno;
+}
+
+void install_handlers() {
+  std::call_once(g_handlers_once, [] {
+    struct sigaction sa;
+    std::memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = trap_handler;
+    // SA_NODEFER with an empty mask: the handler changes no signal mask, so
+    // the siglongjmp out of it needs none restored (sigsetjmp(.., 0)).
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, &g_prev_segv);
+    sigaction(SIGBUS, &sa, &g_prev_bus);
+    sigaction(SIGFPE, &sa, &g_prev_fpe);
+    sigaction(SIGILL, &sa, &g_prev_ill);
+    sigaction(SIGTRAP, &sa, &g_prev_trap);
+    struct sigaction wd;
+    std::memset(&wd, 0, sizeof wd);
+    wd.sa_sigaction = watchdog_handler;
+    wd.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER | SA_RESTART;
+    sigemptyset(&wd.sa_mask);
+    sigaction(watchdog_signal(), &wd, nullptr);
+  });
 }
 
 bool in_guard(const Stack &s, uintptr_t a) {
   return a >= reinterpret_cast<uintptr_t>(s.map) && a < reinterpret_cast<uintptr_t>(s.lo);
 }
 
-void overflow_handler(int sig, siginfo_t *si, void *uc) {
-  Worker *w = t_worker;
-  if (w != nullptr && w->overflow_armed) {
-    uintptr_t a = reinterpret_cast<uintptr_t>(si->si_addr);
-    int32_t hit = -1;
-    if (w->cur != nullptr) {
-      uint32_t i = uint32_t(w->cur - w->fibers.get());
-      if (i < w->stacks.size() && in_guard(w->stacks[i], a)) hit = int32_t(i);
-    }
-    for (size_t i = 0; hit < 0 && i < w->stacks.size(); ++i) {
-      if (in_guard(w->stacks[i], a)) hit = int32_t(i);
-    }
-    if (hit >= 0) {
-      w->overflow_fiber = hit;
-      w->overflow_armed = 0;
-      siglongjmp(w->overflow_jb, 1);
-    }
-  }
-  chain_signal(sig, si, uc);
-}
-
-void install_overflow_handler() {
-  std::call_once(g_overflow_once, [] {
-    struct sigaction sa;
-    std::memset(&sa, 0, sizeof sa);
-    sa.sa_sigaction = overflow_handler;
-    sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGSEGV, &sa, &g_prev_segv);
-    sigaction(SIGBUS, &sa, &g_prev_bus);
-  });
-}
-
 // Makes sure the calling thread has an alternate signal stack while it runs
-// fibers; restores the previous state on destruction.
+// the dispatch. The pool's own threads keep it; the dispatching thread (not
+// ours) gets its previous state back.
 class AltStackScope {
  public:
-  explicit AltStackScope(Worker &w) {
+  AltStackScope(Worker &w, bool keep) {
     stack_t cur;
     if (sigaltstack(nullptr, &cur) != 0) return;
     if (!(cur.ss_flags & SS_DISABLE) && cur.ss_size >= 16384) return;  // the thread has one
@@ -733,7 +1063,7 @@ class AltStackScope {
     std::memset(&ns, 0, sizeof ns);
     ns.ss_sp = w.altstack;
     ns.ss_size = w.altstack_size;
-    if (sigaltstack(&ns, &old_) == 0) installed_ = true;
+    if (sigaltstack(&ns, &old_) == 0) installed_ = !keep;
   }
   ~AltStackScope() {
     if (installed_) {
@@ -751,37 +1081,218 @@ class AltStackScope {
   bool installed_ = false;
 };
 
-// Returns normally, or with overflow_fiber >= 0 after a guard-page hit.
-__attribute__((noinline)) void run_fibers_guarded(Worker *w) {
-  w->overflow_fiber = -1;
-  if (sigsetjmp(w->overflow_jb, 1) == 0) {
-    w->overflow_armed = 1;
-    w->run_fibers();
+// Runs the worker's share of the dispatch; returns normally, or after a
+// handler's siglongjmp with trap_kind set.
+__attribute__((noinline)) void run_guarded(Worker *w, bool fibers) {
+  w->trap_kind = kTrapNone;
+  if (sigsetjmp(w->trap_jb, 0) == 0) {
+    w->armed = 1;
+    if (fibers) {
+      w->run_fibers();
+    } else {
+      w->run_plain();
+    }
+    w->armed = 0;
+  } else {
+    w->armed = 0;
+    w->in_kernel = 0;
+    fiber_landed(&w->sched);  // (AddressSanitizer: back on the OS thread's stack)
   }
-  w->overflow_armed = 0;
+}
+
+// The watchdog (see above). One per process, never destroyed.
+class Watchdog {
+ public:
+  void begin(Dispatch *d) {
+    std::lock_guard<std::mutex> lk(m_);
+    if (!started_) {
+      std::thread t([this] { loop(); });
+      t.detach();
+      started_ = true;
+    }
+    cur_ = d;
+    if (d->has_deadline && d->deadline < wake_) cv_.notify_one();
+  }
+  void end(Dispatch *d) {
+    std::lock_guard<std::mutex> lk(m_);
+    if (cur_ == d) cur_ = nullptr;
+  }
+  void poke() {
+    std::lock_guard<std::mutex> lk(m_);
+    cv_.notify_one();
+  }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+
+  void loop() {
+    std::unique_lock<std::mutex> lk(m_);
+    for (;;) {
+      Dispatch *d = cur_;
+      if (d == nullptr) {
+        wake_ = Clock::time_point::max();
+        cv_.wait(lk);
+        continue;
+      }
+      const Clock::time_point now = Clock::now();
+      if (!d->abort.load() && d->has_deadline && now >= d->deadline) {
+        d->timed_out.store(true);
+        d->abort.store(true);
+      }
+      if (d->abort.load()) {
+        interrupt(d);
+        wake_ = now + std::chrono::milliseconds(10);
+        cv_.wait_until(lk, wake_);
+        continue;
+      }
+      if (d->has_deadline) {
+        wake_ = d->deadline;
+        cv_.wait_until(lk, wake_);
+      } else {
+        wake_ = Clock::time_point::max();
+        cv_.wait(lk);
+      }
+    }
+  }
+
+  // Signals every worker thread still inside `d`. A worker's thread stays
+  // alive while it is (the pool's threads never exit during a dispatch, the
+  // dispatching thread waits for the pool), and end(d) cannot complete while
+  // this runs under m_.
+  static void interrupt(Dispatch *d) {
+    const int sig = watchdog_signal();
+    const uint32_t n = g_n_workers.load(std::memory_order_acquire);
+    for (uint32_t i = 0; i < n && i < kMaxWorkers; ++i) {
+      Worker *w = g_workers[i].load(std::memory_order_acquire);
+      if (w != nullptr && w->running.load(std::memory_order_acquire) == d) pthread_kill(w->thread, sig);
+    }
+  }
+
+  std::mutex m_;
+  std::condition_variable cv_;
+  Dispatch *cur_ = nullptr;
+  bool started_ = false;
+  Clock::time_point wake_ = Clock::time_point::max();
+};
+
+Watchdog *g_watchdog = nullptr;  // created by the first dispatch (under g_dispatch_mutex)
+
+void watchdog_poke() {
+  if (g_watchdog != nullptr) g_watchdog->poke();
+}
+
+std::string buffer_label(const Dispatch &D, size_t i) {
+  const std::vector<std::string> &names = D.opt->buffer_names;
+  if (i < names.size() && !names[i].empty()) return strprintf("buffer(%zu) '%s'", i, names[i].c_str());
+  return strprintf("buffer(%zu)", i);
+}
+
+std::string Worker::describe_fault(const Dispatch &D, const std::string &where) const {
+  const uintptr_t a = trap_addr;
+  const char *acc = trap_access == 2 ? "write" : trap_access == 1 ? "read" : "access";
+  const char *sig = trap_sig == SIGBUS ? "SIGBUS" : "SIGSEGV";
+  for (const Stack &s : stacks) {
+    if (in_guard(s, a)) {
+      return strprintf("stack overflow%s: the stack of %zu bytes per thread is too small (raise it: --stack-size, "
+                       "the stackSize run option)",
+                       where.c_str(), D.opt->stack_size);
+    }
+  }
+  const std::vector<Binding> &bs = *D.bindings;
+  for (size_t i = 0; i < bs.size(); ++i) {
+    const Binding &b = bs[i];
+    if (b.ptr == nullptr || b.guard == nullptr || a < b.guard->map_lo() || a >= b.guard->map_hi()) continue;
+    const int64_t off = int64_t(a - reinterpret_cast<uintptr_t>(b.ptr));
+    std::string rel;
+    if (off < 0) {
+      rel = strprintf("%lld bytes before its start", (long long)-off);
+    } else if (uint64_t(off) >= b.size) {
+      rel = strprintf("%llu bytes past its end", (unsigned long long)(uint64_t(off) - b.size));
+    } else {
+      rel = "inside it";
+    }
+    return strprintf("out-of-bounds %s %s %s at byte offset %lld (%s; the buffer has %llu bytes)%s", acc,
+                     trap_access == 2 ? "to" : "of", buffer_label(D, i).c_str(), (long long)off, rel.c_str(),
+                     (unsigned long long)b.size, where.c_str());
+  }
+  if (a < 65536) {
+    return strprintf("invalid memory %s at address 0x%llx (%s: a null pointer, e.g. an unbound [[buffer(n)]])%s", acc,
+                     (unsigned long long)a, sig, where.c_str());
+  }
+  // Outside every guard: name the nearest buffer, for the offset.
+  size_t best = SIZE_MAX;
+  uint64_t best_dist = UINT64_MAX;
+  for (size_t i = 0; i < bs.size(); ++i) {
+    if (bs[i].ptr == nullptr) continue;
+    const uintptr_t lo = reinterpret_cast<uintptr_t>(bs[i].ptr), hi = lo + bs[i].size;
+    const uint64_t dist = a < lo ? lo - a : a >= hi ? a - hi : 0;
+    if (dist < best_dist) {
+      best_dist = dist;
+      best = i;
+    }
+  }
+  std::string near;
+  if (best != SIZE_MAX) {
+    const long long off = (long long)(int64_t(a - reinterpret_cast<uintptr_t>(bs[best].ptr)));
+    near = strprintf("; the nearest buffer is %s, at byte offset %lld of its %llu bytes", buffer_label(D, best).c_str(),
+                     off, (unsigned long long)bs[best].size);
+  }
+  return strprintf("invalid memory %s at address 0x%llx (%s, outside every buffer%s)%s", acc, (unsigned long long)a, sig,
+                   near.c_str(), where.c_str());
+}
+
+void Worker::report_trap(Dispatch &D) {
+  std::string where;
+  if (trap_has_thread) {
+    where = strprintf(" in threadgroup (%u,%u,%u), thread (%u,%u,%u)", trap_tg.x, trap_tg.y, trap_tg.z, trap_t.tid.x,
+                      trap_t.tid.y, trap_t.tid.z);
+  } else {
+    where = strprintf(" in threadgroup (%u,%u,%u)", trap_tg.x, trap_tg.y, trap_tg.z);
+  }
+  switch (int(trap_kind)) {
+    case kTrapCancel:
+      return;  // another worker's error stands
+    case kTrapTimeout:
+      D.set_error(strprintf("timed out: still running after %llu ms%s, abandoned by the watchdog (an endless loop? if "
+                            "the kernel is only slow, raise the timeout: --timeout)",
+                            (unsigned long long)D.opt->timeout_ms, where.c_str()));
+      return;
+    case kTrapArith:
+      D.set_error(strprintf("arithmetic trap (SIGFPE: %s)%s; a GPU does not trap on it, the CPU does",
+                            trap_code == FPE_INTDIV || trap_code == FPE_INTOVF ? "integer division by zero or overflow"
+                                                                                 : "floating-point exception",
+                            where.c_str()));
+      return;
+    case kTrapIllegal:
+      D.set_error(strprintf("%s%s: the kernel reached a trap (__builtin_trap, or code the compiler proved "
+                            "unreachable, such as the end of a non-void function without return)",
+                            trap_sig == SIGTRAP ? "trap instruction (SIGTRAP)" : "illegal instruction (SIGILL)",
+                            where.c_str()));
+      return;
+    default:
+      D.set_error(describe_fault(D, where));
+      return;
+  }
 }
 
 void Worker::run(Dispatch &disp) {
   t_worker = this;
+  thread = pthread_self();
   try {
     prepare_dispatch(disp);
-    if (disp.fibers) {
-      install_overflow_handler();
-      AltStackScope alt(*this);
-      run_fibers_guarded(this);
-      if (overflow_fiber >= 0) {
-        const Fiber &f = fibers[size_t(overflow_fiber)];
-        stacks_dirty = true;
-        cur = nullptr;
-        disp.set_error(strprintf("stack overflow in threadgroup (%u,%u,%u), thread (%u,%u,%u): the fiber stack of "
-                                 "%zu bytes is too small (raise the stackSize option)",
-                                 g.tg_pos.x, g.tg_pos.y, g.tg_pos.z, f.t.tid.x, f.t.tid.y, f.t.tid.z,
-                                 disp.opt->stack_size));
-      }
-    } else {
-      run_plain();
+    install_handlers();
+    AltStackScope alt(*this, /*keep=*/slot != 0);
+    running.store(&disp, std::memory_order_release);
+    run_guarded(this, disp.fibers);
+    running.store(nullptr, std::memory_order_release);
+    if (trap_kind != kTrapNone) {
+      stacks_dirty = true;
+      cur = nullptr;
+      in_plain = false;
+      report_trap(disp);
     }
   } catch (const std::exception &e) {
+    running.store(nullptr, std::memory_order_release);
     disp.set_error(e.what());
   }
   t_worker = nullptr;
@@ -793,7 +1304,7 @@ void Worker::run(Dispatch &disp) {
 // ---------------------------------------------------------------------------
 
 // Abort the dispatch from kernel code. Nothing with a destructor may be live
-// on the caller's stack: the calling fiber is abandoned (or longjmp'ed over).
+// on the caller's stack: the calling fiber (or the plain loop's) is abandoned.
 [[noreturn]] void fail_current(const char *msg) {
   Worker *w = t_worker;
   if (w == nullptr || w->d == nullptr) {
@@ -803,11 +1314,20 @@ void Worker::run(Dispatch &disp) {
   if (w->in_plain) {
     w->d->set_error(msg);
     w->group_failed = true;
-    std::longjmp(w->jb, 1);
+    fiber_exit(&w->plain_ctx, &w->sched);
   }
   Fiber *f = w->cur;
   FiberCtx *to = w->fail_group(msg);
   fiber_exit(&f->ctx, to);
+}
+
+// Leave the dispatch without an error of our own (it was aborted).
+[[noreturn]] void abandon_current(Worker *w) {
+  w->group_failed = true;
+  if (w->in_plain) fiber_exit(&w->plain_ctx, &w->sched);
+  Fiber *f = w->cur;
+  w->cur = nullptr;
+  fiber_exit(&f->ctx, &w->sched);
 }
 
 [[noreturn]] void fail_fmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -825,24 +1345,31 @@ void Worker::run(Dispatch &disp) {
            w->d->kernel->name.c_str());
 }
 
-Worker *api_worker(const char *what) {
+// Every runtime call that may block, allocate or fail starts here: the worker
+// leaves kernel code (the watchdog's signal must not unwind the runtime) and
+// leaves the dispatch at once when it was aborted (timeout, another worker's
+// error). The call marks kernel code again before it returns to the kernel
+// (blocking calls: in block(), right before the switch).
+inline __attribute__((always_inline)) Worker *api_enter(const char *what) {
   Worker *w = t_worker;
   if (w == nullptr || w->d == nullptr) {
     std::fprintf(stderr, "moe runtime: %s called outside a kernel dispatch\n", what);
     std::abort();
   }
+  leave_kernel(w);
+  if (w->d->abort.load(std::memory_order_relaxed)) abandon_current(w);
   return w;
 }
 
 void api_tg_barrier() {
-  Worker *w = api_worker("threadgroup_barrier");
+  Worker *w = api_enter("threadgroup_barrier");
   if (w->in_plain) fail_sync_in_plain(w, "threadgroup_barrier");
   ++w->n_barrier;
   w->block(w->cur, kAtBarrier, nullptr);
 }
 
 void api_simd_barrier() {
-  Worker *w = api_worker("simdgroup_barrier");
+  Worker *w = api_enter("simdgroup_barrier");
   if (w->in_plain) fail_sync_in_plain(w, "simdgroup_barrier");
   const uint32_t idx = w->cur->t.index;
   w->simd_bar[idx / MOE_SIMD_WIDTH] |= 1u << (idx % MOE_SIMD_WIDTH);
@@ -851,7 +1378,7 @@ void api_simd_barrier() {
 }
 
 const void *api_simd_exchange(const void *value, uint32_t size, uint64_t *active_mask) {
-  Worker *w = api_worker("simd_exchange");
+  Worker *w = api_enter("simd_exchange");
   if (w->in_plain) fail_sync_in_plain(w, "a SIMD-group collective");
   if (size > MOE_SIMD_SLOT_BYTES) {
     fail_fmt("SIMD-group exchange of %u bytes exceeds the maximum of %u", size, MOE_SIMD_SLOT_BYTES);
@@ -868,8 +1395,7 @@ const void *api_simd_exchange(const void *value, uint32_t size, uint64_t *active
   return w->block(f, kAtSimdExchange, sg.slots[p]);
 }
 
-void *api_tg_static(uint32_t slot, uint64_t size, uint64_t align) {
-  Worker *w = api_worker("tg_static");
+void *tg_static_impl(Worker *w, uint32_t slot, uint64_t size, uint64_t align) {
   if (slot < w->static_slots.size()) {
     StaticSlot &s = w->static_slots[slot];
     if (s.gen == w->gen) {
@@ -907,8 +1433,15 @@ void *api_tg_static(uint32_t slot, uint64_t size, uint64_t align) {
   return s.ptr;
 }
 
+void *api_tg_static(uint32_t slot, uint64_t size, uint64_t align) {
+  Worker *w = api_enter("tg_static");
+  void *p = tg_static_impl(w, slot, size, align);
+  enter_kernel(w);
+  return p;
+}
+
 void api_fail(const char *message) {
-  Worker *w = api_worker("fail");
+  Worker *w = api_enter("fail");
   const MoeThreadCtx *t = w->in_plain ? &w->plain_t : (w->cur ? &w->cur->t : nullptr);
   const char *m = message != nullptr ? message : "kernel failed";
   if (t == nullptr) fail_current(m);
@@ -964,7 +1497,7 @@ class Pool {
  private:
   void ensure(unsigned n) {
     while (workers_.size() < n) {
-      workers_.emplace_back(new Worker());
+      workers_.emplace_back(new Worker(uint32_t(workers_.size())));
       size_t idx = workers_.size() - 1;
       if (idx == 0) continue;
       uint64_t seen;
@@ -1144,6 +1677,7 @@ void dispatch(const KernelDesc &kernel, const std::vector<Binding> &buffers, con
   Dispatch D;
   D.kernel = &kernel;
   D.opt = &opt;
+  D.bindings = &buffers;
   D.fibers = kernel.uses_sync || opt.force_fibers;
   D.threads_mode = launch.mode == LaunchMode::Threads;
   for (int k = 0; k < 3; ++k) {
@@ -1182,7 +1716,44 @@ void dispatch(const KernelDesc &kernel, const std::vector<Binding> &buffers, con
   {
     std::lock_guard<std::mutex> lk(g_dispatch_mutex);
     if (g_pool == nullptr) g_pool = new Pool();
+    if (g_watchdog == nullptr) g_watchdog = new Watchdog();
+    if (opt.timeout_ms > 0) {
+      D.has_deadline = true;
+      const uint64_t ms = std::min<uint64_t>(opt.timeout_ms, uint64_t(1) << 40);
+      D.deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+    }
+    struct End {
+      Dispatch *d;
+      ~End() { g_watchdog->end(d); }
+    } end{&D};
+    g_watchdog->begin(&D);
     g_pool->run(D, workers);
+  }
+  if (D.timed_out.load() && D.error.empty()) {
+    D.error = strprintf("timed out: still running after %llu ms, abandoned by the watchdog (an endless loop? if the "
+                        "kernel is only slow, raise the timeout: --timeout)",
+                        (unsigned long long)opt.timeout_ms);
+  }
+  // The canary of every guarded buffer's slack bytes (writes just past the
+  // end, or before the start, that the guard pages cannot see).
+  for (size_t i = 0; i < buffers.size(); ++i) {
+    const GuardedBuffer *g = buffers[i].guard;
+    if (g == nullptr || buffers[i].ptr == nullptr) continue;
+    bool seen = false;
+    for (size_t j = 0; j < i && !seen; ++j) seen = buffers[j].guard == g;
+    if (seen) continue;
+    int64_t first = 0, last = 0;
+    if (!g->canary_damage(&first, &last)) continue;
+    if (D.error.empty()) {
+      const long long sz = (long long)buffers[i].size;
+      const char *where = first < 0 && last >= sz ? "before the start and past the end of"
+                          : first < 0            ? "before the start of"
+                                                 : "past the end of";
+      D.error = strprintf("out-of-bounds write %s %s: bytes at offsets %lld..%lld were overwritten (the buffer has "
+                          "%lld bytes; found by the canary after the dispatch, so the thread is not known)",
+                          where, buffer_label(D, i).c_str(), (long long)first, (long long)last, sz);
+    }
+    g->reset_canary();
   }
   if (!D.error.empty()) throw std::runtime_error(D.error);
 }

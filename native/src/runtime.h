@@ -66,7 +66,7 @@ struct RunOptions {
   unsigned workers = 0;  // 0: hardware concurrency
   Schedule schedule = Schedule::Forward;
   uint64_t seed = 0;
-  size_t stack_size = kDefaultStackSize;
+  size_t stack_size = kDefaultStackSize;  // per kernel thread (each fiber; the plain loop runs on one such stack)
   bool force_fibers = false;
   // Watchdog: a dispatch still running after this many milliseconds is
   // abandoned with an error (0: no limit).
@@ -122,7 +122,7 @@ class GuardedBuffer {
   // canary was overwritten; false when the canary is intact.
   bool canary_damage(int64_t *first, int64_t *last) const;
   // Rewrites the canary (after a dispatch that damaged it).
-  void reset_canary();
+  void reset_canary() const;
 
  private:
   void *map_ = nullptr;

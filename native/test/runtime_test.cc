@@ -5,9 +5,12 @@
 //   runtime_test MODULE_DIR [--no-bench] [--quick]
 //
 // MODULE_DIR holds test_kernels.so, bad_abi.so and no_symbols.so.
+#include <signal.h>
+
 #include <algorithm>
 #include <cfenv>
 #include <chrono>
+#include <csetjmp>
 #include <cstdio>
 #include <cstring>
 #include <functional>
@@ -45,6 +48,24 @@ static int g_checks = 0;
 
 static bool contains(const std::string &s, const std::string &sub) { return s.find(sub) != std::string::npos; }
 
+// Whether a fault was a read or a write comes from the CPU's fault record
+// (x86-64: the page-fault error code; arm64: ESR, which qemu-user does not
+// pass on): where it is missing the runtime says "access".
+static std::string without_access_kind(std::string s) {
+  for (const char *k : {"write to ", "read of "}) {
+    size_t p = s.find(k);
+    if (p != std::string::npos) s.replace(p, std::strlen(k), "access of ");
+  }
+  for (const char *k : {"memory write ", "memory read "}) {
+    size_t p = s.find(k);
+    if (p != std::string::npos) s.replace(p, std::strlen(k), "memory access ");
+  }
+  return s;
+}
+static bool same_fault(const std::string &got, const std::string &want) {
+  return got == want || got == without_access_kind(want);
+}
+
 // Buffers of the test, as runtime-owned aligned copies.
 struct Bufs {
   std::vector<AlignedBuffer> mem;
@@ -55,6 +76,21 @@ struct Bufs {
     T *p = reinterpret_cast<T *>(mem.back().data());
     for (size_t i = 0; i < count; ++i) p[i] = fill;
     bind.push_back(Binding{p, count * sizeof(T)});
+    return p;
+  }
+};
+
+// Buffers of the test as the addon makes them: guard pages around each.
+struct GBufs {
+  std::vector<GuardedBuffer> mem;
+  std::vector<Binding> bind;
+  template <typename T>
+  T *add(size_t count, T fill = T()) {
+    mem.emplace_back(count * sizeof(T));
+    T *p = reinterpret_cast<T *>(mem.back().data());
+    for (size_t i = 0; i < count; ++i) p[i] = fill;
+    bind.clear();
+    for (const GuardedBuffer &g : mem) bind.push_back(g.binding());
     return p;
   }
 };
@@ -86,6 +122,17 @@ static RunOptions opts(unsigned workers = 0, Schedule s = Schedule::Forward, uin
 
 // Runs; returns "" on success or the error message.
 static std::string run(const Module &m, const char *kernel, Bufs &b, const Launch &l, const RunOptions &o) {
+  const KernelDesc *k = m.find(kernel);
+  if (k == nullptr) return std::string("no kernel ") + kernel;
+  try {
+    dispatch(*k, b.bind, l, o);
+  } catch (const std::exception &e) {
+    return e.what();
+  }
+  return "";
+}
+
+static std::string run(const Module &m, const char *kernel, GBufs &b, const Launch &l, const RunOptions &o) {
   const KernelDesc *k = m.find(kernel);
   if (k == nullptr) return std::string("no kernel ") + kernel;
   try {
@@ -453,6 +500,206 @@ static void test_deep_stack(const Module &m) {
   test_reduce(m);
 }
 
+
+// --- hostile kernels --------------------------------------------------------
+
+static void test_guarded_buffer() {
+  for (uint64_t size : {0ull, 1ull, 40ull, 48ull, 4096ull, 5000ull}) {
+    GuardedBuffer g(size);
+    CHECK(reinterpret_cast<uintptr_t>(g.data()) % 16 == 0);
+    CHECK(g.size() == size);
+    CHECK(g.map_lo() < reinterpret_cast<uintptr_t>(g.data()));
+    CHECK(g.map_hi() > reinterpret_cast<uintptr_t>(g.data()) + size);
+    for (uint64_t i = 0; i < size; ++i) g.data()[i] = uint8_t(i);
+    int64_t a = 0, b = 0;
+    CHECK(!g.canary_damage(&a, &b));
+    if (size % 16 != 0) {
+      g.data()[size] = 0;  // the tail slack
+      CHECK(g.canary_damage(&a, &b) && a == int64_t(size) && b == int64_t(size));
+      g.reset_canary();
+      CHECK(!g.canary_damage(&a, &b));
+    }
+    if (size % 4096 != 0) {
+      g.data()[-2] = 0;  // the front slack
+      CHECK(g.canary_damage(&a, &b) && a == -2 && b == -2);
+      g.reset_canary();
+    }
+    GuardedBuffer moved(std::move(g));
+    CHECK(moved.size() == size && g.data() == nullptr);
+  }
+}
+
+static void test_guard(const Module &m) {
+  test_guarded_buffer();
+  for (const char *k : {"oob_write_end", "oob_write_end_sync"}) {
+    for (unsigned w : {1u, 2u}) {
+      GBufs b;
+      b.add<uint32_t>(256, 0);  // 1024 bytes: the end is the guard page
+      RunOptions o = opts(w);
+      o.buffer_names = {"out"};
+      std::string e = run(m, k, b, threads(256, 1, 1, 64, 1, 1), o);
+      CHECK_MSG(same_fault(e, "out-of-bounds write to buffer(0) 'out' at byte offset 1024 (0 bytes past its end; the "
+                              "buffer has 1024 bytes) in threadgroup (3,0,0), thread (63,0,0)"),
+                "%s", e.c_str());
+    }
+  }
+  {
+    GBufs b;
+    b.add<uint32_t>(1024, 1);  // one page: the start is the leading guard
+    b.add<uint32_t>(1024, 0);
+    RunOptions o = opts(2);
+    o.buffer_names = {"in", "out"};
+    std::string e = run(m, "oob_read_before", b, threads(1024, 1, 1, 128, 1, 1), o);
+    CHECK_MSG(same_fault(e, "out-of-bounds read of buffer(0) 'in' at byte offset -4 (4 bytes before its start; the "
+                            "buffer has 4096 bytes) in threadgroup (0,0,0), thread (0,0,0)"),
+              "%s", e.c_str());
+    e = run(m, "oob_read_wrap", b, threads(1024, 1, 1, 128, 1, 1), o);
+    CHECK_MSG(contains(without_access_kind(e), "out-of-bounds access of buffer(0) 'in' at byte offset 17179869180 "
+                                               "(17179865084 bytes past its end") ||
+                  contains(e, "outside every buffer; the nearest buffer is buffer(0) 'in', at byte offset 17179869180"),
+              "%s", e.c_str());
+    CHECK(contains(e, "in threadgroup (0,0,0), thread (0,0,0)"));
+  }
+  {
+    // 10 elements: 40 bytes, the tail slack (8 bytes) takes the write past
+    // the end; the canary finds it after the run.
+    GBufs b;
+    b.add<uint32_t>(10, 0);
+    RunOptions o = opts(1);
+    o.buffer_names = {"out"};
+    std::string e = run(m, "oob_write_end", b, threads(10, 1, 1, 10, 1, 1), o);
+    CHECK_MSG(e == "out-of-bounds write past the end of buffer(0) 'out': bytes at offsets 40..43 were overwritten (the "
+                   "buffer has 40 bytes; found by the canary after the dispatch, so the thread is not known)",
+              "%s", e.c_str());
+    // The canary was restored: a correct kernel now passes on the same buffer
+    // ("spin" only spins in threadgroup 1; here there is one).
+    e = run(m, "spin", b, threads(10, 1, 1, 10, 1, 1), opts(1));
+    CHECK_MSG(e.empty(), "%s", e.c_str());
+  }
+  {
+    GBufs b;
+    b.add<uint32_t>(64, 0);
+    b.bind.push_back(Binding{});  // buffer(1) unbound
+    std::string e = run(m, "null_write", b, threads(64, 1, 1, 64, 1, 1), opts(1));
+    CHECK_MSG(contains(without_access_kind(e), "invalid memory access at address 0x") && contains(e, "a null pointer") &&
+                  contains(e, "in threadgroup (0,0,0), thread (0,0,0)"),
+              "%s", e.c_str());
+  }
+  test_copy(m);
+  test_reduce(m);
+}
+
+static double ms_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+static void test_watchdog(const Module &m) {
+  for (const char *k : {"spin", "spin_sync"}) {
+    for (unsigned w : {1u, 2u}) {
+      Bufs b;
+      b.add<uint32_t>(512, 0);
+      RunOptions o = opts(w);
+      o.timeout_ms = 150;
+      auto t0 = std::chrono::steady_clock::now();
+      std::string e = run(m, k, b, threads(512, 1, 1, 64, 1, 1), o);
+      double ms = ms_since(t0);
+      CHECK_MSG(e == "timed out: still running after 150 ms in threadgroup (1,0,0), thread (3,0,0), abandoned by the "
+                     "watchdog (an endless loop? if the kernel is only slow, raise the timeout: --timeout)",
+                "%s: %s", k, e.c_str());
+      CHECK_MSG(ms >= 140 && ms < 3000, "%s took %.0f ms", k, ms);
+    }
+  }
+  {
+    Bufs b;
+    b.add<uint32_t>(64, 0);
+    RunOptions o = opts(2);
+    o.timeout_ms = 100;
+    std::string e = run(m, "spin_barrier", b, groups(4, 1, 1, 64, 1, 1), o);
+    CHECK_MSG(contains(e, "timed out: still running after 100 ms"), "%s", e.c_str());
+  }
+  {
+    // No timeout: the failure of group 0 ends the workers spinning in the others.
+    Bufs b;
+    b.add<uint32_t>(64, 0);
+    auto t0 = std::chrono::steady_clock::now();
+    std::string e = run(m, "fail_or_spin", b, groups(8, 1, 1, 16, 1, 1), opts(2));
+    CHECK_MSG(contains(e, "boom (fail_or_spin)"), "%s", e.c_str());
+    CHECK_MSG(ms_since(t0) < 3000, "fail_or_spin took %.0f ms", ms_since(t0));
+  }
+  // Many short dispatches under a deadline: no spurious timeout.
+  for (int r = 0; r < 200; ++r) {
+    Bufs c;
+    const uint32_t n = 4096;
+    c.add<float>(n, 1.0f);
+    c.add<float>(n, 0.0f);
+    *c.add<uint32_t>(1) = n;
+    RunOptions o = opts(r % 2 + 1);
+    o.timeout_ms = 1000;
+    std::string e = run(m, r % 3 ? "copy" : "reduce_tree", c, threads(n, 1, 1, 64, 1, 1, {256}), o);
+    if (!e.empty()) {
+      CHECK_MSG(e.empty(), "%s", e.c_str());
+      break;
+    }
+  }
+  test_copy(m);
+  test_reduce(m);
+}
+
+static void test_traps(const Module &m) {
+  Bufs b;
+  b.add<uint32_t>(64, 0);
+  std::string e = run(m, "div_zero", b, threads(64, 1, 1, 32, 1, 1), opts(1));
+#if defined(__x86_64__)
+  CHECK_MSG(e == "arithmetic trap (SIGFPE: integer division by zero or overflow) in threadgroup (0,0,0), thread "
+                 "(5,0,0); a GPU does not trap on it, the CPU does",
+            "%s", e.c_str());
+#else
+  CHECK_MSG(e.empty() || contains(e, "SIGFPE"), "%s", e.c_str());  // (arm64 divides by zero without a trap)
+#endif
+  e = run(m, "trap", b, threads(64, 1, 1, 32, 1, 1), opts(2));
+  CHECK_MSG(contains(e, "illegal instruction (SIGILL) in threadgroup (0,0,0), thread (2,0,0)") ||
+                contains(e, "trap instruction (SIGTRAP) in threadgroup (0,0,0), thread (2,0,0)"),
+            "%s", e.c_str());
+  for (unsigned w : {1u, 2u}) {
+    Bufs d;
+    d.add<uint32_t>(256, 0);
+    RunOptions o = opts(w);
+    o.stack_size = 16 * 1024;
+    e = run(m, "deep_stack_plain", d, threads(256, 1, 1, 128, 1, 1), o);
+    CHECK_MSG(contains(e, "stack overflow in threadgroup (") && contains(e, "16384 bytes"), "%s", e.c_str());
+  }
+  Bufs d;
+  d.add<uint32_t>(256, 0);
+  e = run(m, "deep_stack_plain", d, threads(256, 1, 1, 128, 1, 1), opts(2));
+  CHECK_MSG(e.empty(), "%s", e.c_str());
+  test_copy(m);
+}
+
+// A fault outside any dispatch goes to the handler installed before the
+// runtime's (here the test's own; in Node, V8's).
+static sigjmp_buf g_prev_jb;
+static volatile int g_prev_hits = 0;
+static void prev_handler(int) {
+  ++g_prev_hits;
+  siglongjmp(g_prev_jb, 1);
+}
+static void install_prev_handler() {
+  struct sigaction sa;
+  std::memset(&sa, 0, sizeof sa);
+  sa.sa_handler = prev_handler;
+  sa.sa_flags = SA_NODEFER;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGSEGV, &sa, nullptr);
+}
+static void test_chain(const Module &m) {
+  test_copy(m);  // the runtime's handlers are installed by now
+  if (sigsetjmp(g_prev_jb, 1) == 0) {
+    volatile uintptr_t addr = 16;
+    *reinterpret_cast<volatile int *>(addr) = 1;
+  }
+  CHECK(g_prev_hits == 1);
+}
+
 static void test_fpenv(const Module &m) {
 #if defined(MOE_FIBER_NO_FPENV)
   (void)m;
@@ -556,6 +803,8 @@ int main(int argc, char **argv) {
     if (std::strcmp(argv[i], "--quick") == 0) quick = true;
   }
   std::printf("fiber implementation: %s, hardware concurrency %u\n", fiber_impl_name(), hardware_concurrency());
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // (progress shows up before a sanitizer abort)
+  install_prev_handler();
   test_load(dir);
   {
     std::shared_ptr<Module> m = Module::load(dir + "/test_kernels.so");
@@ -575,6 +824,10 @@ int main(int argc, char **argv) {
         {"concurrent", [&] { test_concurrent(*m); }},
         {"deep_stack", [&] { test_deep_stack(*m); }},
         {"fpenv", [&] { test_fpenv(*m); }},
+        {"guard", [&] { test_guard(*m); }},
+        {"watchdog", [&] { test_watchdog(*m); }},
+        {"traps", [&] { test_traps(*m); }},
+        {"chain", [&] { test_chain(*m); }},
     };
     for (auto &t : tests) {
       int before = g_failures;

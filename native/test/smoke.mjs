@@ -109,6 +109,34 @@ try {
     await addon.run(mod, 'deep_stack', [u8(out)], L, {});
   });
 
+  await test('hostile kernels reject (guard pages, watchdog, traps); the process survives', async () => {
+    const L = (n, tg) => ({ mode: 'threads', grid: [n, 1, 1], threadgroup: [tg, 1, 1], threadgroupMemory: [] });
+    const out = new Uint32Array(256);
+    await assert.rejects(
+      addon.run(mod, 'oob_write_end', [u8(out)], L(256, 64), { bufferNames: ['out'] }),
+      /^Error: oob_write_end: out-of-bounds (write to|access of) buffer\(0\) 'out' at byte offset 1024 \(0 bytes past its end; the buffer has 1024 bytes\) in threadgroup \(3,0,0\), thread \(63,0,0\)$/,
+    );
+    assert.equal(out[255], 255); // copied back on rejection
+    const input = new Uint32Array(1024).fill(3), o2 = new Uint32Array(1024);
+    await assert.rejects(
+      addon.run(mod, 'oob_read_before', [u8(input), u8(o2)], L(1024, 128), { bufferNames: ['in', null] }),
+      /^Error: oob_read_before: out-of-bounds (read|access) of buffer\(0\) 'in' at byte offset -4 \(4 bytes before its start/,
+    );
+    const small = new Uint32Array(10);
+    await assert.rejects(addon.run(mod, 'oob_write_end', [u8(small)], L(10, 10), {}), /out-of-bounds write past the end of buffer\(0\): bytes at offsets 40\.\.43/);
+    const t0 = Date.now();
+    await assert.rejects(addon.run(mod, 'spin', [u8(out)], L(256, 64), { timeoutMs: 100 }), /^Error: spin: timed out: still running after 100 ms in threadgroup \(1,0,0\), thread \(3,0,0\)/);
+    assert.ok(Date.now() - t0 < 5000);
+    await assert.rejects(addon.run(mod, 'spin_sync', [u8(out)], L(256, 64), { timeoutMs: 100, workers: 2 }), /timed out/);
+    if (process.arch === 'x64') await assert.rejects(addon.run(mod, 'div_zero', [u8(out)], L(64, 32), {}), /arithmetic trap \(SIGFPE/);
+    await assert.rejects(addon.run(mod, 'deep_stack_plain', [u8(out)], L(256, 128), { stackSize: 16384 }), /stack overflow in threadgroup/);
+    assert.throws(() => addon.run(mod, 'copy', [], L(1, 1), { timeoutMs: -1 }), /options.timeoutMs/);
+    assert.throws(() => addon.run(mod, 'copy', [], L(1, 1), { bufferNames: [1] }), /options.bufferNames\[0\] must be a string or null/);
+    const n = 64, a = new Float32Array(n).fill(1), o = new Float32Array(n);
+    await addon.run(mod, 'copy', [u8(a), u8(o), u8(new Uint32Array([n]))], L(n, 64), { timeoutMs: 5000 });
+    assert.equal(o[63], 3);
+  });
+
   await test('launch validation', async () => {
     const out = new Uint32Array(16);
     const L = (over) => ({ mode: 'threads', grid: [16, 1, 1], threadgroup: [16, 1, 1], threadgroupMemory: [], ...over });

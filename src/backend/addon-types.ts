@@ -45,6 +45,14 @@ export interface NativeRunOptions {
   stackSize?: number;
   /** Run barrier-free kernels as fibers too (for measuring the fiber runtime itself). */
   forceFibers?: boolean;
+  /**
+   * Watchdog: a dispatch still running after this many milliseconds is
+   * abandoned and rejects with "timed out" (0: no limit). The CPU backend
+   * fills in a default scaled to the work (src/backend/limits.ts).
+   */
+  timeoutMs?: number;
+  /** Names of the buffers by [[buffer(n)]] index, for error messages (out-of-bounds accesses). */
+  bufferNames?: (string | null)[];
 }
 
 export interface NativeTimeOptions extends NativeRunOptions {

@@ -15,10 +15,51 @@ import { cacheDir, NATIVE_INCLUDE_DIR } from '../util/paths.js';
 import { loadAddon } from './addon.js';
 import type { NativeLaunch, NativeModule, NativeRunOptions, NativeTimeOptions } from './addon-types.js';
 import type { Backend, Buffers, DeviceInfo, Pipeline } from './types.js';
+import { defaultTimeoutMs } from './limits.js';
 
 const run = promisify(execFile);
 
 export const CXX_FLAGS = ['-std=c++17', '-O2', '-fPIC', '-shared', '-fno-strict-aliasing', '-fvisibility=hidden'];
+
+/**
+ * Flags used when the compiler takes them (probed once per process):
+ * -fno-finite-loops keeps a kernel's endless loop an endless loop (C++ lets
+ * the optimiser assume forward progress and delete it, or worse; a GPU just
+ * spins, and the watchdog ends it); -fstack-clash-protection makes a frame
+ * larger than a page touch every page, so a huge local array hits the stack's
+ * guard instead of jumping over it.
+ */
+export const OPTIONAL_CXX_FLAGS = ['-fno-finite-loops', '-fstack-clash-protection'];
+
+/**
+ * Link flags: a function declared but never defined is a link error (with
+ * the user's words for it, see mapCompilerOutput), not a module that fails
+ * to load. (GNU ld, gold and lld; ld64 refuses undefined symbols already.)
+ */
+export const LINK_FLAGS = process.platform === 'linux' ? ['-Wl,--no-undefined'] : [];
+
+const probed = new Map<string, Promise<string[]>>();
+
+/** The optional flags `cxx` accepts (cached per compiler). */
+export function optionalFlags(cxx: string): Promise<string[]> {
+  let p = probed.get(cxx);
+  if (!p) {
+    p = (async () => {
+      const ok: string[] = [];
+      for (const f of OPTIONAL_CXX_FLAGS) {
+        try {
+          await run(cxx, ['-x', 'c++', '-std=c++17', '-Werror', f, '-fsyntax-only', '/dev/null']);
+          ok.push(f);
+        } catch {
+          // not supported by this compiler: go without
+        }
+      }
+      return ok;
+    })();
+    probed.set(cxx, p);
+  }
+  return p;
+}
 
 export function compilerCommand(): string {
   return process.env.CXX && process.env.CXX.trim() !== '' ? process.env.CXX.trim() : 'c++';
@@ -40,14 +81,85 @@ function readHeaders(dir = NATIVE_INCLUDE_DIR): string {
   return all;
 }
 
-/** Keep the compiler's lines about the user's .metal file; drop noise about generated code. */
+/** Names of the compat header's types in compiler messages → their MSL spelling. */
+const SCALAR_MSL: Record<string, string> = {
+  _Float16: 'half',
+  'unsigned int': 'uint',
+  'unsigned short': 'ushort',
+  'unsigned char': 'uchar',
+  'long unsigned int': 'ulong',
+  'long int': 'long',
+};
+
+/** A compiler message in MSL's words: no `{aka ...}` notes about the compat header's types, no -f flag tags. */
+function cleanMessage(msg: string): string {
+  return msg
+    .replace(/\s*\{aka [^}]*\}/g, '')
+    .replace(/\s*\[-f[\w-]+\]$/, '')
+    .replace(/\b(?:vec|vec_swz|packed_vec)<\s*([\w ]+?)\s*,\s*([234])\s*>/g, (_m, t: string, n: string) => `${SCALAR_MSL[t] ?? t}${n}`);
+}
+
+const LOCATED = /^(.*?):(\d+):(\d+): (fatal error|error|warning|note): (.*)$/;
+// Where a template instantiation was asked for: GCC's "FILE:L:C:   required from here"
+// (before the error), clang's "FILE:L:C: note: in instantiation of ... requested here" (after it).
+const INSTANTIATED = /^(.*?):(\d+):(\d+):\s+(?:note: )?.*(?:required from|requested here)/;
+
+/**
+ * The compiler's errors, located in the user's .metal file: errors in their
+ * lines as they are (the emitted C++ keeps the .metal line structure under
+ * `#line`); errors inside the compat header (a template instantiated with
+ * the wrong types, a static_assert) at the user's line that led there; errors
+ * in the generated entry points named as such. Never a dump of generated C++.
+ */
 export function mapCompilerOutput(stderr: string, file: string): string {
   const lines = stderr.split('\n').filter((l) => l.trim() !== '');
   const base = file.split('/').pop() ?? file;
-  const mine = lines.filter((l) => l.includes(base) && /(error|warning|note)/.test(l));
-  const errors = mine.filter((l) => l.includes('error'));
-  const picked = errors.length > 0 ? errors : lines.filter((l) => /error/.test(l));
-  return (picked.length > 0 ? picked : lines).slice(0, 20).join('\n');
+  const isUser = (path: string): boolean => path === file || path === base || path.endsWith(`/${base}`);
+  const isEntries = (path: string): boolean => path.endsWith(`${base}.entries.cpp`);
+  const isError = (l: string): boolean => {
+    const m = LOCATED.exec(l);
+    return m !== null && (m[4] as string).includes('error');
+  };
+  const userSite = (l: string): string | null => {
+    const m = INSTANTIATED.exec(l);
+    return m && isUser(m[1] as string) ? `${m[1]}:${m[2]}:${m[3]}` : null;
+  };
+  const out: string[] = [];
+  for (let i = 0; i < lines.length; i++) {
+    const m = LOCATED.exec(lines[i] as string);
+    if (!m || !(m[4] as string).includes('error')) continue;
+    const [, path, line, col, , rawMsg] = m as unknown as [string, string, string, string, string, string];
+    const msg = cleanMessage(rawMsg);
+    if (isUser(path)) {
+      out.push(`${path}:${line}:${col}: error: ${msg}`);
+    } else if (isEntries(path)) {
+      out.push(`${file}: error: ${msg} (in the entry point generated for a kernel of this file: check the kernel's parameter types)`);
+    } else {
+      let at: string | null = null;
+      for (let j = i - 1; j >= 0 && at === null && !isError(lines[j] as string); j--) at = userSite(lines[j] as string);
+      for (let j = i + 1; j < lines.length && at === null && !isError(lines[j] as string); j++) at = userSite(lines[j] as string);
+      const header = `${path.split('/').pop() ?? path}:${line}`;
+      out.push(
+        at !== null
+          ? `${at}: error: ${msg} (raised in ${header})`
+          : `${file}: error: ${msg} (in ${header} of the MSL compat header, not at a line of this file)`,
+      );
+    }
+  }
+  // The linker: "undefined reference to `helper(float)'" (a function declared but never defined).
+  for (const l of lines) {
+    const m = /undefined reference to [`‘']([^'’]+)['’]/.exec(l);
+    if (m) out.push(`${file}: error: '${m[1]}' is declared but never defined (undefined reference at link time)`);
+  }
+  let picked = [...new Set(out)];
+  if (picked.length === 0) {
+    // No located error (a crashed or misconfigured compiler, a linker error): its own words.
+    const errs = lines.filter((l) => /error/i.test(l)).map(cleanMessage);
+    picked = errs.length > 0 ? errs : lines.slice(-10);
+  }
+  const max = 10;
+  const more = picked.length > max ? [`(${picked.length - max} more errors)`] : [];
+  return [...picked.slice(0, max), ...more].join('\n');
 }
 
 export class CpuBackend implements Backend {
@@ -92,12 +204,13 @@ export class CpuBackend implements Backend {
       throw e;
     }
     const cxx = compilerCommand();
+    const flags = await optionalFlags(cxx);
     const hash = createHash('sha256')
       .update(emitted.code)
       .update('\0')
       .update(readHeaders())
       .update('\0')
-      .update([cxx, ...CXX_FLAGS, process.arch].join(' '))
+      .update([cxx, ...CXX_FLAGS, ...flags, ...LINK_FLAGS, process.arch].join(' '))
       .digest('hex')
       .slice(0, 32);
     const dir = cacheDir();
@@ -110,7 +223,7 @@ export class CpuBackend implements Backend {
         writeFileSync(cpp, emitted.code);
         const tmp = join(dir, `${hash}.${process.pid}.${Date.now()}.tmp.so`);
         try {
-          await run(cxx, [...CXX_FLAGS, `-I${NATIVE_INCLUDE_DIR}`, `-I${dirname(resolve(file))}`, '-o', tmp, cpp], {
+          await run(cxx, [...CXX_FLAGS, ...flags, `-I${NATIVE_INCLUDE_DIR}`, `-I${dirname(resolve(file))}`, '-o', tmp, cpp, ...LINK_FLAGS], {
             maxBuffer: 16 * 1024 * 1024,
           });
         } catch (e) {
@@ -123,7 +236,15 @@ export class CpuBackend implements Backend {
         }
         renameSync(tmp, so);
       }
-      module = addon.loadModule(so);
+      try {
+        module = addon.loadModule(so);
+      } catch (e) {
+        rmSync(so, { force: true });  // (not cached: the next run compiles again)
+        const m = /undefined symbol: (\S+)/.exec((e as Error).message);
+        throw new ShaderCompileError(
+          m ? `${file}: error: '${m[1]}' is declared but never defined` : `${file}: the compiled kernel module does not load: ${(e as Error).message}`,
+        );
+      }
       this.modules.set(hash, module);
     }
     const info = module.kernels().find((k) => k.name === entry);
@@ -135,7 +256,7 @@ export class CpuBackend implements Backend {
 
   async run(p: Pipeline, buffers: Buffers, launch: NativeLaunch, options: NativeRunOptions = {}): Promise<void> {
     try {
-      await loadAddon().run((p as CpuPipeline).module, p.entry, buffers, launch, options);
+      await loadAddon().run((p as CpuPipeline).module, p.entry, buffers, launch, withDefaults(launch, options));
     } catch (e) {
       throw new KernelRuntimeError((e as Error).message);
     }
@@ -143,9 +264,14 @@ export class CpuBackend implements Backend {
 
   async time(p: Pipeline, buffers: Buffers, launch: NativeLaunch, options: NativeTimeOptions): Promise<Float64Array> {
     try {
-      return await loadAddon().time((p as CpuPipeline).module, p.entry, buffers, launch, options);
+      return await loadAddon().time((p as CpuPipeline).module, p.entry, buffers, launch, withDefaults(launch, options));
     } catch (e) {
       throw new KernelRuntimeError((e as Error).message);
     }
   }
+}
+
+/** The watchdog is always on: a budget scaled to the grid when the caller gave none. */
+function withDefaults<O extends NativeRunOptions>(launch: NativeLaunch, options: O): O {
+  return options.timeoutMs === undefined ? { ...options, timeoutMs: defaultTimeoutMs(launch) } : options;
 }

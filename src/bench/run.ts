@@ -1,4 +1,6 @@
 /** Timing of one kernel case on a backend, with the noise-driven stopping rule. */
+import type { NativeRunOptions } from '../backend/addon-types.js';
+import { defaultTimeoutMs } from '../backend/limits.js';
 import type { Backend, Pipeline } from '../backend/types.js';
 import type { KernelSpec, Params } from '../kernels/spec.js';
 import { shapeLabel } from '../kernels/spec.js';
@@ -31,6 +33,8 @@ export interface BenchOptions {
   warmup: number;
   seed: number;
   peakGBs: number | null;
+  /** --timeout, --stack-size (the watchdog's default budget is scaled to the spec's cost). */
+  runOptions?: NativeRunOptions;
 }
 
 export async function benchCase(
@@ -45,10 +49,12 @@ export async function benchCase(
   const inputs = spec.inputs(params, inputSet, makeRng(caseSeed(o.seed, spec.name, shape, inputSet)));
   const bound = bindCase(spec, params, inputs);
   const launch = spec.launch(params);
+  const run: NativeRunOptions = { ...o.runOptions, bufferNames: bound.names };
+  if (run.timeoutMs === undefined) run.timeoutMs = defaultTimeoutMs(launch, spec.cost(params));
   // Warm-up: caches, page faults, thread pool start.
-  await backend.time(pipeline, bound.buffers, launch, { warmup: Math.max(0, o.warmup - 1), iterations: 1 });
+  await backend.time(pipeline, bound.buffers, launch, { ...run, warmup: Math.max(0, o.warmup - 1), iterations: 1 });
   const { samples, reason } = await sampleUntilStable(
-    (batch) => backend.time(pipeline, bound.buffers, launch, { warmup: 0, iterations: batch }),
+    (batch) => backend.time(pipeline, bound.buffers, launch, { ...run, warmup: 0, iterations: batch }),
     o.rule,
   );
   const st = stats(samples);

@@ -1,6 +1,8 @@
 /** Shared flags and error handling of the moe commands. */
 import { Command, Errors, Flags } from '@oclif/core';
-import { UsageError } from '../errors.js';
+import type { NativeRunOptions } from '../backend/addon-types.js';
+import { MAX_STACK_SIZE, MIN_STACK_SIZE } from '../backend/limits.js';
+import { KernelRuntimeError, UsageError } from '../errors.js';
 
 export const backendFlag = Flags.string({
   description: 'backend to run on: metal, cuda or cpu (default: the best available)',
@@ -14,11 +16,64 @@ export const seedFlag = Flags.integer({
   default: 42,
 });
 
+export const timeoutFlag = Flags.string({
+  description:
+    'watchdog: abandon a dispatch still running after this long: seconds, or with a unit (500ms, 30s, 2m); 0 for none (default: max(10 s, 100 ns per thread or byte/flop of the case))',
+  helpGroup: 'SAFETY',
+});
+
+export const stackSizeFlag = Flags.string({
+  description: 'stack of each kernel thread on the cpu backend: bytes, or with K/M (512K, 4M); 16K to 64M (default 256K)',
+  helpGroup: 'SAFETY',
+});
+
+/** --timeout in milliseconds (undefined: the backend's default scaled to the work). */
+export function parseTimeout(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const m = /^\s*(\d+(?:\.\d+)?|\.\d+)\s*(ms|s|m)?\s*$/i.exec(value);
+  if (!m) throw new UsageError(`--timeout: '${value}' is not a duration (seconds, or 500ms, 30s, 2m)`);
+  const unit = (m[2] ?? 's').toLowerCase();
+  const ms = Number(m[1]) * (unit === 'ms' ? 1 : unit === 'm' ? 60_000 : 1000);
+  if (ms > 7 * 24 * 3600 * 1000) throw new UsageError(`--timeout: '${value}' is more than a week`);
+  return ms === 0 ? 0 : Math.max(1, Math.round(ms));
+}
+
+/** --stack-size in bytes (undefined: the runtime's default, 256 KiB). */
+export function parseStackSize(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const m = /^\s*(\d+)\s*(k|kb|kib|m|mb|mib)?\s*$/i.exec(value);
+  if (!m) throw new UsageError(`--stack-size: '${value}' is not a size (bytes, or 512K, 4M)`);
+  const unit = (m[2] ?? '').toLowerCase();
+  const bytes = Number(m[1]) * (unit.startsWith('k') ? 1024 : unit.startsWith('m') ? 1024 * 1024 : 1);
+  if (bytes < MIN_STACK_SIZE || bytes > MAX_STACK_SIZE) {
+    throw new UsageError(`--stack-size: ${value} is outside ${MIN_STACK_SIZE / 1024}K..${MAX_STACK_SIZE / 1024 / 1024}M (${bytes} bytes)`);
+  }
+  return bytes;
+}
+
+/** The native run options that --timeout and --stack-size set. */
+export function safetyRunOptions(flags: { timeout?: string; 'stack-size'?: string }): NativeRunOptions {
+  const o: NativeRunOptions = {};
+  const t = parseTimeout(flags.timeout);
+  if (t !== undefined) o.timeoutMs = t;
+  const st = parseStackSize(flags['stack-size']);
+  if (st !== undefined) o.stackSize = st;
+  return o;
+}
+
 export abstract class MoeCommand extends Command {
   static override enableJsonFlag = true;
 
-  /** Bad usage and environment errors exit 2 with their message and no stack trace. */
+  /**
+   * Bad usage and environment errors exit 2 with their message and no stack
+   * trace; a kernel that failed while running (where the command has no row
+   * to report it in) exits 1, likewise.
+   */
   override async catch(err: Error & { exitCode?: number; oclif?: { exit?: number } }): Promise<unknown> {
+    if (err instanceof KernelRuntimeError) {
+      const cli = new Errors.CLIError(`kernel failed: ${err.message}`, { exit: 1 });
+      return super.catch(Object.assign(cli, { exitCode: 1 }));
+    }
     if (err.oclif !== undefined && !(err instanceof UsageError)) return super.catch(err);
     const text = err instanceof UsageError ? err.message : `internal error: ${process.env.MOE_DEBUG ? (err.stack ?? err.message) : err.message}`;
     const cli = new Errors.CLIError(text, { exit: 2 });

@@ -13,7 +13,8 @@ import { benchCase, type BenchCase } from '../bench/run.js';
 import { copySpec, emptySpec } from '../bench/specs.js';
 import { toolVersion } from '../util/env.js';
 import { preparePipeline, shaderSource } from '../verify/run.js';
-import { backendFlag, MoeCommand, parseList, seedFlag } from './base.js';
+import { backendFlag, MoeCommand, parseList, safetyRunOptions, seedFlag, stackSizeFlag, timeoutFlag } from './base.js';
+import { checkCaseResources } from '../verify/resources.js';
 import type { DeviceInfo } from '../backend/types.js';
 
 export const BENCH_SCHEMA = 'moe-kernels/bench-report@1';
@@ -96,6 +97,8 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
     baseline: Flags.string({ description: 'compare with a saved --json report; exit 1 on regressions' }),
     'max-regression': Flags.string({ description: '% slowdown beyond the noise that fails against --baseline', default: '5' }),
     markdown: Flags.boolean({ description: 'print Markdown (for CI step summaries) instead of the table' }),
+    timeout: timeoutFlag,
+    'stack-size': stackSizeFlag,
     ...shapeFlags(),
   };
 
@@ -145,6 +148,7 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
     const backend = getBackend(flags.backend);
     const device = backend.device();
     const rule = { minSamples: flags['min-samples'], maxNoise, maxTimeNs: maxTime * 1e9, maxSamples: 100_000 };
+    const runOptions = safetyRunOptions(flags);
     const spinner = process.stderr.isTTY && !this.jsonEnabled() && !flags.markdown ? ora({ stream: process.stderr }).start('compiling') : null;
     const cases: BenchCase[] = [];
     const shaders: Record<string, string> = {};
@@ -156,7 +160,7 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
         if (spinner) spinner.text = 'measuring peak bandwidth (copy kernel)';
         const cp = await preparePipeline(copySpec, backend, shaderSource(copySpec));
         const n = backend.name === 'cpu' ? 16 * 1024 * 1024 : 64 * 1024 * 1024;
-        const c = await benchCase(copySpec, backend, cp, { n_elements: n }, { rule, warmup: flags.warmup, seed: flags.seed, peakGBs: null });
+        const c = await benchCase(copySpec, backend, cp, { n_elements: n }, { rule, warmup: flags.warmup, seed: flags.seed, peakGBs: null, runOptions });
         peak = { bandwidthGBs: c.gbps, source: `measured: moe_copy_f32 over ${(n * 4) / 2 ** 20} MiB, median of ${c.samples} samples` };
       }
       for (const spec of specs) {
@@ -174,8 +178,9 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
         for (const params of shapes) {
           const why = spec.validate(params);
           if (why !== null) throw new UsageError(`${spec.name}: ${why}`);
+          checkCaseResources(spec, params);
           if (spinner) spinner.text = `${spec.name}: timing ${JSON.stringify(params)}`;
-          cases.push(await benchCase(spec, backend, pipeline, params, { rule, warmup: flags.warmup, seed: flags.seed, peakGBs: peak?.bandwidthGBs ?? null }));
+          cases.push(await benchCase(spec, backend, pipeline, params, { rule, warmup: flags.warmup, seed: flags.seed, peakGBs: peak?.bandwidthGBs ?? null, runOptions }));
         }
       }
     } finally {

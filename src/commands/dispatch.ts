@@ -1,15 +1,15 @@
 import { Flags } from '@oclif/core';
-import { freemem, totalmem } from 'node:os';
 import Table from 'cli-table3';
 import ora from 'ora';
 import { getBackend } from '../backend/index.js';
+import { memoryBudget } from '../backend/limits.js';
 import type { DeviceInfo } from '../backend/types.js';
 import { layerBytes, runLayer, type LayerReport, type Strategy } from '../dispatch/layer.js';
 import { UsageError } from '../errors.js';
 import { model, models } from '../kernels/models.js';
 import type { LayerShape } from '../reference/moe-layer.js';
 import { toolVersion } from '../util/env.js';
-import { backendFlag, MoeCommand, seedFlag } from './base.js';
+import { backendFlag, MoeCommand, safetyRunOptions, seedFlag, stackSizeFlag, timeoutFlag } from './base.js';
 
 export const DISPATCH_SCHEMA = 'moe-kernels/dispatch-report@1';
 
@@ -36,7 +36,7 @@ export default class Dispatch extends MoeCommand {
 
 Every intermediate is compared with a pure-TS reference of the whole layer, so a wrong kernel is named by the first stage whose result diverges. --shader replaces any kernel of the layer whose entry name your file defines. The activation is GELU (tanh approximation) times up: the catalog's kernels compute that (the seeds' "swiglu" kernels too).
 
-Exit codes: 0 PASS, 1 FAIL, 2 bad usage (including a configuration whose buffers would not fit in memory, refused before allocating).`;
+Exit codes: 0 PASS, 1 FAIL (a wrong stage, or a kernel that failed while running: an out-of-bounds access, a --timeout, a stack overflow), 2 bad usage (including a configuration whose buffers would not fit in memory, refused before allocating).`;
 
   static override examples = [
     '<%= config.bin %> dispatch --preset qwen3-30b-a3b --tokens 4',
@@ -59,10 +59,13 @@ Exit codes: 0 PASS, 1 FAIL, 2 bad usage (including a configuration whose buffers
     backend: backendFlag,
     seed: seedFlag,
     shader: Flags.string({ description: 'your .metal file: its kernels replace ours of the same entry names' }),
+    timeout: timeoutFlag,
+    'stack-size': stackSizeFlag,
   };
 
   async run(): Promise<DispatchReport> {
     const { flags } = await this.parse(Dispatch);
+    const runOptions = safetyRunOptions(flags);
     const m = flags.preset ? model(flags.preset) : undefined;
     if (flags.preset && !m) throw new UsageError(`unknown preset '${flags.preset}' (choose from ${models().map((x) => x.key).join(', ')})`);
     const pick = (flag: string, v: string | undefined, fromPreset: number | undefined, min: number): number => {
@@ -85,7 +88,7 @@ Exit codes: 0 PASS, 1 FAIL, 2 bad usage (including a configuration whose buffers
     if (shape.topK > 64) throw new UsageError(`--top-k ${shape.topK}: the routing kernel supports at most 64`);
     const strategy = flags.strategy as Strategy;
     const need = layerBytes(shape, strategy);
-    const budget = Math.min(totalmem() * 0.8, freemem() + 512 * 2 ** 20);
+    const budget = memoryBudget();
     if (need > budget) {
       throw new UsageError(
         `this layer needs about ${(need / 2 ** 30).toFixed(2)} GiB of buffers, more than the ${(budget / 2 ** 30).toFixed(2)} GiB of memory available: use fewer --tokens or smaller sizes`,
@@ -98,7 +101,7 @@ Exit codes: 0 PASS, 1 FAIL, 2 bad usage (including a configuration whose buffers
     const spinner = process.stderr.isTTY && !this.jsonEnabled() ? ora({ stream: process.stderr }).start(`running the layer (${strategy})`) : null;
     let layer: LayerReport;
     try {
-      layer = await runLayer(backend, { shape, strategy, seed: flags.seed, shaderFile: flags.shader, quant: flags.quant === 'q4' ? 4 : flags.quant === 'q8' ? 8 : undefined });
+      layer = await runLayer(backend, { shape, strategy, seed: flags.seed, shaderFile: flags.shader, quant: flags.quant === 'q4' ? 4 : flags.quant === 'q8' ? 8 : undefined, runOptions });
     } finally {
       spinner?.stop();
     }

@@ -9,7 +9,7 @@ import type { KernelCase, KernelSpec, Params } from '../kernels/spec.js';
 import { renderJunit, renderMarkdown, renderTable, summaryLine, VERIFY_SCHEMA, type VerifyReport } from '../report/verify.js';
 import { toolVersion, useColor } from '../util/env.js';
 import { verifySpec, type CaseResult } from '../verify/run.js';
-import { backendFlag, MoeCommand, parseList, seedFlag } from './base.js';
+import { backendFlag, MoeCommand, parseList, safetyRunOptions, seedFlag, stackSizeFlag, timeoutFlag } from './base.js';
 
 /** One flag per spec parameter (e.g. --tokens, --experts, --top-k), shared by every spec that has it. */
 function paramFlags(): Record<string, Interfaces.OptionFlag<string | undefined>> {
@@ -76,13 +76,16 @@ export default class Verify extends MoeCommand {
   static override summary = 'Run kernels on seeded inputs and compare every output with the TypeScript reference';
   static override description = `Each case builds seeded random inputs, runs the real .metal kernel on the backend, and compares every output with a pure-TypeScript reference: cosine similarity, max_abs, rel_max_abs, element-wise atol/rtol, exact integers (ties allowed). Outputs are filled with a NaN canary first, so elements never written are reported.
 
-Exit codes: 0 all cases pass, 1 a case failed, 2 bad usage or environment (unknown kernel, bad sizes, a shader that does not compile or whose signature does not match the spec).`;
+On the cpu backend every buffer sits between inaccessible guard pages: an out-of-bounds access fails the case with the buffer, the offset and the thread; a kernel that runs past --timeout is abandoned; a stack overflow is reported (raise --stack-size). --schedules N re-runs each case under N thread orders between barriers (forward, reverse, seeded shuffles) and fails it when an output differs bit for bit: a race.
+
+Exit codes: 0 all cases pass, 1 a case failed (wrong output, out-of-bounds access, timeout, race...), 2 bad usage or environment (unknown kernel, bad sizes, a case whose buffers would not fit in memory, a shader that does not compile or whose signature does not match the spec).`;
 
   static override examples = [
     '<%= config.bin %> verify',
     '<%= config.bin %> verify --kernel softmax-topk --backend cpu',
     '<%= config.bin %> verify --kernel softmax-topk --tokens 1,16 --experts 60 --top-k 4',
     '<%= config.bin %> verify --kernel moe_softmax_topk_f32 --shader ./my_kernels.metal',
+    '<%= config.bin %> verify --kernel softmax-topk --shader ./my_kernels.metal --schedules 4',
     '<%= config.bin %> verify --junit results.xml --markdown >> $GITHUB_STEP_SUMMARY',
   ];
 
@@ -96,6 +99,15 @@ Exit codes: 0 all cases pass, 1 a case failed, 2 bad usage or environment (unkno
     preset: Flags.string({ description: 'only the shapes of one model from fixtures/models.json (e.g. qwen3-30b-a3b)' }),
     junit: Flags.string({ description: 'also write a JUnit XML report to this file' }),
     markdown: Flags.boolean({ description: 'print a Markdown summary (for CI step summaries) instead of the table' }),
+    schedules: Flags.integer({
+      description: 'run each case under N thread orders between barriers (forward, reverse, seeded shuffles); fail when outputs differ bit for bit',
+      default: 1,
+      min: 1,
+      max: 64,
+      helpGroup: 'SAFETY',
+    }),
+    timeout: timeoutFlag,
+    'stack-size': stackSizeFlag,
     ...paramFlags(),
   };
 
@@ -114,6 +126,7 @@ Exit codes: 0 all cases pass, 1 a case failed, 2 bad usage or environment (unkno
       values[flag] = parseList(flag, f[flag] as string | undefined, { min: p.min ?? (p.kind === 'float' ? -Infinity : 1), float: p.kind === 'float' });
     }
     const inputSets = flags.inputs?.split(',').map((s) => s.trim());
+    const runOptions = safetyRunOptions(flags);
 
     const backend = getBackend(flags.backend);
     const device = backend.device();
@@ -134,6 +147,8 @@ Exit codes: 0 all cases pass, 1 a case failed, 2 bad usage or environment (unkno
           shaderFile: flags.shader,
           entry: flags.entry,
           backendFlag: flags.backend,
+          runOptions,
+          schedules: flags.schedules,
           onCase: () => {
             done++;
             if (spinner) spinner.text = `${spec.name}: case ${done}/${cases.length}`;

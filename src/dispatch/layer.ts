@@ -11,6 +11,7 @@
  * Every intermediate is compared with the reference of the whole layer, so a
  * wrong kernel is named by the first stage whose result diverges.
  */
+import type { NativeRunOptions } from '../backend/addon-types.js';
 import type { Backend } from '../backend/types.js';
 import { UsageError } from '../errors.js';
 import { sigmoidGate } from '../kernels/attention.js';
@@ -25,7 +26,7 @@ import { probsTie } from '../reference/softmax-topk.js';
 import { fillUniform } from '../util/fastrng.js';
 import { makeRng } from '../util/rng.js';
 import { compareOutput, type OutputComparison } from '../verify/compare.js';
-import { makeRunner, pipelineFor, bindStage, type StageRunner } from './stage.js';
+import { makeRunner, pipelineFor, bindStage, bufferNames, type StageRunner } from './stage.js';
 
 export type Strategy = 'loop' | 'batched';
 
@@ -36,6 +37,8 @@ export interface LayerOptions {
   shaderFile?: string;
   /** Routed experts quantized to the MLX affine format (the router and shared expert stay f32). */
   quant?: QuantBits;
+  /** Native run options of every dispatch (--timeout, --stack-size). */
+  runOptions?: NativeRunOptions;
 }
 
 /** Group size of the quantized experts (MLX's default). */
@@ -166,7 +169,7 @@ async function dispatch(r: StageRunner, rec: Recorder, stage: string, spec: Kern
   const p = await pipelineFor(r, spec);
   const { buffers, launch } = bindStage({ spec, params, tensors });
   // One timed dispatch: it is the run (results copied back) and its device time.
-  const t = await r.backend.time(p, buffers, launch, { warmup: 0, iterations: 1 });
+  const t = await r.backend.time(p, buffers, launch, { ...r.runOptions, bufferNames: bufferNames(spec), warmup: 0, iterations: 1 });
   rec.ns.set(stage, (rec.ns.get(stage) ?? 0) + (t[0] as number));
   rec.dispatches.set(stage, (rec.dispatches.get(stage) ?? 0) + 1);
   const ks = rec.kernels.get(stage) ?? new Set<string>();
@@ -200,7 +203,7 @@ export async function runLayer(backend: Backend, o: LayerOptions): Promise<Layer
     }
   }
   const w = new Weights(s, o.seed, quant);
-  const runner = makeRunner(backend, o.shaderFile);
+  const runner = makeRunner(backend, o.shaderFile, o.runOptions);
   const rec: Recorder = { ns: new Map(), dispatches: new Map(), kernels: new Map() };
   const P: Produced = {
     logits: new Float32Array(T * E),

@@ -5,6 +5,7 @@
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { NativeRunOptions } from '../backend/addon-types.js';
 import type { Backend, Pipeline } from '../backend/types.js';
 import { UsageError } from '../errors.js';
 import { packStruct } from '../kernels/pack.js';
@@ -16,6 +17,8 @@ const u8 = (a: TypedArray): Uint8Array => new Uint8Array(a.buffer, a.byteOffset,
 
 export interface StageRunner {
   backend: Backend;
+  /** Native run options of every dispatch (--timeout, --stack-size). */
+  runOptions?: NativeRunOptions;
   /** Kernels compiled so far, by entry. */
   pipelines: Map<string, Pipeline>;
   /** The user's shader (--shader): its kernels replace ours of the same entry name. */
@@ -32,8 +35,8 @@ function ourShaderFor(entry: string): string {
   throw new Error(`no shader in ${SHADER_DIR} defines kernel '${entry}'`);
 }
 
-export function makeRunner(backend: Backend, userShaderFile?: string): StageRunner {
-  const r: StageRunner = { backend, pipelines: new Map() };
+export function makeRunner(backend: Backend, userShaderFile?: string, runOptions?: NativeRunOptions): StageRunner {
+  const r: StageRunner = { backend, pipelines: new Map(), runOptions };
   if (userShaderFile) {
     if (!existsSync(userShaderFile)) throw new UsageError(`shader file not found: ${userShaderFile}`);
     const source = readFileSync(userShaderFile, 'utf8');
@@ -67,6 +70,13 @@ export interface StageCall {
   tensors: Record<string, TypedArray>;
 }
 
+/** The spec's buffer names by [[buffer(n)]] index (for runtime error messages). */
+export function bufferNames(spec: KernelSpec): (string | null)[] {
+  const names = new Array<string | null>(Math.max(...spec.buffers.map((b) => b.index)) + 1).fill(null);
+  for (const b of spec.buffers) names[b.index] = b.name;
+  return names;
+}
+
 /** Bind by name through the spec's layout; returns the buffers and launch of the call. */
 export function bindStage(c: StageCall): { buffers: (Uint8Array | null)[]; launch: ReturnType<KernelSpec['launch']> } {
   const maxIndex = Math.max(...c.spec.buffers.map((b) => b.index));
@@ -92,7 +102,7 @@ export async function runStage(r: StageRunner, c: StageCall): Promise<void> {
   if (why !== null) throw new UsageError(`${c.spec.name}: ${why}`);
   const p = await pipelineFor(r, c.spec);
   const { buffers, launch } = bindStage(c);
-  await r.backend.run(p, buffers, launch);
+  await r.backend.run(p, buffers, launch, { ...r.runOptions, bufferNames: bufferNames(c.spec) });
 }
 
 /** Median device time of one stage call (ns). */
@@ -101,6 +111,6 @@ export async function timeStage(r: StageRunner, c: StageCall, iterations = 3): P
   const { buffers, launch } = bindStage(c);
   // Time on copies: in-place stages (accumulate) must not change the layer's tensors.
   const copies = buffers.map((b) => (b ? b.slice() : null));
-  const t = Array.from(await r.backend.time(p, copies, launch, { warmup: 1, iterations })).sort((a, b) => a - b);
+  const t = Array.from(await r.backend.time(p, copies, launch, { ...r.runOptions, bufferNames: bufferNames(c.spec), warmup: 1, iterations })).sort((a, b) => a - b);
   return t[Math.floor(t.length / 2)] as number;
 }

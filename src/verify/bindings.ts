@@ -143,6 +143,8 @@ export interface Bound {
   buffers: (Uint8Array | null)[];
   /** Output tensors the kernel writes (views of the bound memory). */
   outputs: Tensors;
+  /** The spec's buffer names by [[buffer(n)]] index (for runtime error messages). */
+  names: (string | null)[];
 }
 
 /**
@@ -153,8 +155,10 @@ export interface Bound {
 export function bindCase(spec: KernelSpec, p: Params, inputs: Tensors): Bound {
   const maxIndex = Math.max(...spec.buffers.map((b) => b.index));
   const buffers: (Uint8Array | null)[] = new Array<Uint8Array | null>(maxIndex + 1).fill(null);
+  const names: (string | null)[] = new Array<string | null>(maxIndex + 1).fill(null);
   const outputs: Tensors = {};
   for (const b of spec.buffers) {
+    names[b.index] = b.name;
     if (b.kind === 'struct') {
       buffers[b.index] = packStruct(b.fields.map((f) => [f.type, f.value(p)]));
     } else if (b.kind === 'scalar') {
@@ -176,5 +180,5 @@ export function bindCase(spec: KernelSpec, p: Params, inputs: Tensors): Bound {
       buffers[b.index] = bytesOf(a);
     }
   }
-  return { buffers, outputs };
+  return { buffers, outputs, names };
 }

@@ -6,14 +6,17 @@
 import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { UsageError } from '../errors.js';
+import type { NativeRunOptions } from '../backend/addon-types.js';
+import { defaultTimeoutMs } from '../backend/limits.js';
 import type { Backend, Pipeline } from '../backend/types.js';
 import type { KernelCase, KernelSpec, Params } from '../kernels/spec.js';
 import { shapeLabel } from '../kernels/spec.js';
 import { bf16BitsToF32 } from '../util/bf16.js';
 import { caseSeed, makeRng } from '../util/rng.js';
 import { SHADER_DIR } from '../util/paths.js';
-import { checkBindings, bindCase } from './bindings.js';
+import { checkBindings, bindCase, type Bound } from './bindings.js';
 import { compareOutput, type OutputComparison } from './compare.js';
+import { checkCaseResources } from './resources.js';
 
 export type CaseStatus = 'PASS' | 'FAIL' | 'ERROR';
 
@@ -41,9 +44,22 @@ export interface VerifyOptions {
   /** Entry point in the user's shader (default: the spec's). */
   entry?: string;
   backendFlag?: string;
-  /** Extra native run options (schedules, workers). */
-  runOptions?: import('../backend/addon-types.js').NativeRunOptions;
+  /** Extra native run options (workers, timeoutMs, stackSize; the first run's schedule). */
+  runOptions?: NativeRunOptions;
+  /**
+   * Thread orders each case runs under (DESIGN.md, "Race finding"): 1 (the
+   * default) runs forward only; N > 1 re-runs with reverse, then seeded
+   * shuffles, and fails the case when an output differs bit for bit.
+   */
+  schedules?: number;
   onCase?: (r: CaseResult) => void;
+}
+
+/** The k-th thread order of --schedules: forward, reverse, then shuffles seeded 1, 2, ... */
+export function scheduleOf(k: number): { label: string; options: NativeRunOptions } {
+  if (k === 0) return { label: 'forward', options: { schedule: 'forward' } };
+  if (k === 1) return { label: 'reverse', options: { schedule: 'reverse' } };
+  return { label: `shuffle (seed ${k - 1})`, options: { schedule: 'shuffle', scheduleSeed: k - 1 } };
 }
 
 export interface ShaderSource {
@@ -78,6 +94,9 @@ export function reproCommand(spec: KernelSpec, c: KernelCase, o: VerifyOptions):
   if (o.backendFlag) parts.push(`--backend ${o.backendFlag}`);
   if (o.shaderFile) parts.push(`--shader ${o.shaderFile}`);
   if (o.entry) parts.push(`--entry ${o.entry}`);
+  if ((o.schedules ?? 1) > 1) parts.push(`--schedules ${o.schedules}`);
+  if (o.runOptions?.timeoutMs !== undefined) parts.push(`--timeout ${o.runOptions.timeoutMs}ms`);
+  if (o.runOptions?.stackSize !== undefined) parts.push(`--stack-size ${o.runOptions.stackSize}`);
   return parts.join(' ');
 }
 
@@ -107,8 +126,11 @@ export async function runCase(
     repro: reproCommand(spec, c, o),
     ms: 0,
   };
+  const launch = spec.launch(c.params);
+  const runOptions: NativeRunOptions = { ...o.runOptions, bufferNames: bound.names };
+  if (runOptions.timeoutMs === undefined) runOptions.timeoutMs = defaultTimeoutMs(launch, spec.cost(c.params));
   try {
-    await backend.run(pipeline, bound.buffers, spec.launch(c.params), o.runOptions ?? {});
+    await backend.run(pipeline, bound.buffers, launch, runOptions);
   } catch (e) {
     result.status = 'ERROR';
     result.error = (e as Error).message;
@@ -128,8 +150,75 @@ export async function runCase(
     result.outputs.push(compareOutput(b.name, got, expectedValues, rule, decode, ref.include?.[b.name]));
   }
   if (result.outputs.some((r) => !r.pass)) result.status = 'FAIL';
+  // Race finding: the same inputs under other thread orders, bit for bit.
+  for (let k = 1; k < (o.schedules ?? 1); k++) {
+    const { label, options } = scheduleOf(k);
+    const again = bindCase(spec, c.params, inputs);
+    try {
+      await backend.run(pipeline, again.buffers, launch, { ...runOptions, ...options });
+    } catch (e) {
+      result.status = 'ERROR';
+      result.error = `under thread order ${label} (--schedules): ${(e as Error).message}`;
+      break;
+    }
+    const diff = scheduleDifference(spec, bound, again, label);
+    if (diff !== null) {
+      result.outputs.push(diff);
+      result.status = 'FAIL';
+      break;
+    }
+  }
   result.ms = performance.now() - t0;
   return result;
+}
+
+function bitsText(a: ArrayLike<number>, i: number, bytes: Uint8Array, size: number): string {
+  let hex = '';
+  for (let b = size - 1; b >= 0; b--) hex += (bytes[i * size + b] as number).toString(16).padStart(2, '0');
+  return `${a[i]} (0x${hex})`;
+}
+
+/** The first output that differs between two runs of the same case, as a failed comparison; null when all are identical. */
+export function scheduleDifference(spec: KernelSpec, first: Bound, again: Bound, label: string): OutputComparison | null {
+  for (const b of spec.buffers) {
+    if (b.kind !== 'array' || b.access === 'read') continue;
+    const x = first.outputs[b.name];
+    const y = again.outputs[b.name];
+    if (!x || !y) continue;
+    const size = x.BYTES_PER_ELEMENT;
+    const xb = new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
+    const yb = new Uint8Array(y.buffer, y.byteOffset, y.byteLength);
+    let count = 0;
+    let firstAt = -1;
+    for (let i = 0; i < x.length; i++) {
+      let same = true;
+      for (let k = 0; k < size && same; k++) same = xb[i * size + k] === yb[i * size + k];
+      if (same) continue;
+      if (firstAt < 0) firstAt = i;
+      count++;
+    }
+    if (count === 0) continue;
+    return {
+      name: `${b.name} (thread order ${label})`,
+      kind: 'exact',
+      elements: x.length,
+      pass: false,
+      failure:
+        `differs from the forward thread order at ${count} of ${x.length} elements, first at [${firstAt}]: ` +
+        `${bitsText(y, firstAt, yb, size)} under ${label}, ${bitsText(x, firstAt, xb, size)} under forward ` +
+        `(a race: threads exchange data without a barrier between them)`,
+      cosine: null,
+      maxAbs: null,
+      relMaxAbs: null,
+      violations: count,
+      firstViolation: { index: firstAt, got: y[firstAt] as number, expected: x[firstAt] as number },
+      worst: null,
+      nonFinite: 0,
+      unwritten: 0,
+      rule: { kind: 'exact', reason: 'outputs must be bit-identical under every thread order between barriers (--schedules)' },
+    };
+  }
+  return null;
 }
 
 /** Verify the given cases; compile and signature errors throw (exit 2), case failures are rows. */
@@ -145,6 +234,7 @@ export async function verifySpec(
     if (!spec.inputSets.some((s) => s.name === c.inputSet)) {
       throw new UsageError(`${spec.name}: unknown input set '${c.inputSet}' (choose from ${spec.inputSets.map((s) => s.name).join(', ')})`);
     }
+    checkCaseResources(spec, c.params, { schedules: o.schedules });
   }
   const pipeline = await preparePipeline(spec, backend, shaderSource(spec, o.shaderFile, o.entry));
   const results: CaseResult[] = [];

@@ -237,7 +237,92 @@ static void k_fpenv(const MoeThreadCtx *t) {
   rt->tg_barrier();
 }
 
+// --- hostile kernels (guard pages, traps, the watchdog) ---------------------
+
+// Buffer 0: uint32_t[n] with n = threads. The last thread writes one element
+// past the end.
+static void k_oob_write_end(const MoeThreadCtx *t) {
+  const uint32_t n = t->d->threads_per_grid.x;
+  uint32_t i = gid_x(t);
+  buf<volatile uint32_t>(t, 0)[i] = i;
+  if (i == n - 1) buf<volatile uint32_t>(t, 0)[i + 1] = i;
+}
+static void k_oob_write_end_sync(const MoeThreadCtx *t) {
+  rt->tg_barrier();
+  k_oob_write_end(t);
+  rt->tg_barrier();
+}
+// Buffer 0: input, buffer 1: output. out[i] = in[i - 1] as a signed index:
+// thread 0 reads 4 bytes before the start.
+static void k_oob_read_before(const MoeThreadCtx *t) {
+  int32_t i = int32_t(gid_x(t));
+  buf<uint32_t>(t, 1)[i] = buf<volatile uint32_t>(t, 0)[i - 1];
+}
+// The same with 32-bit unsigned arithmetic: i - 1 wraps to 2^32 - 1.
+static void k_oob_read_wrap(const MoeThreadCtx *t) {
+  uint32_t i = gid_x(t);
+  buf<uint32_t>(t, 1)[i] = buf<volatile uint32_t>(t, 0)[i - 1u];
+}
+// Writes to buffer 1, which the test leaves unbound (nullptr), at element
+// gid + 1 (address arithmetic in integers, so that UBSan's null check, which
+// would end the sanitizer run, does not see a null pointer).
+static void k_null_write(const MoeThreadCtx *t) {
+  const uintptr_t base = reinterpret_cast<uintptr_t>(t->d->buffers[1]);
+  *reinterpret_cast<volatile uint32_t *>(base + 4 * (uintptr_t(gid_x(t)) + 1)) = 1;
+}
+
+static volatile uint32_t g_forever = 1;
+// Thread 3 of group 1 never returns (no runtime call in the loop).
+static void k_spin(const MoeThreadCtx *t) {
+  if (t->g->tg_pos.x == 1 && t->index == 3) {
+    while (g_forever) {
+    }
+  }
+  buf<uint32_t>(t, 0)[gid_x(t)] = 1;
+}
+static void k_spin_sync(const MoeThreadCtx *t) {
+  rt->tg_barrier();
+  k_spin(t);
+  rt->tg_barrier();
+}
+// Every thread synchronises forever.
+static void k_spin_barrier(const MoeThreadCtx *) {
+  while (g_forever) rt->tg_barrier();
+}
+// Group 0 fails at once; the others never return: the failure must end them.
+static void k_fail_or_spin(const MoeThreadCtx *t) {
+  if (t->g->tg_pos.x == 0) rt->fail("boom (fail_or_spin)");
+  while (g_forever) {
+  }
+}
+static volatile uint32_t g_zero = 0;
+// (no_sanitize: under -fsanitize=undefined the division would be reported
+// and end the run before the CPU traps.)
+__attribute__((no_sanitize("undefined"))) static void k_div_zero(const MoeThreadCtx *t) { buf<uint32_t>(t, 0)[gid_x(t)] = 7u / (gid_x(t) == 5 ? g_zero : 1u); }
+static void k_trap(const MoeThreadCtx *t) {
+  if (gid_x(t) == 2) __builtin_trap();
+  buf<uint32_t>(t, 0)[gid_x(t)] = 1;
+}
+// deep_stack without synchronisation: runs in the plain loop.
+static void k_deep_stack_plain(const MoeThreadCtx *t) {
+  volatile uint8_t big[64 * 1024];
+  for (uint32_t i = 0; i < sizeof big; i += 4096) big[i] = uint8_t(i);
+  buf<uint32_t>(t, 0)[gid_x(t)] = big[4096];
+}
+
 static const MoeKernelInfo kKernels[] = {
+    {"oob_write_end", k_oob_write_end, 0, 0},
+    {"oob_write_end_sync", k_oob_write_end_sync, 1, 0},
+    {"oob_read_before", k_oob_read_before, 0, 0},
+    {"oob_read_wrap", k_oob_read_wrap, 0, 0},
+    {"null_write", k_null_write, 0, 0},
+    {"spin", k_spin, 0, 0},
+    {"spin_sync", k_spin_sync, 1, 0},
+    {"spin_barrier", k_spin_barrier, 1, 0},
+    {"fail_or_spin", k_fail_or_spin, 0, 0},
+    {"div_zero", k_div_zero, 0, 0},
+    {"trap", k_trap, 0, 0},
+    {"deep_stack_plain", k_deep_stack_plain, 0, 0},
     {"fpenv", k_fpenv, 1, 0},
     {"copy", k_copy, 0, 0},
     {"reduce_tree", k_reduce_tree, 1, 0},

@@ -1,0 +1,69 @@
+/**
+ * Limits a dispatch runs under (issue 7: hostile kernels never take the tool
+ * down): the watchdog's default time budget, the per-thread stack, Metal's
+ * launch limits, and the memory a case may ask for.
+ */
+import { freemem, totalmem } from 'node:os';
+import type { NativeLaunch } from './addon-types.js';
+
+/** The watchdog's floor: no dispatch is abandoned sooner by default. */
+export const MIN_DEFAULT_TIMEOUT_MS = 10_000;
+/** Nanoseconds granted per thread of the grid, or per byte or flop of the spec's cost, whichever is more. */
+export const TIMEOUT_NS_PER_UNIT = 100;
+
+export const MAX_THREADS_PER_THREADGROUP = 1024;
+export const MAX_THREADGROUP_MEMORY = 32 * 1024;
+export const MIN_STACK_SIZE = 16 * 1024;
+export const MAX_STACK_SIZE = 64 * 1024 * 1024;
+export const DEFAULT_STACK_SIZE = 256 * 1024;
+
+/** Threads of the whole grid. */
+export function gridThreads(launch: NativeLaunch): number {
+  const [gx, gy, gz] = launch.grid;
+  const [tx, ty, tz] = launch.threadgroup;
+  return launch.mode === 'threads' ? gx * gy * gz : gx * gy * gz * tx * ty * tz;
+}
+
+/**
+ * Default watchdog budget of one dispatch: max(10 s, 100 ns × max(threads,
+ * bytes + flops of the spec's cost model)). Generous on purpose (the CPU
+ * backend runs a thread in a few ns to µs): it only has to end kernels that
+ * never would.
+ */
+export function defaultTimeoutMs(launch: NativeLaunch, cost?: { bytes: number; flops: number }): number {
+  const units = Math.max(gridThreads(launch), cost ? cost.bytes + cost.flops : 0);
+  return Math.ceil(Math.max(MIN_DEFAULT_TIMEOUT_MS, (units * TIMEOUT_NS_PER_UNIT) / 1e6));
+}
+
+/** Why Metal would refuse this launch, or null (checked before any buffer is made). */
+export function launchProblem(launch: NativeLaunch): string | null {
+  const [tx, ty, tz] = launch.threadgroup;
+  const per = tx * ty * tz;
+  if (per > MAX_THREADS_PER_THREADGROUP) {
+    return `a threadgroup of ${tx}×${ty}×${tz} = ${per} threads exceeds Metal's maximum of ${MAX_THREADS_PER_THREADGROUP}`;
+  }
+  const tgm = launch.threadgroupMemory.reduce((a, b) => a + Math.ceil(b / 16) * 16, 0);
+  if (tgm > MAX_THREADGROUP_MEMORY) {
+    return `threadgroup memory of ${tgm} bytes exceeds Metal's maximum of ${MAX_THREADGROUP_MEMORY} (32 KiB)`;
+  }
+  return null;
+}
+
+const GiB = 2 ** 30;
+/** "257.0 MiB", "3.25 GiB". */
+export const gib = (bytes: number): string => (bytes < GiB ? `${(bytes / 2 ** 20).toFixed(1)} MiB` : `${(bytes / GiB).toFixed(2)} GiB`);
+
+/**
+ * Bytes a run may allocate: 80% of the machine's memory, and no more than
+ * what is free plus 512 MiB; MOE_MEMORY_LIMIT (bytes, or with K/M/G) caps it
+ * further (CI machines, tests).
+ */
+export function memoryBudget(): number {
+  const machine = Math.min(totalmem() * 0.8, freemem() + 512 * 2 ** 20);
+  const env = process.env.MOE_MEMORY_LIMIT?.trim();
+  const m = env ? /^(\d+(?:\.\d+)?)\s*([kmg])?i?b?$/i.exec(env) : null;
+  if (!m) return machine;
+  const unit = (m[2] ?? '').toLowerCase();
+  const limit = Number(m[1]) * (unit === 'k' ? 2 ** 10 : unit === 'm' ? 2 ** 20 : unit === 'g' ? 2 ** 30 : 1);
+  return Math.min(machine, limit);
+}

@@ -1,0 +1,27 @@
+// HOSTILE (test/hostile.test.ts): simdgroup matrices, which the cpu backend
+// does not implement. Exit 2 naming the feature.
+#include <metal_stdlib>
+using namespace metal;
+
+struct MoeSoftmaxTopkParams {
+    uint  n_tokens;
+    uint  n_experts;
+    uint  top_k;
+    float _pad;
+};
+
+kernel void moe_softmax_topk_f32(
+        constant MoeSoftmaxTopkParams& p  [[buffer(0)]],
+        device const float*  logits       [[buffer(1)]],
+        device uint*         out_ids      [[buffer(2)]],
+        device float*        out_weights  [[buffer(3)]],
+        threadgroup float*   shmem        [[threadgroup(0)]],
+        uint3 tgpig [[threadgroup_position_in_grid]],
+        uint  tiitg [[thread_index_in_threadgroup]]) {
+    simdgroup_float8x8 m;
+    const uint token = tgpig.x;
+    if (tiitg < p.top_k) {
+        out_ids[token * p.top_k + tiitg] = tiitg;
+        out_weights[token * p.top_k + tiitg] = 0.0f;
+    }
+}
