@@ -19,6 +19,7 @@ import {
   UNSUPPORTED_ATTRS,
   UNSUPPORTED_IDENTS,
   UNSUPPORTED_QUALIFIERS,
+  VECTOR_TYPE,
 } from './features.js';
 import { lex, lexDirectiveBody, type PpLine, type Token } from './lexer.js';
 import type { AddressSpace, MslKernel, MslParam, MslStruct, MslStructField, ParamAttr } from './types.js';
@@ -59,7 +60,21 @@ export type TgDeclarator =
   | { storage: false; range: Range };
 
 export type Site =
-  | { kind: 'remove'; start: number; end: number; inPp: boolean; what: 'attribute' | 'kernel' | 'addressSpace' | 'instantiation' }
+  | {
+      kind: 'remove';
+      start: number;
+      end: number;
+      inPp: boolean;
+      what: 'attribute' | 'kernel' | 'addressSpace' | 'instantiation';
+      /** An address space of a variable declared at program (namespace) scope: `constant float k[4] = {...};`. */
+      programScope?: boolean;
+      /** The removed word (address spaces). */
+      word?: string;
+    }
+  /** Where a function is declared or defined (after any template header): CUDA marks it __device__. */
+  | { kind: 'fnDecl'; start: number; end: number; inPp: false }
+  /** An MSL vector type name (float4, packed_half3, ...). */
+  | { kind: 'vecType'; start: number; end: number; inPp: boolean; name: string }
   | { kind: 'swizzle'; start: number; end: number; inPp: boolean; name: string }
   | { kind: 'half'; start: number; end: number; inPp: boolean; value: string }
   | { kind: 'float'; start: number; end: number; inPp: boolean; value: string }
@@ -294,13 +309,15 @@ class Analyzer {
       }
       const prev = body[i - 1]?.text ?? '';
       const member = prev === '.' || prev === '->';
-      if (t.kind === 'ident' && !member && prev !== '::' && prev !== '#' && prev !== '##') {
+      if (t.kind === 'ident' && !member && prev !== '#' && prev !== '##' && VECTOR_TYPE.test(t.text)) {
+        this.sites.push({ kind: 'vecType', start: t.start, end: t.end, inPp: true, name: t.text });
+      } else if (t.kind === 'ident' && !member && prev !== '::' && prev !== '#' && prev !== '##') {
         if (t.text === 'kernel') this.sites.push({ kind: 'remove', start: t.start, end: t.end, inPp: true, what: 'kernel' });
         else if (ADDRESS_SPACES.has(t.text)) {
           if (t.text === 'threadgroup' && !body.slice(i + 1).some((x) => x.text === '*' || x.text === '&')) {
             this.fail(t, 'a threadgroup variable declared through a macro is not supported by the cpu backend: declare it in the kernel body');
           }
-          this.sites.push({ kind: 'remove', start: t.start, end: t.end, inPp: true, what: 'addressSpace' });
+          this.sites.push({ kind: 'remove', start: t.start, end: t.end, inPp: true, what: 'addressSpace', word: t.text });
         }
       } else if (t.kind === 'ident' && prev === '.' && SWIZZLE.test(t.text) && body[i + 1]?.text !== '(') {
         // field names are known only after the structs are parsed: filtered in finish()
@@ -571,10 +588,12 @@ class Analyzer {
       if (r.body) {
         const close = this.match[r.end];
         const fn = this.functionHead(i, r.paren);
+        this.fnDeclSite(i, r.end);
         this.addFunction(fn.name, this.body(r.end, close));
         i = close + 1;
         continue;
       }
+      if (this.isPrototype(i, r.end, r.paren)) this.fnDeclSite(i, r.end);
       const first = this.firstNonAttr(i, r.end);
       const skip = /^(static|using|typedef|friend|enum|static_assert|constexpr)$/.test(this.text(first));
       if (!skip && r.paren < 0) this.fieldDecl(i, r.end, fields);
@@ -684,6 +703,7 @@ class Analyzer {
     if (r.body) {
       const close = this.match[r.end];
       const fn = this.functionHead(i, r.paren);
+      this.fnDeclSite(i, r.end);
       const idents = this.body(r.end, close);
       this.addFunction(fn.name, idents);
       const kw = this.kernelWords(i, r.paren);
@@ -700,12 +720,38 @@ class Analyzer {
       }
       return close + 1;
     }
+    if (this.isPrototype(i, r.end, r.paren)) this.fnDeclSite(i, r.end);
+    else if (!ctx.inStruct && r.paren < 0) this.programScope.push([i, r.end]);
     if (!ctx.inStruct && this.text(first) === 'threadgroup' && r.paren < 0) {
       this.fail(this.toks[first], 'threadgroup variables must be declared inside a kernel function, not at program scope');
     }
     // an integer constant at namespace scope: for array sizes of struct fields
     if (!ctx.inStruct && r.paren < 0) this.recordConstant(i, r.end);
     return r.end + 1;
+  }
+
+  /** Token ranges [first, ';'] of variables declared at program (namespace) scope. */
+  readonly programScope: [number, number][] = [];
+
+  /**
+   * A function declaration without a body (`float f(float);`, `T get() const;`):
+   * a parameter list, no `=` after it (`= default`, `= delete`, an initialiser),
+   * and not a typedef, using or friend declaration of another kind.
+   */
+  isPrototype(i: number, end: number, paren: number): boolean {
+    if (paren < 0) return false;
+    const first = this.firstNonAttr(i, end);
+    if (/^(typedef|using|static_assert|friend|extern|template|return)$/.test(this.text(first))) return false;
+    if (this.functionHead(i, paren).name === '') return false;
+    for (let k = this.match[paren] + 1; k < end; k++) if (this.text(k) === '=') return false;
+    return true;
+  }
+
+  /** Marks where the function declared at tokens [i, end) begins (after its attributes). */
+  fnDeclSite(i: number, end: number): void {
+    const first = this.firstNonAttr(i, end);
+    const t = this.toks[first];
+    if (t) this.sites.push({ kind: 'fnDecl', start: t.start, end: t.start, inPp: false });
   }
 
   recordConstant(a: number, b: number): void {
@@ -1250,6 +1296,16 @@ class Analyzer {
   // --------------------------------------------------------- token rewrites
 
   tokenSites(): void {
+    const atProgramScope = new Uint8Array(this.toks.length);
+    for (const [a, b] of this.programScope) {
+      let depth = 0;
+      for (let k = a; k <= b && k < this.toks.length; k++) {
+        const x = this.text(k);
+        if (x === '(' || x === '[' || x === '{') depth++;
+        else if (x === ')' || x === ']' || x === '}') depth--;
+        else if (depth === 0) atProgramScope[k] = 1;
+      }
+    }
     for (const attr of this.attrAt.values()) {
       this.sites.push({ kind: 'remove', start: this.toks[attr.open].start, end: this.toks[attr.close].end, inPp: false, what: 'attribute' });
     }
@@ -1267,6 +1323,10 @@ class Analyzer {
       if (t.kind !== 'ident') continue;
       const prev = this.text(i - 1);
       const member = prev === '.' || prev === '->';
+      if (!member && VECTOR_TYPE.test(t.text)) {
+        this.sites.push({ kind: 'vecType', start: t.start, end: t.end, inPp: false, name: t.text });
+        continue;
+      }
       if (member) {
         if (SWIZZLE.test(t.text) && this.text(i + 1) !== '(' && !this.fieldNames.has(t.text)) {
           this.sites.push({ kind: 'swizzle', start: t.start, end: t.end, inPp: false, name: t.text });
@@ -1275,7 +1335,9 @@ class Analyzer {
       }
       if (prev === '::') continue;
       if (t.text === 'kernel') this.sites.push({ kind: 'remove', start: t.start, end: t.end, inPp: false, what: 'kernel' });
-      else if (ADDRESS_SPACES.has(t.text)) this.sites.push({ kind: 'remove', start: t.start, end: t.end, inPp: false, what: 'addressSpace' });
+      else if (ADDRESS_SPACES.has(t.text)) {
+        this.sites.push({ kind: 'remove', start: t.start, end: t.end, inPp: false, what: 'addressSpace', word: t.text, programScope: atProgramScope[i] === 1 });
+      }
     }
   }
 

@@ -21,12 +21,12 @@ export interface EmitCppOptions {
   headerName?: string;
 }
 
-function cString(s: string): string {
+export function cString(s: string): string {
   return `"${s.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`;
 }
 
 /** One line of code from a source range: comments dropped, whitespace collapsed. */
-const collapse = (s: string): string =>
+export const collapse = (s: string): string =>
   s
     .replace(/\/\*[\s\S]*?\*\/|\/\/[^\n]*/g, ' ')
     .replace(/\s+/g, ' ')
@@ -37,7 +37,10 @@ function cppEdit(site: Site): Edit {
   const base = { start: site.start, end: site.end, inPp: site.inPp };
   switch (site.kind) {
     case 'remove':
+    case 'fnDecl':
       return { ...base, text: '' };
+    case 'vecType':
+      return { ...base, text: site.name };
     case 'swizzle':
       return { ...base, text: `${site.name}()` };
     case 'half':
@@ -97,13 +100,21 @@ export function entrySymbol(i: number): string {
   return `__moe_entry_${i}`;
 }
 
-function entry(k: MslKernel, ns: string[], bareName: string, i: number): string {
+/**
+ * One generated entry: `head` (the entry's signature, up to its body) calling
+ * the kernel with one argument per parameter, inside the kernel's namespaces
+ * so that its unqualified types resolve as in its signature.
+ */
+export function entryFunction(k: MslKernel, ns: string[], bareName: string, head: string, arg: (p: MslParam) => string, prologue = ''): string {
   const call = `${bareName}${k.templateArgs !== null ? `<${k.templateArgs}>` : ''}`;
-  const args = k.params.map((p) => `\n    ${cppArg(p)}`).join(',');
-  let s = `extern "C" void ${entrySymbol(i)}(const MoeThreadCtx* __t) {\n  (void)__t;\n  ${call}(${args});\n}`;
-  // in the kernel's namespaces, so its unqualified types resolve as in its signature
+  const args = k.params.map((p) => `\n    ${arg(p)}`).join(',');
+  let s = `${head} {\n${prologue}  ${call}(${args});\n}`;
   for (const n of [...ns].reverse()) s = `namespace ${n ? `${n} ` : ''}{\n${s}\n}`;
   return s;
+}
+
+function entry(k: MslKernel, ns: string[], bareName: string, i: number): string {
+  return entryFunction(k, ns, bareName, `extern "C" void ${entrySymbol(i)}(const MoeThreadCtx* __t)`, cppArg, '  (void)__t;\n');
 }
 
 export function emitCppFromAnalysis(a: Analysis, options: EmitCppOptions = {}): EmitResult {

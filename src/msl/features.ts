@@ -90,3 +90,9 @@ export const UNSUPPORTED_QUALIFIERS: ReadonlyMap<string, string> = new Map([
  * functions. Single letters (.x .. .w, .r .. .a) are data members there.
  */
 export const SWIZZLE = /^([xyzw]{2,4}|[rgba]{2,4})$/;
+
+/**
+ * MSL's vector type names (float4, packed_uint3, bool2, ...). CUDA predefines
+ * most of them as its own structs, so its emitter renames them.
+ */
+export const VECTOR_TYPE = /^(packed_)?(float|half|bfloat|int|uint|short|ushort|char|uchar|bool|long|ulong)[234]$/;

@@ -1,9 +1,11 @@
 /**
  * The MSL front end: parseMsl (kernels, their signatures, structs) and the
- * emitters of the backends that run MSL without Metal (emitCpp for the CPU).
+ * emitters of the backends that run MSL without Metal (emitCpp for the CPU,
+ * emitCuda for NVIDIA GPUs).
  */
 export { MslError } from './errors.js';
 export type { AddressSpace, EmitResult, MslKernel, MslParam, MslStruct, MslStructField, ParamAttr, ParsedMsl } from './types.js';
 export { parseMsl } from './parse.js';
 export { emitCpp, type EmitCppOptions } from './emit-cpp.js';
+export { emitCuda, cudaType, type EmitCudaOptions } from './emit-cuda.js';
 export { BUILTINS } from './features.js';

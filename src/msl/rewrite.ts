@@ -22,7 +22,8 @@ const countNewlines = (s: string): number => {
 };
 
 export function applyEdits(source: string, edits: Edit[]): string {
-  const sorted = [...edits].sort((a, b) => a.start - b.start || b.end - a.end);
+  // By start; at one start, insertions (empty ranges) before the edit that replaces text there.
+  const sorted = [...edits].sort((a, b) => a.start - b.start || Number(a.end > a.start) - Number(b.end > b.start) || b.end - a.end);
   const render = (from: number, to: number, keepLines: boolean): string => {
     let out = '';
     let cur = from;

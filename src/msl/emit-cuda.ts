@@ -1,0 +1,118 @@
+/**
+ * The CUDA emitter of the CUDA backend, beside the C++ one (one analysis, two
+ * emitters). Output: the CUDA compat header's include, the user's source
+ * rewritten site by site with its line structure kept (under `#line 1
+ * "<file>"`, so NVRTC's messages point at the .metal lines), then one
+ * `extern "C" __global__` entry per kernel.
+ *
+ * What each MSL construct becomes:
+ *   functions (kernels and helpers, struct methods)  __device__ functions
+ *   device / constant / thread pointers             plain (generic) pointers
+ *   `constant` / `device` variables at program scope __constant__ / __device__
+ *   `threadgroup T a[N];` in a body                  `__shared__ T a[N];`
+ *   [[threadgroup(i)]] parameters                    slices of the dynamic shared memory
+ *   float4, uint3, packed_half3, ...                 moe_float4, ... (CUDA has its own float4)
+ *   builtins                                         from blockIdx/threadIdx/blockDim (moe_cuda/rt.h)
+ *
+ * Contract with native/include/moe_cuda.h and moe_cuda_abi.h: the entry takes
+ * one MoeCudaArgs by value; __moe_dyn_smem is the dynamic shared memory.
+ */
+import type { Analysis, Site } from './analyze.js';
+import { analysisOf } from './parse.js';
+import { cString, collapse, entryFunction, entrySymbol } from './emit-cpp.js';
+import { VECTOR_TYPE } from './features.js';
+import { applyEdits, type Edit, type Render } from './rewrite.js';
+import type { EmitResult, MslParam, ParsedMsl } from './types.js';
+
+export interface EmitCudaOptions {
+  /** The compat header to include (default "moe_cuda.h"). */
+  headerName?: string;
+}
+
+/** The CUDA spelling of an MSL vector type name. */
+export const cudaVectorName = (name: string): string => `moe_${name}`;
+
+/** Vector type names inside a type written in MSL, renamed for CUDA. */
+export function cudaType(type: string): string {
+  return type.replace(/\b[A-Za-z_]\w*\b/g, (w) => (VECTOR_TYPE.test(w) ? cudaVectorName(w) : w));
+}
+
+function cudaEdit(site: Site): Edit {
+  const base = { start: site.start, end: site.end, inPp: site.inPp };
+  switch (site.kind) {
+    case 'remove':
+      if (site.what === 'addressSpace' && site.programScope) {
+        if (site.word === 'constant') return { ...base, text: '__constant__' };
+        if (site.word === 'device') return { ...base, text: '__device__' };
+      }
+      return { ...base, text: '' };
+    case 'fnDecl':
+      return { ...base, text: '__device__ ' };
+    case 'vecType':
+      return { ...base, text: cudaVectorName(site.name) };
+    case 'swizzle':
+      return { ...base, text: `${site.name}()` };
+    case 'half':
+      return { ...base, text: `half(${site.value}f)` };
+    case 'float':
+      return { ...base, text: `${site.value}f` };
+    case 'metalInclude':
+      return { ...base, text: `// ${site.text}` };
+    case 'tgDecl':
+      return {
+        ...base,
+        text: (render: Render): string => {
+          const prefix = site.prefix ? collapse(render(site.prefix[0], site.prefix[1])).replace(/\bstatic\b/g, '').trim() : '';
+          const type = collapse(`${prefix} ${render(site.base[0], site.base[1])}`);
+          return site.decls
+            .map((d) => {
+              if (!d.storage) return `${type} ${collapse(render(d.range[0], d.range[1]))};`;
+              const dims = d.dims.map(([a, b]) => `[${collapse(render(a, b))}]`).join('');
+              return `__shared__ ${type} ${d.name}${dims};`;
+            })
+            .join(' ');
+        },
+      };
+  }
+}
+
+/** The entry's argument for one kernel parameter. */
+function cudaArg(p: MslParam): string {
+  const type = cudaType(p.cppType);
+  const noRef = type.replace(/\s*&\s*$/, '');
+  switch (p.attr.kind) {
+    case 'buffer': {
+      const src = `__a.buffers[${p.attr.index}]`;
+      return p.kind === 'pointer' ? `reinterpret_cast<${type}>(${src})` : `*reinterpret_cast<${noRef} *>(${src})`;
+    }
+    case 'threadgroup': {
+      const src = `(__moe_dyn_smem + __a.tg_dyn_offset[${p.attr.index}])`;
+      return p.kind === 'pointer' ? `reinterpret_cast<${type}>(${src})` : `*reinterpret_cast<${noRef} *>(${src})`;
+    }
+    case 'builtin':
+      return `::moe_rt::builtin_as<${cudaType(p.baseType)}>(::moe_rt::bi_${p.attr.name}(__a))`;
+    case 'none':
+      throw new Error(`kernel parameter '${p.name}' has no binding`); // rejected by the parser
+  }
+}
+
+export function emitCudaFromAnalysis(a: Analysis, options: EmitCudaOptions = {}): EmitResult {
+  const header = options.headerName ?? 'moe_cuda.h';
+  const user = applyEdits(a.source, a.sites.map(cudaEdit));
+  const parts: string[] = [`#include ${cString(header)}\n`, `#line 1 ${cString(a.file)}\n`, user.endsWith('\n') ? user : `${user}\n`];
+  parts.push(`#line 1 ${cString(`${a.file}.entries.cu`)}\n`);
+  a.kernels.forEach((k, i) => {
+    const extra = a.extras[i];
+    const head = `extern "C" __global__ void ${entrySymbol(i)}(const MoeCudaArgs __a)`;
+    parts.push(`${entryFunction(k, extra.ns, extra.bareName, head, cudaArg)}\n`);
+  });
+  return {
+    code: parts.join(''),
+    kernels: a.kernels.map((k, i) => ({ name: k.name, entrySymbol: entrySymbol(i), usesSync: k.usesSync })),
+  };
+}
+
+/** CUDA C++ (NVRTC, or nvcc) for the CUDA backend from a parsed MSL source. Throws MslError. */
+export function emitCuda(parsed: ParsedMsl, options: EmitCudaOptions = {}): EmitResult {
+  return emitCudaFromAnalysis(analysisOf(parsed), options);
+}
