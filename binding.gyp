@@ -5,7 +5,9 @@
       "sources": [
         "native/src/addon.cc",
         "native/src/runtime.cc",
-        "native/src/fiber.cc"
+        "native/src/fiber.cc",
+        "native/src/addon_cuda.cc",
+        "native/src/cuda_runtime.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
@@ -33,12 +35,19 @@
           "ldflags": ["-pthread"]
         }],
         # ------------------------------------------------------------------
-        # macOS. C++17 + exceptions for the runtime. The Metal backend's
-        # sources (native/metal/*.mm, ARC, -framework Metal/Foundation) are
-        # added here later.
+        # macOS. C++17 + exceptions for the runtime; the Metal backend: its
+        # Metal calls (Objective-C++ with ARC) and their Node glue, linked
+        # with Metal, Foundation and CoreGraphics (without CoreGraphics a
+        # command-line process may get no default Metal device). Other OSes
+        # build no Metal code at all.
         # ------------------------------------------------------------------
         ["OS=='mac'", {
+          "sources": ["native/metal/metal_backend.mm", "native/src/metal_glue.cc"],
+          "include_dirs": ["native/metal"],
+          "defines": ["MOE_WITH_METAL"],
           "xcode_settings": {
+            "CLANG_ENABLE_OBJC_ARC": "YES",
+            "OTHER_LDFLAGS": ["-framework", "Metal", "-framework", "Foundation", "-framework", "CoreGraphics"],
             "CLANG_CXX_LANGUAGE_STANDARD": "c++17",
             "CLANG_CXX_LIBRARY": "libc++",
             "GCC_ENABLE_CPP_EXCEPTIONS": "YES",
@@ -49,5 +58,41 @@
         }]
       ]
     }
+  ],
+  "conditions": [
+    # ----------------------------------------------------------------------
+    # Tests only, never loaded unless MOE_METAL_ADDON names it: the Metal
+    # glue over a recording fake of native/metal/moe_metal.h
+    # (native/test/metal), so that everything of the Metal backend but the
+    # Metal calls runs on Linux.
+    # ----------------------------------------------------------------------
+    ["OS!='mac'", {
+      "targets": [
+        {
+          "target_name": "moe_metal_fake",
+          "sources": [
+            "native/src/metal_glue.cc",
+            "native/test/metal/fake_metal.cc",
+            "native/test/metal/fake_addon.cc"
+          ],
+          "include_dirs": [
+            "<!(node -p \"require('node-addon-api').include_dir\")",
+            "native/metal",
+            "native/src",
+            "native/test/metal"
+          ],
+          "defines": [
+            "NAPI_VERSION=8",
+            "NAPI_CPP_EXCEPTIONS",
+            "NODE_ADDON_API_CPP_EXCEPTIONS_ALL"
+          ],
+          "cflags": ["-Wall", "-Wextra", "-O2"],
+          "cflags!": ["-fno-exceptions"],
+          "cflags_cc": ["-std=c++17", "-fexceptions"],
+          "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],
+          "ldflags": ["-pthread"]
+        }
+      ]
+    }]
   ]
 }

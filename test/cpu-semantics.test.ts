@@ -1,5 +1,6 @@
 /**
- * Metal semantics of the CPU backend, through the public backend API: every
+ * Metal semantics of the CPU backend (MOE_TEST_BACKEND=cuda or metal runs the
+ * same checks on a GPU backend), through the public backend API: every
  * builtin, both launch modes with grids that are not a multiple of the
  * threadgroup, barriers with static and dynamic threadgroup memory, and each
  * SIMD-group collective (32 lanes, a partial last SIMD-group).
@@ -11,7 +12,7 @@ import { getBackend } from '../src/backend/index.js';
 import type { Dim3 } from '../src/backend/addon-types.js';
 import { shader } from './helpers.js';
 
-const be = getBackend('cpu');
+const be = getBackend(process.env.MOE_TEST_BACKEND ?? 'cpu');
 const u8 = (a: Uint32Array | Int32Array | Float32Array): Uint8Array => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 const src = (f: string): string => readFileSync(shader('semantics', f), 'utf8');
 

@@ -1,24 +1,36 @@
 // metal_backend.mm — the Metal calls of the Metal backend, and nothing else.
-// Built only on macOS (binding.gyp), with ARC, linked with Metal and Foundation.
+// Built only on macOS (binding.gyp), with ARC, linked with Metal, Foundation
+// and CoreGraphics. The interface and what callers guarantee: moe_metal.h.
+// Each call is walked through, with Apple's documentation, in
+// docs/metal-backend.md.
 #import <Foundation/Foundation.h>
 #import <Metal/Metal.h>
 
 #include <stdio.h>
 #include <string.h>
 
+#include <vector>
+
 #include "moe_metal.h"
 
 static void set_err(char *err, size_t errlen, NSString *msg) {
   if (err == NULL || errlen == 0) return;
-  const char *s = msg ? [msg UTF8String] : "unknown Metal error";
-  snprintf(err, errlen, "%s", s ? s : "unknown Metal error");
+  const char *s = msg != nil ? [msg UTF8String] : NULL;
+  snprintf(err, errlen, "%s", s != NULL ? s : "unknown Metal error");
 }
 
+// The system default device; a command-line process can get nil from
+// MTLCreateSystemDefaultDevice (Apple: link CoreGraphics, which we do), so the
+// first device of MTLCopyAllDevices is the fallback.
 static id<MTLDevice> shared_device(void) {
   static id<MTLDevice> dev = nil;
   static dispatch_once_t once;
   dispatch_once(&once, ^{
     dev = MTLCreateSystemDefaultDevice();
+    if (dev == nil) {
+      NSArray<id<MTLDevice>> *all = MTLCopyAllDevices();
+      if (all.count > 0) dev = all[0];
+    }
   });
   return dev;
 }
@@ -32,11 +44,34 @@ static id<MTLCommandQueue> shared_queue(void) {
   return q;
 }
 
+// The MSL version to request: the newest that both this macOS and the SDK the
+// addon was built with know (31 = 3.1, the first with bfloat).
+static uint32_t pick_language(MTLLanguageVersion *v) {
+#if __MAC_OS_X_VERSION_MAX_ALLOWED >= 140000
+  if (@available(macOS 14.0, *)) {
+    *v = MTLLanguageVersion3_1;
+    return 31;
+  }
+#endif
+#if __MAC_OS_X_VERSION_MAX_ALLOWED >= 130000
+  if (@available(macOS 13.0, *)) {
+    *v = MTLLanguageVersion3_0;
+    return 30;
+  }
+#endif
+  if (@available(macOS 12.0, *)) {
+    *v = MTLLanguageVersion2_4;
+    return 24;
+  }
+  *v = MTLLanguageVersion2_3;
+  return 23;
+}
+
 int moe_metal_device_info(MoeMetalDeviceInfo *out, char *err, size_t errlen) {
   @autoreleasepool {
     id<MTLDevice> dev = shared_device();
     if (dev == nil) {
-      set_err(err, errlen, @"MTLCreateSystemDefaultDevice returned no device");
+      set_err(err, errlen, @"no Metal device: MTLCreateSystemDefaultDevice and MTLCopyAllDevices found none");
       return 1;
     }
     memset(out, 0, sizeof(*out));
@@ -49,28 +84,27 @@ int moe_metal_device_info(MoeMetalDeviceInfo *out, char *err, size_t errlen) {
     if ([dev supportsFamily:MTLGPUFamilyApple5]) f |= MOE_MTL_FAMILY_APPLE5;
     if ([dev supportsFamily:MTLGPUFamilyApple6]) f |= MOE_MTL_FAMILY_APPLE6;
     if ([dev supportsFamily:MTLGPUFamilyApple7]) f |= MOE_MTL_FAMILY_APPLE7;
+    if ([dev supportsFamily:MTLGPUFamilyMac2]) f |= MOE_MTL_FAMILY_MAC2;
+#if __MAC_OS_X_VERSION_MAX_ALLOWED >= 130000
     if (@available(macOS 13.0, *)) {
       if ([dev supportsFamily:MTLGPUFamilyApple8]) f |= MOE_MTL_FAMILY_APPLE8;
       if ([dev supportsFamily:MTLGPUFamilyMetal3]) f |= MOE_MTL_FAMILY_METAL3;
     }
+#endif
+#if __MAC_OS_X_VERSION_MAX_ALLOWED >= 140000
     if (@available(macOS 14.0, *)) {
       if ([dev supportsFamily:MTLGPUFamilyApple9]) f |= MOE_MTL_FAMILY_APPLE9;
     }
-    if ([dev supportsFamily:MTLGPUFamilyMac2]) f |= MOE_MTL_FAMILY_MAC2;
+#endif
     out->families = f;
-    if (@available(macOS 14.0, *)) {
-      out->msl_version = 31;
-    } else if (@available(macOS 13.0, *)) {
-      out->msl_version = 30;
-    } else {
-      out->msl_version = 24;
-    }
+    MTLLanguageVersion unused_version;
+    out->msl_version = pick_language(&unused_version);
     return 0;
   }
 }
 
-int moe_metal_compile(const char *source, const char *entry, void **pipeline, uint32_t *exec_width,
-                      uint32_t *max_threads, char *err, size_t errlen) {
+int moe_metal_compile(const char *source, const char *entry, uint32_t fast_math, void **pipeline,
+                      MoeMetalPipelineInfo *info, char *err, size_t errlen) {
   @autoreleasepool {
     id<MTLDevice> dev = shared_device();
     if (dev == nil) {
@@ -78,82 +112,105 @@ int moe_metal_compile(const char *source, const char *entry, void **pipeline, ui
       return 1;
     }
     MTLCompileOptions *opts = [[MTLCompileOptions alloc] init];
-    if (@available(macOS 14.0, *)) {
-      opts.languageVersion = MTLLanguageVersion3_1;
-    } else if (@available(macOS 13.0, *)) {
-      opts.languageVersion = MTLLanguageVersion3_0;
-    } else {
-      opts.languageVersion = MTLLanguageVersion2_4;
+    // An explicit language version: the default is "the most recent", which
+    // would make results depend on the SDK the addon was built with.
+    MTLLanguageVersion version;
+    pick_language(&version);
+    opts.languageVersion = version;
+    // Verification compares with an f64 reference: IEEE-safe math unless asked.
+    bool math_set = false;
+#if __MAC_OS_X_VERSION_MAX_ALLOWED >= 150000
+    if (@available(macOS 15.0, *)) {
+      opts.mathMode = fast_math ? MTLMathModeFast : MTLMathModeSafe;
+      opts.mathFloatingPointFunctions =
+          fast_math ? MTLMathFloatingPointFunctionsFast : MTLMathFloatingPointFunctionsPrecise;
+      math_set = true;
+    }
+#endif
+    if (!math_set) opts.fastMathEnabled = fast_math ? YES : NO;
+    NSString *src = [NSString stringWithUTF8String:source];
+    NSString *name = [NSString stringWithUTF8String:entry];
+    if (src == nil || name == nil) {
+      set_err(err, errlen, @"shader source or entry name is not valid UTF-8");
+      return 1;
     }
     NSError *e = nil;
-    NSString *src = [NSString stringWithUTF8String:source];
-    if (src == nil) {
-      set_err(err, errlen, @"shader source is not valid UTF-8");
-      return 1;
-    }
     id<MTLLibrary> lib = [dev newLibraryWithSource:src options:opts error:&e];
     if (lib == nil) {
-      set_err(err, errlen, e ? e.localizedDescription : @"newLibraryWithSource failed");
+      set_err(err, errlen, e != nil ? e.localizedDescription : @"newLibraryWithSource:options:error: failed");
       return 1;
     }
-    id<MTLFunction> fn = [lib newFunctionWithName:[NSString stringWithUTF8String:entry]];
+    id<MTLFunction> fn = [lib newFunctionWithName:name];
     if (fn == nil) {
-      set_err(err, errlen, [NSString stringWithFormat:@"no function named '%s' in the library", entry]);
+      set_err(err, errlen, [NSString stringWithFormat:@"no function named '%@' in the compiled library", name]);
       return 1;
     }
+    e = nil;
     id<MTLComputePipelineState> ps = [dev newComputePipelineStateWithFunction:fn error:&e];
     if (ps == nil) {
-      set_err(err, errlen, e ? e.localizedDescription : @"newComputePipelineStateWithFunction failed");
+      set_err(err, errlen,
+              e != nil ? e.localizedDescription : @"newComputePipelineStateWithFunction:error: failed");
       return 1;
     }
-    *exec_width = (uint32_t)ps.threadExecutionWidth;
-    *max_threads = (uint32_t)ps.maxTotalThreadsPerThreadgroup;
+    info->exec_width = (uint32_t)ps.threadExecutionWidth;
+    info->max_threads = (uint32_t)ps.maxTotalThreadsPerThreadgroup;
+    info->static_threadgroup_memory = (uint32_t)ps.staticThreadgroupMemoryLength;
     *pipeline = (__bridge_retained void *)ps;
     return 0;
   }
 }
 
 void moe_metal_release(void *pipeline) {
-  if (pipeline != NULL) {
-    id<MTLComputePipelineState> ps = (__bridge_transfer id<MTLComputePipelineState>)pipeline;
-    ps = nil;
-  }
+  if (pipeline == NULL) return;
+  // Takes back the +1 of __bridge_retained; ARC releases it at scope end.
+  id<MTLComputePipelineState> ps = (__bridge_transfer id<MTLComputePipelineState>)pipeline;
+  (void)ps;
 }
 
 int moe_metal_dispatch(void *pipeline, const MoeMetalBinding *bindings, uint32_t n_bindings,
-                       const MoeMetalLaunch *launch, uint32_t per_batch, uint32_t batches,
+                       const MoeMetalLaunch *launch, uint32_t warmup, uint32_t per_batch, uint32_t batches,
                        double *ns_per_batch, char *err, size_t errlen) {
   @autoreleasepool {
     id<MTLDevice> dev = shared_device();
     id<MTLCommandQueue> queue = shared_queue();
     id<MTLComputePipelineState> ps = (__bridge id<MTLComputePipelineState>)pipeline;
     if (dev == nil || queue == nil || ps == nil) {
-      set_err(err, errlen, @"Metal device, queue or pipeline missing");
+      set_err(err, errlen, @"Metal device, command queue or pipeline missing");
       return 1;
     }
-    NSMutableArray<id<MTLBuffer>> *buffers = [NSMutableArray arrayWithCapacity:n_bindings];
+    std::vector<id<MTLBuffer>> buffers(n_bindings, nil);
     for (uint32_t i = 0; i < n_bindings; ++i) {
       const MoeMetalBinding *b = &bindings[i];
-      if (b->is_bytes) {
-        [buffers addObject:(id<MTLBuffer>)[NSNull null]];
+      if (b->is_bytes) continue;
+      if (b->alias >= 0) {
+        buffers[i] = buffers[(uint32_t)b->alias];
         continue;
       }
-      NSUInteger len = b->size > 0 ? (NSUInteger)b->size : 16;
-      id<MTLBuffer> buf = b->size > 0
-                              ? [dev newBufferWithBytes:b->data length:len options:MTLResourceStorageModeShared]
-                              : [dev newBufferWithLength:len options:MTLResourceStorageModeShared];
-      if (buf == nil) {
+      // A zero-length MTLBuffer cannot be made: an empty binding gets 16 bytes.
+      buffers[i] = b->size > 0 ? [dev newBufferWithBytes:b->data
+                                                  length:(NSUInteger)b->size
+                                                 options:MTLResourceStorageModeShared]
+                               : [dev newBufferWithLength:16 options:MTLResourceStorageModeShared];
+      if (buffers[i] == nil) {
         set_err(err, errlen, [NSString stringWithFormat:@"could not allocate %llu bytes for buffer(%u)",
                                                         (unsigned long long)b->size, b->index]);
         return 1;
       }
-      [buffers addObject:buf];
     }
     MTLSize grid = MTLSizeMake(launch->grid[0], launch->grid[1], launch->grid[2]);
     MTLSize tg = MTLSizeMake(launch->tg[0], launch->tg[1], launch->tg[2]);
-    for (uint32_t batch = 0; batch < batches; ++batch) {
+    int rc = 0;
+    const uint32_t rounds = batches + (warmup > 0 ? 1u : 0u);
+    for (uint32_t round = 0; round < rounds && rc == 0; ++round) {
+      const bool is_warmup = warmup > 0 && round == 0;
+      const uint32_t count = is_warmup ? warmup : per_batch;
       id<MTLCommandBuffer> cb = [queue commandBuffer];
-      id<MTLComputeCommandEncoder> enc = [cb computeCommandEncoder];
+      id<MTLComputeCommandEncoder> enc = cb != nil ? [cb computeCommandEncoder] : nil;
+      if (enc == nil) {
+        set_err(err, errlen, @"could not create a command buffer or compute command encoder");
+        rc = 1;
+        break;
+      }
       [enc setComputePipelineState:ps];
       for (uint32_t i = 0; i < n_bindings; ++i) {
         const MoeMetalBinding *b = &bindings[i];
@@ -166,7 +223,7 @@ int moe_metal_dispatch(void *pipeline, const MoeMetalBinding *bindings, uint32_t
       for (uint32_t i = 0; i < launch->n_tg_mem; ++i) {
         if (launch->tg_mem[i] > 0) [enc setThreadgroupMemoryLength:launch->tg_mem[i] atIndex:i];
       }
-      for (uint32_t r = 0; r < per_batch; ++r) {
+      for (uint32_t r = 0; r < count; ++r) {
         if (launch->mode == 0) {
           [enc dispatchThreads:grid threadsPerThreadgroup:tg];
         } else {
@@ -176,17 +233,22 @@ int moe_metal_dispatch(void *pipeline, const MoeMetalBinding *bindings, uint32_t
       [enc endEncoding];
       [cb commit];
       [cb waitUntilCompleted];
-      if (cb.status == MTLCommandBufferStatusError) {
-        set_err(err, errlen, cb.error ? cb.error.localizedDescription : @"command buffer failed");
-        return 1;
+      if (cb.status != MTLCommandBufferStatusCompleted) {
+        NSString *why = cb.error != nil ? cb.error.localizedDescription
+                                        : [NSString stringWithFormat:@"status %ld", (long)cb.status];
+        set_err(err, errlen, [NSString stringWithFormat:@"command buffer failed: %@", why]);
+        rc = 1;
+        break;
       }
-      if (ns_per_batch != NULL) ns_per_batch[batch] = (cb.GPUEndTime - cb.GPUStartTime) * 1e9;
+      if (!is_warmup && ns_per_batch != NULL) {
+        ns_per_batch[round - (warmup > 0 ? 1u : 0u)] = (cb.GPUEndTime - cb.GPUStartTime) * 1e9;
+      }
     }
     for (uint32_t i = 0; i < n_bindings; ++i) {
       const MoeMetalBinding *b = &bindings[i];
-      if (b->is_bytes || b->size == 0) continue;
+      if (b->is_bytes || b->alias >= 0 || b->size == 0) continue;
       memcpy(b->data, [buffers[i] contents], (size_t)b->size);
     }
-    return 0;
+    return rc;
   }
 }

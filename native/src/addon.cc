@@ -22,7 +22,11 @@
 #include <string>
 #include <vector>
 
+#include "addon_cuda.h"  // exports.cuda (the libraries are dlopen'ed: built everywhere)
 #include "runtime.h"
+#ifdef MOE_WITH_METAL
+#include "metal_glue.h"  // macOS only (binding.gyp): exports.metal
+#endif
 
 namespace {
 
@@ -407,6 +411,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("loadModule", Napi::Function::New(env, LoadModule, "loadModule"));
   exports.Set("run", Napi::Function::New(env, Run, "run"));
   exports.Set("time", Napi::Function::New(env, Time, "time"));
+  InitCuda(env, exports);
+#ifdef MOE_WITH_METAL
+  moe_metal_glue::Register(env, exports);
+#endif
   return exports;
 }
 

@@ -58,6 +58,12 @@ export interface NativeRunOptions {
 export interface NativeTimeOptions extends NativeRunOptions {
   warmup: number;
   iterations: number;
+  /**
+   * GPU backends: time with the inputs left in the cache by the dispatch
+   * before (default false: the CUDA backend rotates copies of the buffers
+   * adding up to twice the L2, so each dispatch reads from memory).
+   */
+  warmCache?: boolean;
 }
 
 /**
@@ -85,4 +91,132 @@ export interface NativeAddon {
     launch: NativeLaunch,
     options: NativeTimeOptions,
   ): Promise<Float64Array>;
+  /**
+   * The Metal backend (native/src/metal_glue.cc over native/metal/moe_metal.h):
+   * present only in a macOS build; absent on Linux, where no Metal code is built.
+   */
+  readonly metal?: NativeMetal;
+  /** The CUDA backend (native/src/addon_cuda.cc): in every build; libcuda and NVRTC are opened at run time. */
+  readonly cuda?: NativeCuda;
+}
+
+/** The system default Metal device, as moe_metal_device_info reads it. */
+export interface NativeMetalDevice {
+  name: string;
+  /** maxThreadsPerThreadgroup.width */
+  maxThreadsPerThreadgroup: number;
+  /** recommendedMaxWorkingSetSize, bytes */
+  recommendedWorkingSet: number;
+  /** hasUnifiedMemory */
+  unifiedMemory: boolean;
+  /** Bit set of supportsFamily: answers: Apple5 1, Apple6 2, Apple7 4, Apple8 8, Apple9 16, Mac2 32, Metal3 64. */
+  families: number;
+  /** The MSL version compile() requests (31 = 3.1, 30, 24, 23): the newest this macOS compiles. */
+  mslVersion: number;
+  /** maxThreadgroupMemoryLength, bytes */
+  maxThreadgroupMemory: number;
+}
+
+/** A compute pipeline (MTLComputePipelineState) made by metal.compile. Opaque otherwise. */
+export interface NativeMetalPipeline {
+  readonly entry: string;
+  /** threadExecutionWidth (the SIMD-group width). */
+  readonly execWidth: number;
+  /** maxTotalThreadsPerThreadgroup: a larger threadgroup is refused before dispatch. */
+  readonly maxThreads: number;
+  /** staticThreadgroupMemoryLength: threadgroup memory the kernel declares itself, bytes. */
+  readonly staticThreadgroupMemory: number;
+}
+
+/** One [[buffer(n)]] binding, as src/backend/launch.ts plans it. */
+export interface NativeMetalBinding {
+  index: number;
+  /** Copied in before the dispatches and (buffers only) back into the view after. */
+  data: Uint8Array;
+  /** true: setBytes:length:atIndex: (a `constant` param struct of 1..4096 bytes); false: a shared-storage MTLBuffer. */
+  bytes: boolean;
+}
+
+export interface NativeMetalTimeOptions {
+  /** Untimed dispatches in a command buffer of their own, first. */
+  warmup: number;
+  /** Dispatches per timed command buffer. */
+  perBatch: number;
+  /** Timed command buffers. */
+  batches: number;
+}
+
+export interface NativeMetal {
+  deviceInfo(): NativeMetalDevice;
+  /** Throws an Error with Metal's compiler output (lines located as "program_source:LINE:COL"). */
+  compile(source: string, entry: string, options?: { fastMath?: boolean }): NativeMetalPipeline;
+  run(pipeline: NativeMetalPipeline, bindings: NativeMetalBinding[], launch: NativeLaunch): Promise<void>;
+  /** Resolves with GPUEndTime − GPUStartTime of each timed command buffer, in ns (the whole batch, not one dispatch). */
+  time(
+    pipeline: NativeMetalPipeline,
+    bindings: NativeMetalBinding[],
+    launch: NativeLaunch,
+    options: NativeMetalTimeOptions,
+  ): Promise<Float64Array>;
+}
+
+/** GPU 0 as the CUDA driver describes it (cuDeviceGetAttribute). */
+export interface NativeCudaDevice {
+  name: string;
+  totalMemory: number;
+  /** "9.0" */
+  computeCapability: string;
+  multiprocessors: number;
+  l2Bytes: number;
+  maxThreadsPerBlock: number;
+  sharedPerBlock: number;
+  sharedPerBlockOptin: number;
+  clockKHz: number;
+  memoryClockKHz: number;
+  memoryBusWidth: number;
+  /** cuDriverGetVersion: 13000 = 13.0 */
+  driverVersion: number;
+  /** "13.0" */
+  nvrtcVersion: string;
+  driverLibrary: string;
+  nvrtcLibrary: string;
+}
+
+export interface NativeCudaCompiled {
+  /** A cubin, or PTX text for the driver to compile (isCubin false). */
+  image: Uint8Array;
+  isCubin: boolean;
+  /** "sm_90" (cubin) or "compute_90" (PTX). */
+  arch: string;
+  /** NVRTC's warnings. */
+  log: string;
+}
+
+/** A loaded CUDA module (opaque handle). */
+export interface NativeCudaModule {
+  functionInfo(entry: string): { maxThreads: number; staticShared: number; registers: number };
+  close(): void;
+}
+
+export interface NativeCudaRunOptions {
+  /** Watchdog per dispatch (0: none). */
+  timeoutMs?: number;
+}
+
+export interface NativeCudaTimeOptions extends NativeCudaRunOptions {
+  warmup: number;
+  iterations: number;
+  /** Rotate through copies of the buffers adding up to at least this many bytes (0: one copy, warm L2). */
+  rotateBytes?: number;
+}
+
+export interface NativeCuda {
+  /** Opens libcuda and NVRTC and GPU 0 once; never throws. */
+  probe(): { available: boolean; reason: string; device?: NativeCudaDevice };
+  /** NVRTC on a worker thread; rejects with an Error whose message is NVRTC's log and `compileError` true when the source does not compile. */
+  compile(source: string, name: string, options: string[]): Promise<NativeCudaCompiled>;
+  loadModule(image: Uint8Array): NativeCudaModule;
+  run(module: NativeCudaModule, entry: string, buffers: (Uint8Array | null)[], launch: NativeLaunch, options: NativeCudaRunOptions): Promise<void>;
+  /** Resolves with the device time of each timed dispatch in ns (CUDA events before and after each). */
+  time(module: NativeCudaModule, entry: string, buffers: (Uint8Array | null)[], launch: NativeLaunch, options: NativeCudaTimeOptions): Promise<Float64Array>;
 }

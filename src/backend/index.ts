@@ -6,6 +6,8 @@ import { execFileSync } from 'node:child_process';
 import { UsageError } from '../errors.js';
 import { loadAddon } from './addon.js';
 import { compilerCommand, CpuBackend } from './cpu.js';
+import { CudaBackend, cudaStatus } from './cuda.js';
+import { createMetalBackend, findMetal, metalStatusFrom } from './metal.js';
 import { BACKEND_NAMES, type Backend, type BackendName, type BackendStatus } from './types.js';
 
 export * from './types.js';
@@ -32,15 +34,10 @@ function cpuStatus(): BackendStatus {
 }
 
 function metalStatus(): BackendStatus {
-  if (process.platform !== 'darwin') {
-    return { name: 'metal', available: false, reason: `Metal needs macOS; this is ${process.platform}` };
-  }
-  return { name: 'metal', available: false, reason: 'the Metal backend is not built into this version of the addon' };
+  // Not macOS, no Metal in this addon, no device; else the device with its GPU families (src/backend/metal.ts).
+  return metalStatusFrom(findMetal());
 }
 
-function cudaStatus(): BackendStatus {
-  return { name: 'cuda', available: false, reason: 'the CUDA backend is not built into this version of the addon' };
-}
 
 export function detectBackends(): BackendStatus[] {
   return [metalStatus(), cudaStatus(), cpuStatus()];
@@ -62,6 +59,8 @@ export function getBackend(name?: string): Backend {
   let be = instances.get(pick.name);
   if (!be) {
     if (pick.name === 'cpu') be = new CpuBackend();
+    else if (pick.name === 'metal') be = createMetalBackend();
+    else if (pick.name === 'cuda') be = new CudaBackend();
     else throw new UsageError(`backend '${pick.name}' is not available`);
     instances.set(pick.name, be);
   }

@@ -10,6 +10,20 @@ export interface DeviceInfo {
   name: string;
   /** Free-form facts shown by `moe backends` and stored in --json reports. */
   details: Record<string, string | number | boolean>;
+  /** What the device can run; absent: everything the MSL front end accepts (the CPU backend). */
+  features?: DeviceFeatures;
+}
+
+/**
+ * Optional features of a device, set by any backend that may lack one (Metal
+ * by its MSL version, CUDA by its compute capability). Kernels that need a
+ * missing feature are reported as SKIP with the reason, never run.
+ */
+export interface DeviceFeatures {
+  /** MSL's bfloat type compiles and runs (Metal: MSL 3.1, macOS 14). */
+  bfloat: boolean;
+  /** Why bfloat is missing (shown in SKIP rows); set when bfloat is false. */
+  bfloatReason?: string;
 }
 
 export interface Pipeline {
@@ -44,4 +58,6 @@ export interface BackendStatus {
   /** Why it is (or is not) available. */
   reason: string;
   device?: DeviceInfo;
+  /** The device self-test's verdict (GPU backends that are available; `moe backends`). */
+  selfTest?: { passed: boolean; checks: { name: string; pass: boolean; detail: string; skipped?: boolean }[] };
 }

@@ -3,6 +3,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import Table from 'cli-table3';
 import ora from 'ora';
 import { getBackend } from '../backend/index.js';
+import { featureSkip } from '../backend/features.js';
+import { ensureDeviceTrusted } from '../backend/selftest.js';
 import { UsageError } from '../errors.js';
 import { SPECS } from '../kernels/index.js';
 import { model, models } from '../kernels/models.js';
@@ -32,6 +34,8 @@ export interface BenchReport {
   startedAt: string;
   cases: BenchCase[];
   baseline?: BaselineResult & { file: string; maxRegression: number };
+  /** Kernels not timed: their shader needs a feature the device lacks (e.g. bfloat without MSL 3.1). */
+  skipped?: { kernel: string; reason: string }[];
 }
 
 const BENCH_ONLY = [emptySpec, copySpec];
@@ -146,11 +150,13 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
     }
 
     const backend = getBackend(flags.backend);
+    await ensureDeviceTrusted(backend);  // GPU backends: the device self-test, or exit 2
     const device = backend.device();
     const rule = { minSamples: flags['min-samples'], maxNoise, maxTimeNs: maxTime * 1e9, maxSamples: 100_000 };
     const runOptions = safetyRunOptions(flags);
     const spinner = process.stderr.isTTY && !this.jsonEnabled() && !flags.markdown ? ora({ stream: process.stderr }).start('compiling') : null;
     const cases: BenchCase[] = [];
+    const skipped: { kernel: string; reason: string }[] = [];
     const shaders: Record<string, string> = {};
     let peak: BenchReport['peak'] = null;
     const known = findPeak(device.name);
@@ -164,7 +170,13 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
         peak = { bandwidthGBs: c.gbps, source: `measured: moe_copy_f32 over ${(n * 4) / 2 ** 20} MiB, median of ${c.samples} samples` };
       }
       for (const spec of specs) {
-        const pipeline = await preparePipeline(spec, backend, shaderSource(spec, flags.shader, flags.entry));
+        const src = shaderSource(spec, flags.shader, flags.entry);
+        const skip = featureSkip(device, src.source, src.file);
+        if (skip !== null) {
+          skipped.push({ kernel: spec.name, reason: skip });
+          continue;
+        }
+        const pipeline = await preparePipeline(spec, backend, src);
         shaders[spec.name] = pipeline.sourceHash;
         const base: Params = { ...spec.defaults, ...(spec.bench ?? {}), ...(flags.preset ? presetParams(spec, flags.preset) : {}) };
         let shapes: Params[] = [base];
@@ -199,6 +211,7 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
       shaders,
       startedAt: new Date().toISOString(),
       cases,
+      ...(skipped.length > 0 ? { skipped } : {}),
     };
     if (baselineDoc && flags.baseline) {
       const cmp = compareRuns(baselineDoc.cases, cases, maxRegression);
@@ -233,6 +246,7 @@ export function renderBenchTable(r: BenchReport): string {
     `peak bandwidth: ${r.peak ? `${r.peak.bandwidthGBs.toFixed(1)} GB/s (${r.peak.source})` : 'unknown for this device (use --measure-peak)'}`,
     t.toString(),
   ];
+  for (const k of r.skipped ?? []) lines.push(`SKIP ${k.kernel}: ${k.reason}`);
   if (r.baseline) {
     const b = new Table({ head: ['kernel', 'shape', 'old µs', 'new µs', 'new/old', '± noise %', 'verdict'], style: { head: [], border: [] } });
     for (const c of r.baseline.comparisons) {
@@ -255,6 +269,10 @@ export function renderBenchMarkdown(r: BenchReport): string {
   ];
   for (const c of r.cases) {
     lines.push(`| ${c.kernel} | ${c.shape} | ${us(c.medianNs)} | ${(100 * c.noise).toFixed(2)} | ${c.samples} | ${c.gbps.toFixed(2)} | ${c.gflops.toFixed(2)} | ${c.pctPeakBandwidth === null ? '-' : c.pctPeakBandwidth.toFixed(1)} |`);
+  }
+  if (r.skipped && r.skipped.length > 0) {
+    lines.push('', '### Skipped (not timed)', '');
+    for (const k of r.skipped) lines.push(`- **${k.kernel}**: ${k.reason.replace(/`/g, "'")}`);
   }
   if (r.baseline) {
     lines.push('', '| kernel | shape | new/old | verdict |', '|---|---|---:|---|');

@@ -2,6 +2,7 @@ import { Flags } from '@oclif/core';
 import Table from 'cli-table3';
 import ora from 'ora';
 import { getBackend } from '../backend/index.js';
+import { ensureDeviceTrusted } from '../backend/selftest.js';
 import { memoryBudget } from '../backend/limits.js';
 import type { DeviceInfo } from '../backend/types.js';
 import { layerBytes, runLayer, type LayerReport, type Strategy } from '../dispatch/layer.js';
@@ -97,6 +98,7 @@ Exit codes: 0 PASS, 1 FAIL (a wrong stage, or a kernel that failed while running
     if (shape.hidden * shape.intermediate > 2 ** 29) throw new UsageError('one expert matrix would exceed 2 GiB');
 
     const backend = getBackend(flags.backend);
+    await ensureDeviceTrusted(backend);  // GPU backends: the device self-test, or exit 2
     const device = backend.device();
     const spinner = process.stderr.isTTY && !this.jsonEnabled() ? ora({ stream: process.stderr }).start(`running the layer (${strategy})`) : null;
     let layer: LayerReport;

@@ -2,11 +2,12 @@ import { Flags, type Interfaces } from '@oclif/core';
 import { writeFileSync } from 'node:fs';
 import ora, { type Ora } from 'ora';
 import { getBackend } from '../backend/index.js';
+import { ensureDeviceTrusted } from '../backend/selftest.js';
 import { UsageError } from '../errors.js';
 import { findSpec, SPECS } from '../kernels/index.js';
 import { model, models } from '../kernels/models.js';
 import type { KernelCase, KernelSpec, Params } from '../kernels/spec.js';
-import { renderJunit, renderMarkdown, renderTable, summaryLine, VERIFY_SCHEMA, type VerifyReport } from '../report/verify.js';
+import { kernelStatus, renderJunit, renderMarkdown, renderTable, summaryLine, VERIFY_SCHEMA, type VerifyReport } from '../report/verify.js';
 import { toolVersion, useColor } from '../util/env.js';
 import { verifySpec, type CaseResult } from '../verify/run.js';
 import { backendFlag, MoeCommand, parseList, safetyRunOptions, seedFlag, stackSizeFlag, timeoutFlag } from './base.js';
@@ -129,6 +130,7 @@ Exit codes: 0 all cases pass, 1 a case failed (wrong output, out-of-bounds acces
     const runOptions = safetyRunOptions(flags);
 
     const backend = getBackend(flags.backend);
+    await ensureDeviceTrusted(backend);  // GPU backends: the device self-test, or exit 2
     const device = backend.device();
     const interactive = process.stderr.isTTY === true && !this.jsonEnabled() && !flags.markdown;
     const spinner: Ora | null = interactive ? ora({ stream: process.stderr }).start('compiling') : null;
@@ -161,7 +163,7 @@ Exit codes: 0 all cases pass, 1 a case failed (wrong output, out-of-bounds acces
           shader: flags.shader ?? `shaders/${spec.shader}`,
           sourceHash,
           math: spec.math,
-          status: rows.every((r) => r.status === 'PASS') ? 'PASS' : 'FAIL',
+          status: kernelStatus(rows),
         });
       }
     } finally {
@@ -182,6 +184,7 @@ Exit codes: 0 all cases pass, 1 a case failed (wrong output, out-of-bounds acces
         passed: results.filter((r) => r.status === 'PASS').length,
         failed: results.filter((r) => r.status === 'FAIL').length,
         errors: results.filter((r) => r.status === 'ERROR').length,
+        skipped: results.filter((r) => r.status === 'SKIP').length,
         kernels: kernels.length,
       },
       kernels,

@@ -14,9 +14,18 @@ export interface VerifyReport {
   seed: number;
   startedAt: string;
   durationMs: number;
-  summary: { cases: number; passed: number; failed: number; errors: number; kernels: number };
-  kernels: { name: string; entry: string; shader: string; sourceHash: string; math: string; status: 'PASS' | 'FAIL' }[];
+  /** skipped: cases not run because the device lacks a feature (never counted as passed or failed). */
+  summary: { cases: number; passed: number; failed: number; errors: number; skipped: number; kernels: number };
+  kernels: { name: string; entry: string; shader: string; sourceHash: string; math: string; status: KernelStatus }[];
   cases: CaseResult[];
+}
+
+export type KernelStatus = 'PASS' | 'FAIL' | 'SKIP';
+
+/** A kernel's verdict: SKIP when every case was skipped, PASS when every case that ran passed, else FAIL. */
+export function kernelStatus(rows: CaseResult[]): KernelStatus {
+  if (rows.length > 0 && rows.every((r) => r.status === 'SKIP')) return 'SKIP';
+  return rows.every((r) => r.status === 'PASS' || r.status === 'SKIP') ? 'PASS' : 'FAIL';
 }
 
 const fmt = (v: number | null, digits = 3): string => {
@@ -41,6 +50,7 @@ function worst<K extends 'maxAbs' | 'relMaxAbs'>(o: OutputComparison[], k: K): n
 /** Lines explaining a failing or erroring case: the worst element, counts, and the repro command. */
 export function failureLines(r: CaseResult): string[] {
   const lines: string[] = [];
+  if (r.status === 'SKIP') return [`skipped: ${r.skipReason ?? 'unknown reason'}`];
   if (r.status === 'ERROR') lines.push(`error: ${r.error ?? 'unknown'}`);
   for (const o of r.outputs) {
     if (o.pass) continue;
@@ -67,14 +77,15 @@ export function renderTable(results: CaseResult[], color: boolean): string {
       style: { head: color ? ['cyan'] : [], border: color ? ['grey'] : [] },
     });
     for (const r of rows) {
-      const status = r.status === 'PASS' ? paint('PASS', 32) : paint(r.status, 31);
+      const status = r.status === 'PASS' ? paint('PASS', 32) : r.status === 'SKIP' ? paint('SKIP', 33) : paint(r.status, 31);
       table.push([r.shape, r.inputSet, cosineText(r.outputs), fmt(worst(r.outputs, 'maxAbs')), fmt(worst(r.outputs, 'relMaxAbs')), status]);
       if (r.status !== 'PASS') {
         table.push([{ colSpan: 6, content: failureLines(r).join('\n') }]);
       }
     }
     const passed = rows.filter((r) => r.status === 'PASS').length;
-    out.push(`${kernel} (${rows[0]?.entry}): ${passed}/${rows.length} PASS`);
+    const skipped = rows.filter((r) => r.status === 'SKIP').length;
+    out.push(`${kernel} (${rows[0]?.entry}): ${passed}/${rows.length} PASS${skipped > 0 ? `, ${skipped} SKIP` : ''}`);
     out.push(table.toString());
   }
   return out.join('\n');
@@ -84,9 +95,12 @@ export function summaryLine(results: CaseResult[], ms: number): string {
   const passed = results.filter((r) => r.status === 'PASS').length;
   const failed = results.filter((r) => r.status === 'FAIL').length;
   const errors = results.filter((r) => r.status === 'ERROR').length;
+  const skipped = results.filter((r) => r.status === 'SKIP').length;
   const kernels = new Set(results.map((r) => r.kernel)).size;
-  const verdict = failed + errors === 0 ? 'PASS' : 'FAIL';
-  return `${verdict}: ${passed} passed, ${failed} failed, ${errors} errors — ${results.length} cases of ${kernels} kernel(s) in ${(ms / 1000).toFixed(2)} s`;
+  // Nothing that ran failed: PASS; nothing ran at all: SKIP (exit 0 either way, and never counted as passed).
+  const verdict = failed + errors > 0 ? 'FAIL' : passed === 0 && skipped > 0 ? 'SKIP' : 'PASS';
+  const skipText = skipped > 0 ? `, ${skipped} skipped` : '';
+  return `${verdict}: ${passed} passed, ${failed} failed, ${errors} errors${skipText} — ${results.length} cases of ${kernels} kernel(s) in ${(ms / 1000).toFixed(2)} s`;
 }
 
 const xmlEscape = (s: string): string =>
@@ -97,16 +111,17 @@ export function renderJunit(report: VerifyReport): string {
   const lines = ['<?xml version="1.0" encoding="UTF-8"?>'];
   const s = report.summary;
   lines.push(
-    `<testsuites name="moe verify" tests="${s.cases}" failures="${s.failed}" errors="${s.errors}" time="${(report.durationMs / 1000).toFixed(3)}">`,
+    `<testsuites name="moe verify" tests="${s.cases}" failures="${s.failed}" errors="${s.errors}" skipped="${s.skipped}" time="${(report.durationMs / 1000).toFixed(3)}">`,
   );
   const byKernel = new Map<string, CaseResult[]>();
   for (const r of report.cases) byKernel.set(r.kernel, [...(byKernel.get(r.kernel) ?? []), r]);
   for (const [kernel, rows] of byKernel) {
     const f = rows.filter((r) => r.status === 'FAIL').length;
     const e = rows.filter((r) => r.status === 'ERROR').length;
+    const sk = rows.filter((r) => r.status === 'SKIP').length;
     const t = rows.reduce((a, r) => a + r.ms, 0) / 1000;
     lines.push(
-      `  <testsuite name="${xmlEscape(kernel)}" tests="${rows.length}" failures="${f}" errors="${e}" time="${t.toFixed(3)}">`,
+      `  <testsuite name="${xmlEscape(kernel)}" tests="${rows.length}" failures="${f}" errors="${e}" skipped="${sk}" time="${t.toFixed(3)}">`,
     );
     lines.push('    <properties>');
     lines.push(`      <property name="backend" value="${xmlEscape(report.backend)}"/>`);
@@ -124,6 +139,8 @@ export function renderJunit(report: VerifyReport): string {
         lines.push(`      <failure message="${xmlEscape(msg)}" type="tolerance">${text}</failure>`);
       } else if (r.status === 'ERROR') {
         lines.push(`      <error message="${xmlEscape(r.error ?? '')}" type="runtime">${text}</error>`);
+      } else if (r.status === 'SKIP') {
+        lines.push(`      <skipped message="${xmlEscape(r.skipReason ?? '')}"/>`);
       }
       lines.push('    </testcase>');
     }
@@ -137,10 +154,12 @@ export function renderJunit(report: VerifyReport): string {
 export function renderMarkdown(report: VerifyReport): string {
   const s = report.summary;
   const ok = s.failed + s.errors === 0;
+  const verdict = !ok ? '❌ FAIL' : s.passed === 0 && s.skipped > 0 ? '⏭️ SKIP' : '✅ PASS';
+  const skipText = s.skipped > 0 ? ` (${s.skipped} skipped: never counted as passed)` : '';
   const lines = [
-    `## moe verify: ${ok ? '✅ PASS' : '❌ FAIL'}`,
+    `## moe verify: ${verdict}`,
     '',
-    `${s.passed}/${s.cases} cases passed on **${report.backend}** (${report.device.name}), seed ${report.seed}, moe-kernels ${report.tool.version}.`,
+    `${s.passed}/${s.cases} cases passed${skipText} on **${report.backend}** (${report.device.name}), seed ${report.seed}, moe-kernels ${report.tool.version}.`,
     '',
     '| kernel | entry | cases | passed | status |',
     '|---|---|---:|---:|---|',
@@ -148,9 +167,16 @@ export function renderMarkdown(report: VerifyReport): string {
   for (const k of report.kernels) {
     const rows = report.cases.filter((r) => r.kernel === k.name);
     const p = rows.filter((r) => r.status === 'PASS').length;
-    lines.push(`| ${k.name} | \`${k.entry}\` | ${rows.length} | ${p} | ${k.status === 'PASS' ? '✅' : '❌'} |`);
+    const icon = k.status === 'PASS' ? '✅' : k.status === 'SKIP' ? '⏭️ SKIP' : '❌';
+    lines.push(`| ${k.name} | \`${k.entry}\` | ${rows.length} | ${p} | ${icon} |`);
   }
-  const bad = report.cases.filter((r) => r.status !== 'PASS');
+  const skippedKernels = new Map<string, string>();
+  for (const r of report.cases) if (r.status === 'SKIP' && !skippedKernels.has(r.kernel)) skippedKernels.set(r.kernel, r.skipReason ?? '');
+  if (skippedKernels.size > 0) {
+    lines.push('', '### Skipped', '');
+    for (const [k, why] of skippedKernels) lines.push(`- **${k}**: ${why.replace(/`/g, "'")}`);
+  }
+  const bad = report.cases.filter((r) => r.status === 'FAIL' || r.status === 'ERROR');
   if (bad.length > 0) {
     lines.push('', '### Failures', '');
     for (const r of bad) {

@@ -3,10 +3,12 @@
  * the user's), check its signature against the spec, then for every case
  * generate seeded inputs, run, and compare each output with the reference.
  */
+import { createHash } from 'node:crypto';
 import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { UsageError } from '../errors.js';
 import type { NativeRunOptions } from '../backend/addon-types.js';
+import { featureSkip } from '../backend/features.js';
 import { defaultTimeoutMs } from '../backend/limits.js';
 import type { Backend, Pipeline } from '../backend/types.js';
 import type { KernelCase, KernelSpec, Params } from '../kernels/spec.js';
@@ -18,7 +20,8 @@ import { checkBindings, bindCase, type Bound } from './bindings.js';
 import { compareOutput, type OutputComparison } from './compare.js';
 import { checkCaseResources } from './resources.js';
 
-export type CaseStatus = 'PASS' | 'FAIL' | 'ERROR';
+/** SKIP: the kernel needs a feature the device lacks (e.g. bfloat without MSL 3.1); never a pass, never a failure. */
+export type CaseStatus = 'PASS' | 'FAIL' | 'ERROR' | 'SKIP';
 
 export interface CaseResult {
   kernel: string;
@@ -32,6 +35,8 @@ export interface CaseResult {
   outputs: OutputComparison[];
   /** Runtime error text (status ERROR). */
   error: string | null;
+  /** Why the case did not run (status SKIP). */
+  skipReason?: string;
   /** One command line that re-runs exactly this case. */
   repro: string;
   ms: number;
@@ -221,6 +226,25 @@ export function scheduleDifference(spec: KernelSpec, first: Bound, again: Bound,
   return null;
 }
 
+/** A case that does not run: the device lacks a feature its shader needs (reported as SKIP with the reason). */
+export function skippedCase(spec: KernelSpec, c: KernelCase, entry: string, o: VerifyOptions, reason: string): CaseResult {
+  return {
+    kernel: spec.name,
+    entry,
+    origin: c.origin,
+    inputSet: c.inputSet,
+    params: c.params,
+    shape: shapeLabel(spec, c.params),
+    seed: o.seed,
+    status: 'SKIP',
+    outputs: [],
+    error: null,
+    skipReason: reason,
+    repro: reproCommand(spec, c, o),
+    ms: 0,
+  };
+}
+
 /** Verify the given cases; compile and signature errors throw (exit 2), case failures are rows. */
 export async function verifySpec(
   spec: KernelSpec,
@@ -236,7 +260,14 @@ export async function verifySpec(
     }
     checkCaseResources(spec, c.params, { schedules: o.schedules });
   }
-  const pipeline = await preparePipeline(spec, backend, shaderSource(spec, o.shaderFile, o.entry));
+  const src = shaderSource(spec, o.shaderFile, o.entry);
+  const skip = featureSkip(backend.device(), src.source, src.file);
+  if (skip !== null) {
+    const results = cases.map((c) => skippedCase(spec, c, src.entry, o, skip));
+    for (const r of results) o.onCase?.(r);
+    return { results, sourceHash: createHash('sha256').update(src.source).digest('hex').slice(0, 16) };
+  }
+  const pipeline = await preparePipeline(spec, backend, src);
   const results: CaseResult[] = [];
   for (const c of cases) {
     const r = await runCase(spec, backend, pipeline, c, o);
