@@ -9,12 +9,15 @@
 //   threadgroup(0) float[2 * tg + n_experts], tg = threads_per_threadgroup
 //   grid: n_tokens threadgroups of min(n_experts, 128) threads.
 //
-// Correct for any threadgroup size (not only powers of two) and any
-// 1 <= top_k <= min(64, n_experts) <= tg... because selection is by rank:
-// expert e is chosen at slot rank(e) when rank(e) < top_k, where rank(e)
-// counts experts with a larger probability, or an equal one and a lower
-// index. Ties therefore resolve to the lower expert index, and the output is
-// sorted by descending weight.
+// Correct for any threadgroup size and any 1 <= top_k <= min(64, n_experts,
+// threadgroup size).
+// The whole threadgroup computes the row's maximum and the exponentials
+// e_j = exp(l_j - max) into threadgroup memory; then SIMD-group 0 selects, in
+// top_k rounds, the largest remaining e_j (ties to the lower expert index) with
+// two SIMD-group reductions per round (simd_max of the values, simd_min of the
+// indices holding it), so the output is sorted by descending weight. Ranking
+// the unnormalised e_j ranks the probabilities e_j / Σ e, and the softmax's
+// sum cancels in the renormalisation: w_k = e_k / Σ_{selected} e.
 
 #include <metal_stdlib>
 using namespace metal;
@@ -40,17 +43,6 @@ static inline float tg_reduce_max(float v, threadgroup float* scratch,
     return r;
 }
 
-static inline float tg_reduce_sum(float v, threadgroup float* scratch,
-                                  uint lane, uint sg, uint n_sg) {
-    v = simd_sum(v);
-    if (lane == 0) scratch[sg] = v;
-    threadgroup_barrier(mem_flags::mem_threadgroup);
-    float r = 0.0f;
-    for (uint i = 0; i < n_sg; ++i) r += scratch[i];
-    threadgroup_barrier(mem_flags::mem_threadgroup);
-    return r;
-}
-
 kernel void moe_softmax_topk_f32(
         constant MoeSoftmaxTopkParams& p  [[buffer(0)]],
         device const float*  logits       [[buffer(1)]],
@@ -70,10 +62,8 @@ kernel void moe_softmax_topk_f32(
     const uint tg_sz = ntg.x;
     const uint n_sg  = (tg_sz + 31) / 32;
 
-    threadgroup float* scratch  = shmem;               // [tg_sz]: reduction partials
-    threadgroup float* sel_val  = shmem;               // [top_k] after the reductions
-    threadgroup uint*  sel_id   = (threadgroup uint*)(shmem + tg_sz);  // [top_k]
-    threadgroup float* prob     = shmem + 2 * tg_sz;   // [ne]
+    threadgroup float* scratch = shmem;               // [n_sg]: reduction partials
+    threadgroup float* prob    = shmem + 2 * tg_sz;   // [ne]: exponentials, -1 once selected
 
     device const float* row = logits + (ulong)token * ne;
 
@@ -82,38 +72,38 @@ kernel void moe_softmax_topk_f32(
     for (uint e = tiitg; e < ne; e += tg_sz) m = max(m, row[e]);
     m = tg_reduce_max(m, scratch, lane, sg, n_sg);
 
-    // 2. exponentials and their sum
-    float s = 0.0f;
-    for (uint e = tiitg; e < ne; e += tg_sz) {
-        float v = exp(row[e] - m);
-        prob[e] = v;
-        s += v;
-    }
-    s = tg_reduce_sum(s, scratch, lane, sg, n_sg);  // its barriers also publish prob[]
-    const float inv_s = 1.0f / s;
-
-    // 3. rank selection: rank(e) = #{j : v_j > v_e or (v_j == v_e and j < e)}
-    //    (ranks of the unnormalised exponentials equal ranks of the probabilities)
-    for (uint e = tiitg; e < ne; e += tg_sz) {
-        const float v = prob[e];
-        uint rank = 0;
-        for (uint j = 0; j < ne && rank < top_k; ++j) {
-            const float u = prob[j];
-            rank += (u > v || (u == v && j < e)) ? 1u : 0u;
-        }
-        if (rank < top_k) {
-            sel_val[rank] = v * inv_s;
-            sel_id[rank]  = e;
-        }
-    }
+    // 2. exponentials (>= 0, so -1 can mark a selected expert)
+    for (uint e = tiitg; e < ne; e += tg_sz) prob[e] = exp(row[e] - m);
     threadgroup_barrier(mem_flags::mem_threadgroup);
+    if (sg != 0) return;
+
+    // 3. selection by SIMD-group 0 (its w lanes). Lane l owns experts l, l + w,
+    //    ...: it alone reads and marks them, so no lane reads what another
+    //    writes; lane 0 records each round's pick.
+    const uint w = min(32u, tg_sz);
+    threadgroup float* sel_val = shmem;                                    // [top_k]
+    threadgroup uint*  sel_id  = (threadgroup uint*)(shmem + tg_sz);       // [top_k]
+    float sum = 0.0f;
+    for (uint k = 0; k < top_k; ++k) {
+        float best = -1.0f;
+        uint  best_i = 0xffffffffu;
+        for (uint e = lane; e < ne; e += w) {
+            const float v = prob[e];
+            if (v > best) { best = v; best_i = e; }   // ascending e: the first of equals
+        }
+        const float top = simd_max(best);
+        const uint  id  = simd_min(best == top ? best_i : 0xffffffffu);
+        if (id % w == lane) prob[id] = -1.0f;
+        if (lane == 0) { sel_val[k] = top; sel_id[k] = id; }
+        sum += top;   // the same in every lane
+    }
+    simdgroup_barrier(mem_flags::mem_threadgroup);
 
     // 4. renormalise over the selected k and write out
-    if (tiitg < top_k) {
-        float ks = 0.0f;
-        for (uint k = 0; k < top_k; ++k) ks += sel_val[k];
-        const uint o = token * top_k + tiitg;
-        out_ids[o]     = sel_id[tiitg];
-        out_weights[o] = sel_val[tiitg] / ks;
+    const float inv = 1.0f / sum;
+    const uint o = token * top_k;
+    for (uint k = lane; k < top_k; k += w) {
+        out_ids[o + k]     = sel_id[k];
+        out_weights[o + k] = sel_val[k] * inv;
     }
 }

@@ -61,45 +61,37 @@ static void softmax_group(unsigned token, void* vctx) {
   }
   float m = scratch[0];
   for (unsigned s = 1; s < nsg; ++s) m = std::max(m, scratch[s]);
-  // phase 2: exponentials and sums
-  for (unsigned t = 0; t < tg; ++t) {
-    float s = 0.0f;
-    for (unsigned e = t; e < ne; e += tg) {
-      float v = std::exp(row[e] - m);
-      prob[e] = v;
-      s += v;
+  // phase 2: exponentials
+  for (unsigned t = 0; t < tg; ++t)
+    for (unsigned e = t; e < ne; e += tg) prob[e] = std::exp(row[e] - m);
+  // phase 3: SIMD-group 0 selects: per round, each lane's best of its experts,
+  // the SIMD-group max of those, the lowest index holding it
+  const unsigned w = std::min(32u, tg);
+  float sum = 0.0f;
+  for (unsigned r = 0; r < k; ++r) {
+    float best[32] = {};
+    unsigned best_i[32] = {};
+    for (unsigned l = 0; l < w; ++l) {
+      best[l] = -1.0f;
+      best_i[l] = 0xffffffffu;
+      for (unsigned e = l; e < ne; e += w)
+        if (prob[e] > best[l]) best[l] = prob[e], best_i[l] = e;
     }
-    part[t] = s;
-  }
-  for (unsigned s = 0; s < nsg; ++s) {
-    float acc = 0.0f;
-    for (unsigned l = s * 32; l < std::min(tg, s * 32 + 32); ++l) acc += part[l];
-    scratch[s] = acc;
-  }
-  float total = 0.0f;
-  for (unsigned s = 0; s < nsg; ++s) total += scratch[s];
-  const float inv = 1.0f / total;
-  // phase 3: rank selection
-  for (unsigned t = 0; t < tg; ++t) {
-    for (unsigned e = t; e < ne; e += tg) {
-      const float v = prob[e];
-      unsigned rank = 0;
-      for (unsigned j = 0; j < ne && rank < k; ++j) {
-        const float u = prob[j];
-        rank += (u > v || (u == v && j < e)) ? 1u : 0u;
-      }
-      if (rank < k) {
-        sel_val[rank] = v * inv;
-        sel_id[rank] = e;
-      }
-    }
+    float top = best[0];
+    for (unsigned l = 1; l < w; ++l) top = std::max(top, best[l]);
+    unsigned id = 0xffffffffu;
+    for (unsigned l = 0; l < w; ++l)
+      if (best[l] == top) id = std::min(id, best_i[l]);
+    prob[id] = -1.0f;
+    sel_val[r] = top;
+    sel_id[r] = id;
+    sum += top;
   }
   // phase 4: renormalise and write
+  const float inv = 1.0f / sum;
   for (unsigned t = 0; t < k; ++t) {
-    float ks = 0.0f;
-    for (unsigned i = 0; i < k; ++i) ks += sel_val[i];
     c->ids[token * k + t] = sel_id[t];
-    c->weights[token * k + t] = sel_val[t] / ks;
+    c->weights[token * k + t] = sel_val[t] * inv;
   }
 }
 
