@@ -35,6 +35,8 @@ export interface BenchOptions {
   peakGBs: number | null;
   /** --timeout, --stack-size (the watchdog's default budget is scaled to the spec's cost). */
   runOptions?: NativeRunOptions;
+  /** GPU backends: keep the cache warm between dispatches (bench --warm-cache). */
+  warmCache?: boolean;
 }
 
 export async function benchCase(
@@ -52,9 +54,9 @@ export async function benchCase(
   const run: NativeRunOptions = { ...o.runOptions, bufferNames: bound.names };
   if (run.timeoutMs === undefined) run.timeoutMs = defaultTimeoutMs(launch, spec.cost(params));
   // Warm-up: caches, page faults, thread pool start.
-  await backend.time(pipeline, bound.buffers, launch, { ...run, warmup: Math.max(0, o.warmup - 1), iterations: 1 });
+  await backend.time(pipeline, bound.buffers, launch, { ...run, warmup: Math.max(0, o.warmup - 1), iterations: 1, warmCache: o.warmCache });
   const { samples, reason } = await sampleUntilStable(
-    (batch) => backend.time(pipeline, bound.buffers, launch, { ...run, warmup: 0, iterations: batch }),
+    (batch) => backend.time(pipeline, bound.buffers, launch, { ...run, warmup: 0, iterations: batch, warmCache: o.warmCache }),
     o.rule,
   );
   const st = stats(samples);

@@ -98,6 +98,9 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
     'min-samples': Flags.integer({ description: 'samples per case at least', default: 10, min: 1 }),
     warmup: Flags.integer({ description: 'untimed dispatches before sampling', default: 3, min: 0 }),
     'measure-peak': Flags.boolean({ description: 'measure peak bandwidth with a copy kernel instead of the device table' }),
+    'warm-cache': Flags.boolean({
+      description: 'GPU backends: time each dispatch with the cache as the one before left it (one copy of the buffers; default: copies rotated through twice the L2, so each dispatch reads from memory)',
+    }),
     baseline: Flags.string({ description: 'compare with a saved --json report; exit 1 on regressions' }),
     'max-regression': Flags.string({ description: '% slowdown beyond the noise that fails against --baseline', default: '5' }),
     markdown: Flags.boolean({ description: 'print Markdown (for CI step summaries) instead of the table' }),
@@ -166,7 +169,7 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
         if (spinner) spinner.text = 'measuring peak bandwidth (copy kernel)';
         const cp = await preparePipeline(copySpec, backend, shaderSource(copySpec));
         const n = backend.name === 'cpu' ? 16 * 1024 * 1024 : 64 * 1024 * 1024;
-        const c = await benchCase(copySpec, backend, cp, { n_elements: n }, { rule, warmup: flags.warmup, seed: flags.seed, peakGBs: null, runOptions });
+        const c = await benchCase(copySpec, backend, cp, { n_elements: n }, { rule, warmup: flags.warmup, seed: flags.seed, peakGBs: null, runOptions, warmCache: flags['warm-cache'] });
         peak = { bandwidthGBs: c.gbps, source: `measured: moe_copy_f32 over ${(n * 4) / 2 ** 20} MiB, median of ${c.samples} samples` };
       }
       for (const spec of specs) {
@@ -192,7 +195,7 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
           if (why !== null) throw new UsageError(`${spec.name}: ${why}`);
           checkCaseResources(spec, params);
           if (spinner) spinner.text = `${spec.name}: timing ${JSON.stringify(params)}`;
-          cases.push(await benchCase(spec, backend, pipeline, params, { rule, warmup: flags.warmup, seed: flags.seed, peakGBs: peak?.bandwidthGBs ?? null, runOptions }));
+          cases.push(await benchCase(spec, backend, pipeline, params, { rule, warmup: flags.warmup, seed: flags.seed, peakGBs: peak?.bandwidthGBs ?? null, runOptions, warmCache: flags['warm-cache'] }));
         }
       }
     } finally {

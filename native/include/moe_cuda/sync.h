@@ -39,16 +39,29 @@ template <typename X> using value_t = typename value_of<X>::type;
 MOE_FN inline uint lane_id() { return ::moe_rt::linear_tid() % 32u; }
 MOE_FN inline bool lane_on(unsigned mask, uint i) { return i < 32u && ((mask >> i) & 1u) != 0u; }
 
-// Lane `src`'s v (src in 0..31; undefined when that lane is not active), word by word.
+// Lane `src`'s v (src in 0..31; undefined when that lane is not active):
+// CUDA's own shuffle for 4- and 8-byte scalars, else word by word.
 template <typename V> MOE_FN inline V shfl(unsigned mask, const V& v, uint src) {
-  constexpr int W = int((sizeof(V) + 3) / 4);
-  unsigned w[W];
-  for (int i = 0; i < W; ++i) w[i] = 0u;
-  MOE_MEMCPY(w, &v, sizeof(V));
-  for (int i = 0; i < W; ++i) w[i] = __shfl_sync(mask, w[i], int(src & 31u));
-  V r;
-  MOE_MEMCPY(&r, w, sizeof(V));
-  return r;
+  const int s = int(src & 31u);
+  if constexpr (mstd::is_same<V, float>::value || mstd::is_same<V, int>::value || mstd::is_same<V, uint>::value ||
+                mstd::is_same<V, long>::value || mstd::is_same<V, ulong>::value) {
+    return __shfl_sync(mask, v, s);
+  } else if constexpr (sizeof(V) % 4 == 0) {
+    constexpr int W = int(sizeof(V) / 4);
+    V r = v;
+    unsigned* w = reinterpret_cast<unsigned*>(&r);
+    for (int i = 0; i < W; ++i) w[i] = __shfl_sync(mask, w[i], s);
+    return r;
+  } else {
+    constexpr int W = int((sizeof(V) + 3) / 4);
+    unsigned w[W];
+    for (int i = 0; i < W; ++i) w[i] = 0u;
+    MOE_MEMCPY(w, &v, sizeof(V));
+    for (int i = 0; i < W; ++i) w[i] = __shfl_sync(mask, w[i], s);
+    V r;
+    MOE_MEMCPY(&r, w, sizeof(V));
+    return r;
+  }
 }
 // Lane `src`'s value when that lane is active, else the caller's own.
 template <typename V> MOE_FN inline V from_lane(unsigned mask, const V& v, uint src) {

@@ -24,16 +24,28 @@ typedef _Float16 half;
 #endif
 
 namespace moe {
-MOE_FN inline float bf_to_f(uint16_t b) {
-  uint32_t u = (uint32_t)b << 16;
+MOE_FN inline float u32_as_f(uint32_t u) {
+#ifdef MOE_CUDA
+  return __uint_as_float(u);
+#else
   float f;
   MOE_MEMCPY(&f, &u, 4);
   return f;
+#endif
 }
-// float → bfloat bits, round to nearest even; NaN stays (quiet) NaN.
-MOE_FN inline uint16_t f_to_bf(float f) {
+MOE_FN inline uint32_t f_as_u32(float f) {
+#ifdef MOE_CUDA
+  return __float_as_uint(f);
+#else
   uint32_t u;
   MOE_MEMCPY(&u, &f, 4);
+  return u;
+#endif
+}
+MOE_FN inline float bf_to_f(uint16_t b) { return u32_as_f((uint32_t)b << 16); }
+// float → bfloat bits, round to nearest even; NaN stays (quiet) NaN.
+MOE_FN inline uint16_t f_to_bf(float f) {
+  uint32_t u = f_as_u32(f);
   if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u);
   u += 0x7fffu + ((u >> 16) & 1u);
   return (uint16_t)(u >> 16);
@@ -178,6 +190,13 @@ namespace moe {
 // Bit casts without <string.h>.
 template <typename To, typename From> MOE_FN inline To bitcast(const From& f) {
   static_assert(sizeof(To) == sizeof(From), "as_type: both types must have the same size");
+#ifdef MOE_CUDA
+  if constexpr (mstd::is_same<To, float>::value && (mstd::is_same<From, uint32_t>::value || mstd::is_same<From, int>::value)) {
+    return __uint_as_float(uint32_t(f));
+  } else if constexpr ((mstd::is_same<To, uint32_t>::value || mstd::is_same<To, int>::value) && mstd::is_same<From, float>::value) {
+    return To(__float_as_uint(f));
+  }
+#endif
   To t;
   MOE_MEMCPY(&t, &f, sizeof(To));
   return t;

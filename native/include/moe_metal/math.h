@@ -31,8 +31,16 @@ struct varg : mstd::integral_constant<bool, is_scalar<X>::value || mstd::is_base
 #define MOE_IS_SC(S) moe::en<moe::is_scalar<S>::value> = 0
 #define MOE_VARG(X) moe::en<moe::varg<T, N, X>::value> = 0
 
-MOE_FN inline float fmax_(float a, float b) { return MOE_B(fmaxf)(a, b); }
-MOE_FN inline float fmin_(float a, float b) { return MOE_B(fminf)(a, b); }
+#ifdef MOE_CUDA
+MOE_FN inline float fmax_(float a, float b) { return fmaxf(a, b); }  // one instruction
+MOE_FN inline float fmin_(float a, float b) { return fminf(a, b); }
+#else
+// fmax/fmin inline: x86-64 has no instruction with their NaN rule, so GCC
+// calls libm for __builtin_fmaxf (a PLT call per max: most of the time of a
+// SIMD-group max, which folds 32 values in every lane).
+inline float fmax_(float a, float b) { return (a >= b || b != b) ? a : b; }
+inline float fmin_(float a, float b) { return (a <= b || b != b) ? a : b; }
+#endif
 template <typename R> MOE_FN inline R max_(R a, R b) {
   if constexpr (is_fp<R>::value) return R(fmax_(float(a), float(b)));
   else return a < b ? b : a;

@@ -59,6 +59,12 @@ struct max__ { template <typename V> V operator()(const V& a, const V& b) const 
 struct min__ { template <typename V> V operator()(const V& a, const V& b) const { return V(::metal::min(a, b)); } };
 // Fold of the active lanes in [lo, hi) (the caller's own value if none).
 template <typename V, typename F> inline V fold(const exch& e, uint lo, uint hi, const V& self, F f) {
+  if (hi - lo == MOE_SIMD_WIDTH && e.m == (uint64_t(1) << MOE_SIMD_WIDTH) - 1) {
+    // a full SIMD-group: no lane to skip
+    V s = e.template at<V>(0);
+    for (uint i = 1; i < MOE_SIMD_WIDTH; ++i) s = f(s, e.template at<V>(i));
+    return s;
+  }
   bool first = true;
   V s = self;
   for (uint i = lo; i < hi; ++i) {
