@@ -199,6 +199,16 @@ try {
     assert.throws(() => addon.run(m2, 'copy', [], { mode: 'threads', grid: [1, 1, 1], threadgroup: [1, 1, 1], threadgroupMemory: [] }, {}), /is closed/);
   });
 
+  await test('cuda: probe never throws; without a GPU every call rejects or throws with the reason', async () => {
+    const p = addon.cuda.probe();
+    assert.equal(typeof p.available, 'boolean');
+    assert.equal(typeof p.reason, 'string');
+    if (p.available) return; // (a CUDA machine: nothing more to check here)
+    await assert.rejects(addon.cuda.compile('extern "C" __global__ void k() {}', 'k.cu', []), /CUDA is not available/);
+    assert.throws(() => addon.cuda.loadModule(new Uint8Array(16)), /CUDA is not available/);
+    assert.throws(() => addon.cuda.loadModule('x'), /Uint8Array/);
+  });
+
   console.log(`smoke: ${passed} tests passed`);
 } finally {
   rmSync(dir, { recursive: true, force: true });
