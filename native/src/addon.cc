@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "addon_launch.h"
 #include "addon_cuda.h"  // exports.cuda (the libraries are dlopen'ed: built everywhere)
 #include "runtime.h"
 #ifdef MOE_WITH_METAL
@@ -34,7 +35,8 @@ struct AddonData {
   Napi::FunctionReference module_ctor;
 };
 
-[[noreturn]] void throw_type(Napi::Env env, const std::string &msg) { throw Napi::TypeError::New(env, msg); }
+using moe_addon::get_integer;
+using moe_addon::throw_type;
 [[noreturn]] void throw_error(Napi::Env env, const std::string &msg) { throw Napi::Error::New(env, msg); }
 
 // ---------------------------------------------------------------------------
@@ -102,59 +104,6 @@ class ModuleWrap : public Napi::ObjectWrap<ModuleWrap> {
 // Argument parsing
 // ---------------------------------------------------------------------------
 
-// A JS number that is an integer in [lo, hi].
-double get_integer(Napi::Env env, Napi::Value v, const std::string &what, double lo, double hi) {
-  if (!v.IsNumber()) throw_type(env, what + " must be a number");
-  double d = v.As<Napi::Number>().DoubleValue();
-  if (!std::isfinite(d) || std::floor(d) != d || d < lo || d > hi) {
-    char buf[128];
-    std::snprintf(buf, sizeof buf, " must be an integer in [%.0f, %.0f]", lo, hi);
-    throw_type(env, what + buf);
-  }
-  return d;
-}
-
-void get_dim3(Napi::Env env, Napi::Object launch, const char *key, uint32_t out[3]) {
-  std::string what = std::string("launch.") + key;
-  Napi::Value v = launch.Get(key);
-  if (!v.IsArray()) throw_type(env, what + " must be an array of 3 integers");
-  Napi::Array a = v.As<Napi::Array>();
-  if (a.Length() != 3) throw_type(env, what + " must be an array of 3 integers");
-  for (uint32_t i = 0; i < 3; ++i) {
-    out[i] = uint32_t(get_integer(env, a.Get(i), what + "[" + std::to_string(i) + "]", 0, 4294967295.0));
-  }
-}
-
-moe::Launch parse_launch(Napi::Env env, Napi::Value v) {
-  if (!v.IsObject() || v.IsArray()) throw_type(env, "launch must be an object");
-  Napi::Object o = v.As<Napi::Object>();
-  moe::Launch l;
-  Napi::Value mode = o.Get("mode");
-  std::string m = mode.IsString() ? mode.As<Napi::String>().Utf8Value() : std::string();
-  if (m == "threads") {
-    l.mode = moe::LaunchMode::Threads;
-  } else if (m == "threadgroups") {
-    l.mode = moe::LaunchMode::Threadgroups;
-  } else {
-    throw_type(env, "launch.mode must be 'threads' or 'threadgroups'");
-  }
-  get_dim3(env, o, "grid", l.grid);
-  get_dim3(env, o, "threadgroup", l.threadgroup);
-  Napi::Value tgm = o.Get("threadgroupMemory");
-  if (!tgm.IsUndefined() && !tgm.IsNull()) {
-    if (!tgm.IsArray()) throw_type(env, "launch.threadgroupMemory must be an array of byte counts");
-    Napi::Array a = tgm.As<Napi::Array>();
-    if (a.Length() > MOE_MAX_TG_BUFFERS) {
-      throw_type(env, "launch.threadgroupMemory has " + std::to_string(a.Length()) + " entries, more than the " +
-                          std::to_string(MOE_MAX_TG_BUFFERS) + " threadgroup memory indices");
-    }
-    for (uint32_t i = 0; i < a.Length(); ++i) {
-      l.tg_memory.push_back(uint64_t(
-          get_integer(env, a.Get(i), "launch.threadgroupMemory[" + std::to_string(i) + "]", 0, 9007199254740991.0)));
-    }
-  }
-  return l;
-}
 
 moe::RunOptions parse_options(Napi::Env env, Napi::Value v, const char *fn) {
   moe::RunOptions opt;
@@ -328,7 +277,7 @@ Napi::Value Dispatch(const Napi::CallbackInfo &info, bool timing) {
     throw_type(env, std::string(fn) + ": " + std::to_string(bufs.Length()) + " buffers exceed the maximum of " +
                         std::to_string(MOE_MAX_BUFFERS) + " [[buffer(n)]] indices");
   }
-  moe::Launch launch = parse_launch(env, info[3]);
+  moe::Launch launch = moe_addon::get_runtime_launch(env, info[3]);
   moe::RunOptions options = parse_options(env, info.Length() > 4 ? info[4] : env.Undefined(), fn);
   uint32_t warmup = 0, iterations = 1;
   if (timing) {

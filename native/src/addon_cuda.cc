@@ -19,52 +19,15 @@
 #include <string>
 #include <vector>
 
+#include "addon_launch.h"
 #include "addon_cuda.h"
 #include "cuda_runtime.h"
 
 namespace {
 
-[[noreturn]] void type_error(Napi::Env env, const std::string &m) { throw Napi::TypeError::New(env, m); }
+using moe_addon::get_integer;
+using moe_addon::throw_type;
 
-double integer_arg(Napi::Env env, Napi::Value v, const std::string &what, double lo, double hi) {
-  if (!v.IsNumber()) type_error(env, what + " must be a number");
-  const double d = v.As<Napi::Number>().DoubleValue();
-  if (!std::isfinite(d) || std::floor(d) != d || d < lo || d > hi) {
-    char buf[96];
-    std::snprintf(buf, sizeof buf, " must be an integer in [%.0f, %.0f]", lo, hi);
-    type_error(env, what + buf);
-  }
-  return d;
-}
-
-moe::Launch launch_arg(Napi::Env env, Napi::Value v) {
-  if (!v.IsObject() || v.IsArray()) type_error(env, "launch must be an object");
-  Napi::Object o = v.As<Napi::Object>();
-  moe::Launch l;
-  const std::string mode = o.Get("mode").IsString() ? o.Get("mode").As<Napi::String>().Utf8Value() : "";
-  if (mode == "threads") l.mode = moe::LaunchMode::Threads;
-  else if (mode == "threadgroups") l.mode = moe::LaunchMode::Threadgroups;
-  else type_error(env, "launch.mode must be 'threads' or 'threadgroups'");
-  for (const char *key : {"grid", "threadgroup"}) {
-    Napi::Value a = o.Get(key);
-    if (!a.IsArray() || a.As<Napi::Array>().Length() != 3) type_error(env, std::string("launch.") + key + " must be an array of 3 integers");
-    uint32_t *dst = std::strcmp(key, "grid") == 0 ? l.grid : l.threadgroup;
-    for (uint32_t i = 0; i < 3; ++i) {
-      dst[i] = uint32_t(integer_arg(env, a.As<Napi::Array>().Get(i), std::string("launch.") + key + "[" + std::to_string(i) + "]", 0,
-                                    4294967295.0));
-    }
-  }
-  Napi::Value m = o.Get("threadgroupMemory");
-  if (!m.IsUndefined() && !m.IsNull()) {
-    if (!m.IsArray()) type_error(env, "launch.threadgroupMemory must be an array of byte counts");
-    Napi::Array a = m.As<Napi::Array>();
-    if (a.Length() > MOE_MAX_TG_BUFFERS) type_error(env, "launch.threadgroupMemory has more entries than threadgroup indices");
-    for (uint32_t i = 0; i < a.Length(); ++i) {
-      l.tg_memory.push_back(uint64_t(integer_arg(env, a.Get(i), "launch.threadgroupMemory[" + std::to_string(i) + "]", 0, 9007199254740991.0)));
-    }
-  }
-  return l;
-}
 
 // ------------------------------------------------------------------ CudaModule
 
@@ -78,7 +41,7 @@ class CudaModuleWrap : public Napi::ObjectWrap<CudaModuleWrap> {
   explicit CudaModuleWrap(const Napi::CallbackInfo &info) : Napi::ObjectWrap<CudaModuleWrap>(info) {
     Napi::Env env = info.Env();
     if (info.Length() < 1 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
-      type_error(env, "loadModule: image must be a Uint8Array");
+      throw_type(env, "loadModule: image must be a Uint8Array");
     }
     Napi::Uint8Array img = info[0].As<Napi::Uint8Array>();
     std::vector<uint8_t> bytes(img.Data(), img.Data() + img.ByteLength());
@@ -96,7 +59,7 @@ class CudaModuleWrap : public Napi::ObjectWrap<CudaModuleWrap> {
  private:
   Napi::Value FunctionInfo(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
-    if (info.Length() < 1 || !info[0].IsString()) type_error(env, "functionInfo(entry): entry must be a string");
+    if (info.Length() < 1 || !info[0].IsString()) throw_type(env, "functionInfo(entry): entry must be a string");
     moe::cuda::FunctionInfo fi;
     try {
       fi = Get(env)->function(info[0].As<Napi::String>().Utf8Value());
@@ -173,12 +136,12 @@ class CompileWorker : public Napi::AsyncWorker {
 Napi::Value Compile(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   if (info.Length() < 3 || !info[0].IsString() || !info[1].IsString() || !info[2].IsArray()) {
-    type_error(env, "compile(source, name, options): a string, a string and an array of strings");
+    throw_type(env, "compile(source, name, options): a string, a string and an array of strings");
   }
   std::vector<std::string> opts;
   Napi::Array a = info[2].As<Napi::Array>();
   for (uint32_t i = 0; i < a.Length(); ++i) {
-    if (!a.Get(i).IsString()) type_error(env, "compile: options[" + std::to_string(i) + "] must be a string");
+    if (!a.Get(i).IsString()) throw_type(env, "compile: options[" + std::to_string(i) + "] must be a string");
     opts.push_back(a.Get(i).As<Napi::String>().Utf8Value());
   }
   auto *w = new CompileWorker(env, info[0].As<Napi::String>().Utf8Value(), info[1].As<Napi::String>().Utf8Value(), std::move(opts));
@@ -249,31 +212,31 @@ Napi::Value Dispatch(const Napi::CallbackInfo &info, bool timing) {
   Napi::Env env = info.Env();
   const std::string fn = timing ? "cuda.time" : "cuda.run";
   CudaAddonData *data = static_cast<CudaAddonData *>(info.Data());
-  if (info.Length() < 4) type_error(env, fn + "(module, entry, buffers, launch, options) needs at least 4 arguments");
+  if (info.Length() < 4) throw_type(env, fn + "(module, entry, buffers, launch, options) needs at least 4 arguments");
   if (!info[0].IsObject() || !info[0].As<Napi::Object>().InstanceOf(data->module_ctor.Value())) {
-    type_error(env, fn + ": module must be a CudaModule returned by cuda.loadModule");
+    throw_type(env, fn + ": module must be a CudaModule returned by cuda.loadModule");
   }
   Napi::Object module_obj = info[0].As<Napi::Object>();
   std::shared_ptr<moe::cuda::Module> module = CudaModuleWrap::Unwrap(module_obj)->Get(env);
-  if (!info[1].IsString()) type_error(env, fn + ": entry must be a string");
-  if (!info[2].IsArray()) type_error(env, fn + ": buffers must be an array of Uint8Array or null");
+  if (!info[1].IsString()) throw_type(env, fn + ": entry must be a string");
+  if (!info[2].IsArray()) throw_type(env, fn + ": buffers must be an array of Uint8Array or null");
   Napi::Array bufs = info[2].As<Napi::Array>();
-  if (bufs.Length() > MOE_MAX_BUFFERS) type_error(env, fn + ": more buffers than [[buffer(n)]] indices");
-  moe::Launch launch = launch_arg(env, info[3]);
+  if (bufs.Length() > MOE_MAX_BUFFERS) throw_type(env, fn + ": more buffers than [[buffer(n)]] indices");
+  moe::Launch launch = moe_addon::get_runtime_launch(env, info[3]);
   moe::cuda::DispatchOptions opt;
   opt.timing = timing;
   if (info.Length() > 4 && info[4].IsObject()) {
     Napi::Object o = info[4].As<Napi::Object>();
-    if (!o.Get("timeoutMs").IsUndefined()) opt.timeout_ms = uint64_t(integer_arg(env, o.Get("timeoutMs"), "options.timeoutMs", 0, 9007199254740991.0));
+    if (!o.Get("timeoutMs").IsUndefined()) opt.timeout_ms = uint64_t(get_integer(env, o.Get("timeoutMs"), "options.timeoutMs", 0, 9007199254740991.0));
     if (timing) {
-      opt.warmup = uint32_t(integer_arg(env, o.Get("warmup"), "options.warmup", 0, 1e6));
-      opt.iterations = uint32_t(integer_arg(env, o.Get("iterations"), "options.iterations", 1, 1e7));
+      opt.warmup = uint32_t(get_integer(env, o.Get("warmup"), "options.warmup", 0, 1e6));
+      opt.iterations = uint32_t(get_integer(env, o.Get("iterations"), "options.iterations", 1, 1e7));
       if (!o.Get("rotateBytes").IsUndefined()) {
-        opt.rotate_bytes = uint64_t(integer_arg(env, o.Get("rotateBytes"), "options.rotateBytes", 0, 9007199254740991.0));
+        opt.rotate_bytes = uint64_t(get_integer(env, o.Get("rotateBytes"), "options.rotateBytes", 0, 9007199254740991.0));
       }
     }
   } else if (timing) {
-    type_error(env, "cuda.time: options must be an object with warmup and iterations");
+    throw_type(env, "cuda.time: options must be an object with warmup and iterations");
   }
   auto *w = new DispatchWorker(env, module_obj, module, info[1].As<Napi::String>().Utf8Value());
   try {
@@ -285,7 +248,7 @@ Napi::Value Dispatch(const Napi::CallbackInfo &info, bool timing) {
       Napi::Value v = bufs.Get(i);
       if (v.IsNull() || v.IsUndefined()) continue;
       if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
-        type_error(env, fn + ": buffers[" + std::to_string(i) + "] must be a Uint8Array or null");
+        throw_type(env, fn + ": buffers[" + std::to_string(i) + "] must be a Uint8Array or null");
       }
       Napi::Uint8Array view = v.As<Napi::Uint8Array>();
       // The same view bound at two indices is one buffer, as on the GPU.

@@ -31,6 +31,7 @@
 #include <string>
 #include <vector>
 
+#include "addon_args.h"
 #include "moe_metal.h"
 
 namespace moe_metal_glue {
@@ -50,7 +51,8 @@ std::mutex &dispatch_mutex() {
   return m;
 }
 
-[[noreturn]] void throw_type(Napi::Env env, const std::string &msg) { throw Napi::TypeError::New(env, msg); }
+using moe_addon::get_integer;
+using moe_addon::throw_type;
 [[noreturn]] void throw_error(Napi::Env env, const std::string &msg) { throw Napi::Error::New(env, msg); }
 
 struct Pipeline {
@@ -70,17 +72,6 @@ bool device_info(MoeMetalDeviceInfo *out, std::string *why) {
   return true;
 }
 
-double get_integer(Napi::Env env, Napi::Value v, const std::string &what, double lo, double hi) {
-  if (!v.IsNumber()) throw_type(env, what + " must be a number");
-  double d = v.As<Napi::Number>().DoubleValue();
-  if (!std::isfinite(d) || std::floor(d) != d || d < lo || d > hi) {
-    char buf[128];
-    std::snprintf(buf, sizeof buf, " must be an integer in [%.0f, %.0f]", lo, hi);
-    throw_type(env, what + buf);
-  }
-  return d;
-}
-
 std::string get_string(Napi::Env env, Napi::Value v, const std::string &what) {
   if (!v.IsString()) throw_type(env, what + " must be a string");
   std::string s = v.As<Napi::String>().Utf8Value();
@@ -89,49 +80,20 @@ std::string get_string(Napi::Env env, Napi::Value v, const std::string &what) {
   return s;
 }
 
-void get_dim3(Napi::Env env, Napi::Object launch, const char *key, uint32_t out[3]) {
-  std::string what = std::string("launch.") + key;
-  Napi::Value v = launch.Get(key);
-  if (!v.IsArray() || v.As<Napi::Array>().Length() != 3) throw_type(env, what + " must be an array of 3 integers");
-  Napi::Array a = v.As<Napi::Array>();
-  for (uint32_t i = 0; i < 3; ++i) {
-    out[i] = uint32_t(get_integer(env, a.Get(i), what + "[" + std::to_string(i) + "]", 0, 4294967295.0));
-  }
-}
-
 struct ParsedLaunch {
   MoeMetalLaunch launch{};
   std::vector<uint32_t> tg_mem;
 };
 
 ParsedLaunch parse_launch(Napi::Env env, Napi::Value v) {
-  if (!v.IsObject() || v.IsArray()) throw_type(env, "launch must be an object");
-  Napi::Object o = v.As<Napi::Object>();
+  moe_addon::LaunchArgs a = moe_addon::get_launch(env, v, kThreadgroupIndices, 4294967295.0, "[[threadgroup(n)]] indices");
   ParsedLaunch p;
-  Napi::Value mode = o.Get("mode");
-  std::string m = mode.IsString() ? mode.As<Napi::String>().Utf8Value() : std::string();
-  if (m == "threads") {
-    p.launch.mode = 0;
-  } else if (m == "threadgroups") {
-    p.launch.mode = 1;
-  } else {
-    throw_type(env, "launch.mode must be 'threads' or 'threadgroups'");
+  p.launch.mode = a.threadgroups ? 1 : 0;
+  for (int i = 0; i < 3; ++i) {
+    p.launch.grid[i] = a.grid[i];
+    p.launch.tg[i] = a.threadgroup[i];
   }
-  get_dim3(env, o, "grid", p.launch.grid);
-  get_dim3(env, o, "threadgroup", p.launch.tg);
-  Napi::Value tgm = o.Get("threadgroupMemory");
-  if (!tgm.IsUndefined() && !tgm.IsNull()) {
-    if (!tgm.IsArray()) throw_type(env, "launch.threadgroupMemory must be an array of byte counts");
-    Napi::Array a = tgm.As<Napi::Array>();
-    if (a.Length() > kThreadgroupIndices) {
-      throw_type(env, "launch.threadgroupMemory has " + std::to_string(a.Length()) + " entries, more than the " +
-                          std::to_string(kThreadgroupIndices) + " [[threadgroup(n)]] indices");
-    }
-    for (uint32_t i = 0; i < a.Length(); ++i) {
-      p.tg_mem.push_back(
-          uint32_t(get_integer(env, a.Get(i), "launch.threadgroupMemory[" + std::to_string(i) + "]", 0, 4294967295.0)));
-    }
-  }
+  for (uint64_t bytes : a.tg_memory) p.tg_mem.push_back(uint32_t(bytes));
   return p;
 }
 
