@@ -5,17 +5,18 @@
  */
 import { createHash } from 'node:crypto';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { ShaderCompileError, KernelRuntimeError, UsageError } from '../errors.js';
-import { emitCpp, MslError, parseMsl } from '../msl/index.js';
+import { emitCpp } from '../msl/index.js';
 import { cacheDir, NATIVE_INCLUDE_DIR } from '../util/paths.js';
 import { loadAddon } from './addon.js';
 import type { NativeLaunch, NativeModule, NativeRunOptions, NativeTimeOptions } from './addon-types.js';
 import type { Backend, Buffers, DeviceInfo, Pipeline } from './types.js';
 import { defaultTimeoutMs } from './limits.js';
+import { asCompileError, headerText, parseEntry, sourceHashOf } from './shader.js';
 
 const run = promisify(execFile);
 
@@ -67,18 +68,6 @@ export function compilerCommand(): string {
 
 interface CpuPipeline extends Pipeline {
   module: NativeModule;
-}
-
-/** Every header under native/include (recursively): any change invalidates the compile cache. */
-function readHeaders(dir = NATIVE_INCLUDE_DIR): string {
-  let all = '';
-  if (!existsSync(dir)) return all;
-  for (const e of readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
-    const p = join(dir, e.name);
-    if (e.isDirectory()) all += readHeaders(p);
-    else if (/\.(h|hpp|inc)$/.test(e.name)) all += `\0${e.name}\0${readFileSync(p, 'utf8')}`;
-  }
-  return all;
 }
 
 /** Names of the compat header's types in compiler messages → their MSL spelling. */
@@ -184,31 +173,14 @@ export class CpuBackend implements Backend {
 
   async compile(source: string, file: string, entry: string): Promise<Pipeline> {
     const addon = loadAddon();
-    let parsed;
-    try {
-      parsed = parseMsl(source, file);
-    } catch (e) {
-      if (e instanceof MslError) throw new ShaderCompileError(e.message);
-      throw e;
-    }
-    const kernel = parsed.kernels.find((k) => k.name === entry);
-    if (!kernel) {
-      const names = parsed.kernels.map((k) => k.name).join(', ') || 'none';
-      throw new UsageError(`${file}: no kernel named '${entry}' (kernels in the file: ${names})`);
-    }
-    let emitted;
-    try {
-      emitted = emitCpp(parsed);
-    } catch (e) {
-      if (e instanceof MslError) throw new ShaderCompileError(e.message);
-      throw e;
-    }
+    const { parsed, kernel } = parseEntry(source, file, entry);
+    const emitted = asCompileError(() => emitCpp(parsed));
     const cxx = compilerCommand();
     const flags = await optionalFlags(cxx);
     const hash = createHash('sha256')
       .update(emitted.code)
       .update('\0')
-      .update(readHeaders())
+      .update(headerText())
       .update('\0')
       .update([cxx, ...CXX_FLAGS, ...flags, ...LINK_FLAGS, process.arch].join(' '))
       .digest('hex')
@@ -249,7 +221,7 @@ export class CpuBackend implements Backend {
     }
     const info = module.kernels().find((k) => k.name === entry);
     if (!info) throw new UsageError(`${file}: compiled module has no kernel '${entry}'`);
-    const sourceHash = createHash('sha256').update(source).digest('hex').slice(0, 16);
+    const sourceHash = sourceHashOf(source);
     const p: CpuPipeline = { backend: 'cpu', entry, file, kernel, structs: parsed.structs, usesSync: info.usesSync, sourceHash, module };
     return p;
   }

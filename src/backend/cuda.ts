@@ -6,14 +6,15 @@
  * CUDA events around each dispatch.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KernelRuntimeError, ShaderCompileError, UsageError } from '../errors.js';
-import { emitCuda, MslError, parseMsl } from '../msl/index.js';
+import { emitCuda } from '../msl/index.js';
 import { cacheDir, NATIVE_INCLUDE_DIR } from '../util/paths.js';
 import { loadAddon } from './addon.js';
 import type { NativeCuda, NativeCudaDevice, NativeCudaModule, NativeLaunch, NativeRunOptions, NativeTimeOptions } from './addon-types.js';
 import { defaultTimeoutMs } from './limits.js';
+import { asCompileError, headerText, parseEntry, sourceHashOf } from './shader.js';
 import type { Backend, BackendStatus, Buffers, DeviceInfo, Pipeline } from './types.js';
 
 /** NVRTC options (the target architecture is added by the addon, from the GPU). */
@@ -22,17 +23,6 @@ export function nvrtcOptions(includeDir = NATIVE_INCLUDE_DIR): string[] {
   // emitter marks them anyway); precise division and sqrt, no fast math: MSL's
   // fast:: functions map to the hardware approximations explicitly.
   return ['--std=c++17', '-default-device', `-I${includeDir}`, '-DMOE_CUDA=1', '--fmad=true', '-lineinfo'];
-}
-
-/** The CUDA compat header and everything it includes (any change invalidates the cubin cache). */
-function headerText(dir = NATIVE_INCLUDE_DIR): string {
-  let all = '';
-  for (const e of readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
-    const p = join(dir, e.name);
-    if (e.isDirectory()) all += headerText(p);
-    else if (/\.(h|inc)$/.test(e.name)) all += `\0${e.name}\0${readFileSync(p, 'utf8')}`;
-  }
-  return all;
 }
 
 const NVRTC_LOCATED = /^(.*?)\((\d+)\): (error|warning|catastrophic error)[^:]*: (.*)$/;
@@ -124,25 +114,8 @@ export class CudaBackend implements Backend {
   }
 
   async compile(source: string, file: string, entry: string): Promise<Pipeline> {
-    let parsed;
-    let emitted;
-    try {
-      parsed = parseMsl(source, file);
-    } catch (e) {
-      if (e instanceof MslError) throw new ShaderCompileError(e.message);
-      throw e;
-    }
-    const kernel = parsed.kernels.find((k) => k.name === entry);
-    if (!kernel) {
-      const names = parsed.kernels.map((k) => k.name).join(', ') || 'none';
-      throw new UsageError(`${file}: no kernel named '${entry}' (kernels in the file: ${names})`);
-    }
-    try {
-      emitted = emitCuda(parsed);
-    } catch (e) {
-      if (e instanceof MslError) throw new ShaderCompileError(e.message);
-      throw e;
-    }
+    const { parsed, kernel } = parseEntry(source, file, entry);
+    const emitted = asCompileError(() => emitCuda(parsed));
     const options = nvrtcOptions();
     const hash = createHash('sha256')
       .update(emitted.code)
@@ -187,7 +160,7 @@ export class CudaBackend implements Backend {
     } catch (e) {
       throw new ShaderCompileError(`${file}: ${(e as Error).message}`);
     }
-    const sourceHash = createHash('sha256').update(source).digest('hex').slice(0, 16);
+    const sourceHash = sourceHashOf(source);
     const p: CudaPipeline = {
       backend: 'cuda',
       entry,

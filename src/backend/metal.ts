@@ -6,10 +6,9 @@
  * plain TypeScript that the Linux tests run against a recording fake of the
  * Metal calls (build/Release/moe_metal_fake.node).
  */
-import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { KernelRuntimeError, ShaderCompileError, UsageError } from '../errors.js';
-import { MslError, parseMsl } from '../msl/index.js';
+import { parseEntry, sourceHashOf } from './shader.js';
 import { loadAddon } from './addon.js';
 import type { NativeLaunch, NativeMetal, NativeMetalBinding, NativeMetalDevice, NativeMetalPipeline, NativeRunOptions, NativeTimeOptions } from './addon-types.js';
 import { FeatureMissingError, featureSkip } from './features.js';
@@ -170,18 +169,7 @@ export class MetalBackend implements Backend {
   }
 
   async compile(source: string, file: string, entry: string): Promise<Pipeline> {
-    let parsed;
-    try {
-      parsed = parseMsl(source, file);
-    } catch (e) {
-      if (e instanceof MslError) throw new ShaderCompileError(e.message);
-      throw e;
-    }
-    const kernel = parsed.kernels.find((k) => k.name === entry);
-    if (!kernel) {
-      const names = parsed.kernels.map((k) => k.name).join(', ') || 'none';
-      throw new UsageError(`${file}: no kernel named '${entry}' (kernels in the file: ${names})`);
-    }
+    const { parsed, kernel } = parseEntry(source, file, entry);
     const skip = featureSkip(this.device(), source, file);
     if (skip !== null) throw new FeatureMissingError(skip);
     let native: NativeMetalPipeline;
@@ -190,7 +178,7 @@ export class MetalBackend implements Backend {
     } catch (e) {
       throw new ShaderCompileError(`${file}: compile failed (Metal)\n${mapMetalCompilerOutput((e as Error).message, file)}`);
     }
-    const sourceHash = createHash('sha256').update(source).digest('hex').slice(0, 16);
+    const sourceHash = sourceHashOf(source);
     const p: MetalPipeline = { backend: 'metal', entry, file, kernel, structs: parsed.structs, usesSync: kernel.usesSync, sourceHash, native };
     return p;
   }

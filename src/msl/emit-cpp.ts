@@ -11,7 +11,7 @@
  *   half, bfloat, metal::, mem_flags, threadgroup_barrier, simd_* ...
  *   __moe_bind_runtime (the module exports __moe_kernels itself)
  */
-import type { Analysis, Site } from './analyze.js';
+import type { Analysis, Site, TgDeclSite } from './analyze.js';
 import { analysisOf } from './parse.js';
 import { applyEdits, type Edit, type Render } from './rewrite.js';
 import type { EmitResult, MslKernel, MslParam, ParsedMsl } from './types.js';
@@ -26,11 +26,26 @@ export function cString(s: string): string {
 }
 
 /** One line of code from a source range: comments dropped, whitespace collapsed. */
-export const collapse = (s: string): string =>
+const collapse = (s: string): string =>
   s
     .replace(/\/\*[\s\S]*?\*\/|\/\/[^\n]*/g, ' ')
     .replace(/\s+/g, ' ')
     .trim();
+
+/**
+ * A `threadgroup T a[N], *p;` declaration rewritten: pointer declarators as
+ * plain declarations of the type (address space gone), each storage
+ * declarator as `storage(type, declarator, dims)` gives it (each emitter its own).
+ */
+export function tgDeclText(site: TgDeclSite, storage: (type: string, decl: { name: string; slot: number }, dims: string[]) => string): (render: Render) => string {
+  return (render: Render): string => {
+    const prefix = site.prefix ? collapse(render(site.prefix[0], site.prefix[1])).replace(/\bstatic\b/g, '').trim() : '';
+    const type = collapse(`${prefix} ${render(site.base[0], site.base[1])}`);
+    return site.decls
+      .map((d) => (d.storage ? storage(type, d, d.dims.map(([a, b]) => collapse(render(a, b)))) : `${type} ${collapse(render(d.range[0], d.range[1]))};`))
+      .join(' ');
+  };
+}
 
 /** What each rewrite site becomes in C++. */
 function cppEdit(site: Site): Edit {
@@ -53,22 +68,10 @@ function cppEdit(site: Site): Edit {
     case 'tgDecl':
       return {
         ...base,
-        text: (render: Render): string => {
-          const prefix = site.prefix ? collapse(render(site.prefix[0], site.prefix[1])).replace(/\bstatic\b/g, '').trim() : '';
-          const type = collapse(`${prefix} ${render(site.base[0], site.base[1])}`);
-          return site.decls
-            .map((d) => {
-              if (!d.storage) return `${type} ${collapse(render(d.range[0], d.range[1]))};`;
-              const dims = d.dims
-                .map(([a, b]) => {
-                  const e = collapse(render(a, b));
-                  return `[${e.includes('>') ? `(${e})` : e}]`;
-                })
-                .join('');
-              return `auto& ${d.name} = ::moe_rt::tg_static<${type}${dims}>(${d.slot}u);`;
-            })
-            .join(' ');
-        },
+        text: tgDeclText(site, (type, d, dims) => {
+          const a = dims.map((e) => `[${e.includes('>') ? `(${e})` : e}]`).join('');
+          return `auto& ${d.name} = ::moe_rt::tg_static<${type}${a}>(${d.slot}u);`;
+        }),
       };
   }
 }

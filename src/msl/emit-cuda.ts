@@ -19,9 +19,9 @@
  */
 import type { Analysis, Site } from './analyze.js';
 import { analysisOf } from './parse.js';
-import { cString, collapse, entryFunction, entrySymbol } from './emit-cpp.js';
+import { cString, entryFunction, entrySymbol, tgDeclText } from './emit-cpp.js';
 import { VECTOR_TYPE } from './features.js';
-import { applyEdits, type Edit, type Render } from './rewrite.js';
+import { applyEdits, type Edit } from './rewrite.js';
 import type { EmitResult, MslParam, ParsedMsl } from './types.js';
 
 export interface EmitCudaOptions {
@@ -59,20 +59,7 @@ function cudaEdit(site: Site): Edit {
     case 'metalInclude':
       return { ...base, text: `// ${site.text}` };
     case 'tgDecl':
-      return {
-        ...base,
-        text: (render: Render): string => {
-          const prefix = site.prefix ? collapse(render(site.prefix[0], site.prefix[1])).replace(/\bstatic\b/g, '').trim() : '';
-          const type = collapse(`${prefix} ${render(site.base[0], site.base[1])}`);
-          return site.decls
-            .map((d) => {
-              if (!d.storage) return `${type} ${collapse(render(d.range[0], d.range[1]))};`;
-              const dims = d.dims.map(([a, b]) => `[${collapse(render(a, b))}]`).join('');
-              return `__shared__ ${type} ${d.name}${dims};`;
-            })
-            .join(' ');
-        },
-      };
+      return { ...base, text: tgDeclText(site, (type, d, dims) => `__shared__ ${type} ${d.name}${dims.map((e) => `[${e}]`).join('')};`) };
   }
 }
 
