@@ -9,38 +9,13 @@
 #ifndef MOE_CUDA_ATOMIC_H
 #define MOE_CUDA_ATOMIC_H
 
-namespace moe {
-template <typename T> struct same_ { typedef T type; };
-template <typename T> using nd = typename same_<T>::type;  // a parameter that does not take part in deduction
-}  // namespace moe
+#include "../moe_metal/atomic_types.h"
 
 namespace metal {
-enum memory_order {
-  memory_order_relaxed,
-  memory_order_consume,
-  memory_order_acquire,
-  memory_order_release,
-  memory_order_acq_rel,
-  memory_order_seq_cst,
-};
-enum thread_scope { thread_scope_thread, thread_scope_simdgroup, thread_scope_threadgroup, thread_scope_device };
-
 MOE_FN inline void atomic_thread_fence(mem_flags f, memory_order = memory_order_seq_cst, thread_scope = thread_scope_device) {
   if (uint(f & mem_flags::mem_device)) __threadfence();
   else __threadfence_block();
 }
-
-template <typename T> struct atomic {
-  T __v;
-};
-typedef atomic<int> atomic_int;
-typedef atomic<uint> atomic_uint;
-typedef atomic<bool> atomic_bool;
-typedef atomic<float> atomic_float;
-typedef atomic<long> atomic_long;
-typedef atomic<ulong> atomic_ulong;
-
-template <typename T> MOE_FN inline T* moe_atomic_ptr(const volatile atomic<T>* a) { return const_cast<T*>(&a->__v); }
 
 // The word type CUDA's atomicCAS takes for a T of 4 or 8 bytes.
 template <int Bytes> struct moe_word;

@@ -12,30 +12,15 @@
 #ifndef MOE_CUDA_SYNC_H
 #define MOE_CUDA_SYNC_H
 
+#include "../moe_metal/collectives.h"
+
 namespace metal {
-enum class mem_flags : uint {
-  mem_none = 0,
-  mem_device = 1,
-  mem_threadgroup = 2,
-  mem_texture = 4,
-  mem_threadgroup_imageblock = 8,
-  mem_object_data = 16,
-};
-MOE_HD constexpr mem_flags operator|(mem_flags a, mem_flags b) { return mem_flags(uint(a) | uint(b)); }
-MOE_HD constexpr mem_flags operator&(mem_flags a, mem_flags b) { return mem_flags(uint(a) & uint(b)); }
 // __syncthreads orders shared and global memory for the block's threads.
 MOE_FN inline void threadgroup_barrier(mem_flags = mem_flags::mem_none) { __syncthreads(); }
 MOE_FN inline void simdgroup_barrier(mem_flags = mem_flags::mem_none) { __syncwarp(__activemask()); }
 }  // namespace metal
 
 namespace moe {
-// The value type a collective works on: a scalar, or the vector (swizzles and
-// packed vectors included) as vec<T, N>.
-template <typename X, typename = void> struct value_of { typedef sc<X> type; };
-template <typename X> struct value_of<X, decltype(void(sizeof(typename X::vec_type)))> { typedef typename X::vec_type type; };
-template <typename X> using value_t = typename value_of<X>::type;
-#define MOE_SIMD_ARG(X) moe::en<moe::is_scalar<X>::value || !mstd::is_same<moe::value_t<X>, X>::value || moe::is_vec<X>::value> = 0
-
 MOE_FN inline uint lane_id() { return ::moe_rt::linear_tid() % 32u; }
 MOE_FN inline bool lane_on(unsigned mask, uint i) { return i < 32u && ((mask >> i) & 1u) != 0u; }
 
@@ -68,14 +53,6 @@ template <typename V> MOE_FN inline V from_lane(unsigned mask, const V& v, uint 
   const V r = shfl(mask, v, src);  // every active lane takes part, whatever its source
   return lane_on(mask, src) ? r : v;
 }
-
-struct add_ { template <typename V> MOE_FN V operator()(const V& a, const V& b) const { return V(a + b); } };
-struct mul_ { template <typename V> MOE_FN V operator()(const V& a, const V& b) const { return V(a * b); } };
-struct and_ { template <typename V> MOE_FN V operator()(const V& a, const V& b) const { return V(a & b); } };
-struct or_ { template <typename V> MOE_FN V operator()(const V& a, const V& b) const { return V(a | b); } };
-struct xor_ { template <typename V> MOE_FN V operator()(const V& a, const V& b) const { return V(a ^ b); } };
-struct max__ { template <typename V> MOE_FN V operator()(const V& a, const V& b) const { return V(::metal::max(a, b)); } };
-struct min__ { template <typename V> MOE_FN V operator()(const V& a, const V& b) const { return V(::metal::min(a, b)); } };
 
 // Fold of the active lanes of [base, base + width) in lane order (the
 // caller's own value when none is). Every active lane runs the same shuffles.
@@ -116,25 +93,12 @@ template <typename V, typename F> MOE_FN inline V prefix(const V& v, bool inclus
 }  // namespace moe
 
 namespace metal {
-#define MOE_SIMD_REDUCE(name, F, how)                                                    \
+#define MOE_SIMD_REDUCE(name, F, scope)                                                  \
   template <typename X, MOE_SIMD_ARG(X)> MOE_FN inline moe::value_t<X> name(const X& x) { \
     typedef moe::value_t<X> V;                                                            \
-    return moe::how(V(moe::val(x)), moe::F());                                           \
+    return moe::scope##_reduce(V(moe::val(x)), moe::F());                                \
   }
-MOE_SIMD_REDUCE(simd_sum, add_, simd_reduce)
-MOE_SIMD_REDUCE(simd_product, mul_, simd_reduce)
-MOE_SIMD_REDUCE(simd_max, max__, simd_reduce)
-MOE_SIMD_REDUCE(simd_min, min__, simd_reduce)
-MOE_SIMD_REDUCE(simd_and, and_, simd_reduce)
-MOE_SIMD_REDUCE(simd_or, or_, simd_reduce)
-MOE_SIMD_REDUCE(simd_xor, xor_, simd_reduce)
-MOE_SIMD_REDUCE(quad_sum, add_, quad_reduce)
-MOE_SIMD_REDUCE(quad_product, mul_, quad_reduce)
-MOE_SIMD_REDUCE(quad_max, max__, quad_reduce)
-MOE_SIMD_REDUCE(quad_min, min__, quad_reduce)
-MOE_SIMD_REDUCE(quad_and, and_, quad_reduce)
-MOE_SIMD_REDUCE(quad_or, or_, quad_reduce)
-MOE_SIMD_REDUCE(quad_xor, xor_, quad_reduce)
+MOE_REDUCTIONS(MOE_SIMD_REDUCE)
 #undef MOE_SIMD_REDUCE
 
 #define MOE_SIMD_PREFIX(name, inclusive, identity, F)                                    \
@@ -142,14 +106,9 @@ MOE_SIMD_REDUCE(quad_xor, xor_, quad_reduce)
     typedef moe::value_t<X> V;                                                            \
     return moe::prefix(V(moe::val(x)), inclusive, V(identity), moe::F());                 \
   }
-MOE_SIMD_PREFIX(simd_prefix_inclusive_sum, true, 0, add_)
-MOE_SIMD_PREFIX(simd_prefix_exclusive_sum, false, 0, add_)
-MOE_SIMD_PREFIX(simd_prefix_inclusive_product, true, 1, mul_)
-MOE_SIMD_PREFIX(simd_prefix_exclusive_product, false, 1, mul_)
+MOE_PREFIXES(MOE_SIMD_PREFIX)
 #undef MOE_SIMD_PREFIX
 
-// Shuffles: `src` is the source lane computed from lane and the argument k
-// (32 or more: no such lane, the caller keeps its value).
 #define MOE_SIMD_SHUFFLE(name, src)                                                                 \
   template <typename X, MOE_SIMD_ARG(X)> MOE_FN inline moe::value_t<X> name(const X& x, ushort k) {  \
     typedef moe::value_t<X> V;                                                                      \
@@ -157,28 +116,12 @@ MOE_SIMD_PREFIX(simd_prefix_exclusive_product, false, 1, mul_)
     (void)lane;                                                                                     \
     return moe::from_lane(__activemask(), V(moe::val(x)), uint(src));                               \
   }
-MOE_SIMD_SHUFFLE(simd_shuffle, uint(k))
-MOE_SIMD_SHUFFLE(simd_broadcast, uint(k))
-MOE_SIMD_SHUFFLE(simd_shuffle_up, k <= lane ? lane - k : 32u)
-MOE_SIMD_SHUFFLE(simd_shuffle_down, lane + k)
-MOE_SIMD_SHUFFLE(simd_shuffle_xor, (lane ^ k) & 31u)
-MOE_SIMD_SHUFFLE(simd_shuffle_rotate_down, (lane + k) % 32u)
-MOE_SIMD_SHUFFLE(simd_shuffle_rotate_up, (lane + 32u - k % 32u) % 32u)
-MOE_SIMD_SHUFFLE(quad_shuffle, (lane & ~3u) + (k & 3u))
-MOE_SIMD_SHUFFLE(quad_broadcast, (lane & ~3u) + (k & 3u))
-MOE_SIMD_SHUFFLE(quad_shuffle_up, k <= (lane & 3u) ? lane - k : 32u)
-MOE_SIMD_SHUFFLE(quad_shuffle_down, (lane & 3u) + k < 4u ? lane + k : 32u)
-MOE_SIMD_SHUFFLE(quad_shuffle_xor, (lane & ~3u) + ((lane ^ k) & 3u))
-MOE_SIMD_SHUFFLE(quad_shuffle_rotate_down, (lane & ~3u) + ((lane + k) & 3u))
-MOE_SIMD_SHUFFLE(quad_shuffle_rotate_up, (lane & ~3u) + ((lane + 4u - (k & 3u)) & 3u))
+MOE_SHUFFLES(MOE_SIMD_SHUFFLE)
 #undef MOE_SIMD_SHUFFLE
 
 // simd_shuffle_and_fill_down/up: the SIMD-group is cut into groups of `modulo`
 // lanes; a lane whose source falls outside its group takes `fill` from the
 // lane of the group that source wraps to.
-template <typename V> struct fill_pair {
-  V data, fill;
-};
 template <typename X, typename Y, MOE_SIMD_ARG(X)>
 MOE_FN inline moe::value_t<X> simd_shuffle_and_fill_down(const X& data, const Y& fill, ushort delta, ushort modulo = 32) {
   typedef moe::value_t<X> V;
@@ -211,15 +154,6 @@ template <typename X, MOE_SIMD_ARG(X)> MOE_FN inline moe::value_t<X> simd_broadc
   return moe::shfl(mask, V(moe::val(x)), uint(__ffs(int(mask)) - 1));
 }
 
-// Votes: the lanes' bits (bit i = lane i).
-struct simd_vote {
-  typedef uint64_t vote_t;
-  vote_t v;
-  MOE_FN explicit constexpr simd_vote(vote_t bits = 0) : v(bits) {}
-  MOE_FN explicit constexpr operator vote_t() const { return v; }
-  MOE_FN constexpr bool all() const { return v == 0xffffffffull; }
-  MOE_FN constexpr bool any() const { return v != 0; }
-};
 MOE_FN inline simd_vote simd_ballot(bool b) { return simd_vote(__ballot_sync(__activemask(), b)); }
 MOE_FN inline simd_vote simd_active_threads_mask() { return simd_vote(__activemask()); }
 MOE_FN inline bool simd_all(bool b) { return __all_sync(__activemask(), b) != 0; }

@@ -8,22 +8,9 @@
 #ifndef MOE_METAL_ATOMIC_H
 #define MOE_METAL_ATOMIC_H
 
-namespace moe {
-template <typename T> struct same_ { typedef T type; };
-template <typename T> using nd = typename same_<T>::type;  // a parameter that does not take part in deduction
-}  // namespace moe
+#include "atomic_types.h"
 
 namespace metal {
-enum memory_order {
-  memory_order_relaxed = __ATOMIC_RELAXED,
-  memory_order_consume = __ATOMIC_CONSUME,
-  memory_order_acquire = __ATOMIC_ACQUIRE,
-  memory_order_release = __ATOMIC_RELEASE,
-  memory_order_acq_rel = __ATOMIC_ACQ_REL,
-  memory_order_seq_cst = __ATOMIC_SEQ_CST,
-};
-enum thread_scope { thread_scope_thread, thread_scope_simdgroup, thread_scope_threadgroup, thread_scope_device };
-
 // Orders the calling thread's memory accesses. Threadgroup memory is only
 // touched by fibers of one OS thread (a compiler barrier is enough); device
 // memory is shared between OS threads (a real fence).
@@ -32,18 +19,7 @@ inline void atomic_thread_fence(mem_flags f, memory_order = memory_order_seq_cst
   else __atomic_signal_fence(__ATOMIC_SEQ_CST);
 }
 
-template <typename T> struct atomic {
-  T __v;
-};
-typedef atomic<int> atomic_int;
-typedef atomic<uint> atomic_uint;
-typedef atomic<bool> atomic_bool;
-typedef atomic<float> atomic_float;
-typedef atomic<long> atomic_long;
-typedef atomic<ulong> atomic_ulong;
-
 #define MOE_SC __ATOMIC_SEQ_CST
-template <typename T> inline T* moe_atomic_ptr(const volatile atomic<T>* a) { return const_cast<T*>(&a->__v); }
 
 template <typename T> inline T atomic_load_explicit(const volatile atomic<T>* a, memory_order = memory_order_relaxed) {
   T r;

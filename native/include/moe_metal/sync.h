@@ -6,29 +6,14 @@
 #ifndef MOE_METAL_SYNC_H
 #define MOE_METAL_SYNC_H
 
+#include "collectives.h"
+
 namespace metal {
-enum class mem_flags : uint {
-  mem_none = 0,
-  mem_device = 1,
-  mem_threadgroup = 2,
-  mem_texture = 4,
-  mem_threadgroup_imageblock = 8,
-  mem_object_data = 16,
-};
-constexpr mem_flags operator|(mem_flags a, mem_flags b) { return mem_flags(uint(a) | uint(b)); }
-constexpr mem_flags operator&(mem_flags a, mem_flags b) { return mem_flags(uint(a) & uint(b)); }
 inline void threadgroup_barrier(mem_flags = mem_flags::mem_none) { ::moe_rt::api()->tg_barrier(); }
 inline void simdgroup_barrier(mem_flags = mem_flags::mem_none) { ::moe_rt::api()->simd_barrier(); }
 }  // namespace metal
 
 namespace moe {
-// The value type a collective works on: a scalar, or the vector (swizzles and
-// packed vectors included) as vec<T, N>.
-template <typename X, typename = void> struct value_of { typedef sc<X> type; };
-template <typename X> struct value_of<X, decltype(void(sizeof(typename X::vec_type)))> { typedef typename X::vec_type type; };
-template <typename X> using value_t = typename value_of<X>::type;
-#define MOE_SIMD_ARG(X) moe::en<moe::is_scalar<X>::value || !std::is_same<moe::value_t<X>, X>::value || moe::is_vec<X>::value> = 0
-
 // One exchange: every active lane's value, the active mask, the caller's lane.
 struct exch {
   const char* p;
@@ -50,13 +35,6 @@ template <typename V> inline exch exchange(const V& v) {
   e.lane = a->current_thread()->index % MOE_SIMD_WIDTH;
   return e;
 }
-struct add_ { template <typename V> V operator()(const V& a, const V& b) const { return V(a + b); } };
-struct mul_ { template <typename V> V operator()(const V& a, const V& b) const { return V(a * b); } };
-struct and_ { template <typename V> V operator()(const V& a, const V& b) const { return V(a & b); } };
-struct or_ { template <typename V> V operator()(const V& a, const V& b) const { return V(a | b); } };
-struct xor_ { template <typename V> V operator()(const V& a, const V& b) const { return V(a ^ b); } };
-struct max__ { template <typename V> V operator()(const V& a, const V& b) const { return V(::metal::max(a, b)); } };
-struct min__ { template <typename V> V operator()(const V& a, const V& b) const { return V(::metal::min(a, b)); } };
 // Fold of the active lanes in [lo, hi) (the caller's own value if none).
 template <typename V, typename F> inline V fold(const exch& e, uint lo, uint hi, const V& self, F f) {
   if (hi - lo == MOE_SIMD_WIDTH && e.m == (uint64_t(1) << MOE_SIMD_WIDTH) - 1) {
@@ -91,70 +69,48 @@ template <typename V> inline V from_lane(const exch& e, uint src, const V& self)
 }  // namespace moe
 
 namespace metal {
-#define MOE_SIMD_REDUCE(name, F, lo, hi)                                         \
+// Reductions fold the active lanes of the SIMD-group or of the caller's quad.
+#define MOE_LO_simd 0u
+#define MOE_HI_simd MOE_SIMD_WIDTH
+#define MOE_LO_quad (e.lane & ~3u)
+#define MOE_HI_quad ((e.lane & ~3u) + 4u)
+#define MOE_SIMD_REDUCE(name, F, scope)                                          \
   template <typename X, MOE_SIMD_ARG(X)> inline moe::value_t<X> name(const X& x) { \
     typedef moe::value_t<X> V;                                                   \
     const V v = V(moe::val(x));                                                  \
     const moe::exch e = moe::exchange(v);                                        \
-    return moe::fold(e, lo, hi, v, moe::F());                                    \
+    return moe::fold(e, MOE_LO_##scope, MOE_HI_##scope, v, moe::F());           \
   }
-MOE_SIMD_REDUCE(simd_sum, add_, 0u, MOE_SIMD_WIDTH)
-MOE_SIMD_REDUCE(simd_product, mul_, 0u, MOE_SIMD_WIDTH)
-MOE_SIMD_REDUCE(simd_max, max__, 0u, MOE_SIMD_WIDTH)
-MOE_SIMD_REDUCE(simd_min, min__, 0u, MOE_SIMD_WIDTH)
-MOE_SIMD_REDUCE(simd_and, and_, 0u, MOE_SIMD_WIDTH)
-MOE_SIMD_REDUCE(simd_or, or_, 0u, MOE_SIMD_WIDTH)
-MOE_SIMD_REDUCE(simd_xor, xor_, 0u, MOE_SIMD_WIDTH)
-MOE_SIMD_REDUCE(quad_sum, add_, e.lane & ~3u, (e.lane & ~3u) + 4u)
-MOE_SIMD_REDUCE(quad_product, mul_, e.lane & ~3u, (e.lane & ~3u) + 4u)
-MOE_SIMD_REDUCE(quad_max, max__, e.lane & ~3u, (e.lane & ~3u) + 4u)
-MOE_SIMD_REDUCE(quad_min, min__, e.lane & ~3u, (e.lane & ~3u) + 4u)
-MOE_SIMD_REDUCE(quad_and, and_, e.lane & ~3u, (e.lane & ~3u) + 4u)
-MOE_SIMD_REDUCE(quad_or, or_, e.lane & ~3u, (e.lane & ~3u) + 4u)
-MOE_SIMD_REDUCE(quad_xor, xor_, e.lane & ~3u, (e.lane & ~3u) + 4u)
+MOE_REDUCTIONS(MOE_SIMD_REDUCE)
 #undef MOE_SIMD_REDUCE
+#undef MOE_LO_simd
+#undef MOE_HI_simd
+#undef MOE_LO_quad
+#undef MOE_HI_quad
 
 #define MOE_SIMD_PREFIX(name, inclusive, identity, F)                            \
   template <typename X, MOE_SIMD_ARG(X)> inline moe::value_t<X> name(const X& x) { \
     typedef moe::value_t<X> V;                                                   \
     return moe::prefix(V(moe::val(x)), inclusive, V(identity), moe::F());        \
   }
-MOE_SIMD_PREFIX(simd_prefix_inclusive_sum, true, 0, add_)
-MOE_SIMD_PREFIX(simd_prefix_exclusive_sum, false, 0, add_)
-MOE_SIMD_PREFIX(simd_prefix_inclusive_product, true, 1, mul_)
-MOE_SIMD_PREFIX(simd_prefix_exclusive_product, false, 1, mul_)
+MOE_PREFIXES(MOE_SIMD_PREFIX)
 #undef MOE_SIMD_PREFIX
 
-// Shuffles: `src` is the source lane computed from e.lane and the argument k.
 #define MOE_SIMD_SHUFFLE(name, src)                                                            \
   template <typename X, MOE_SIMD_ARG(X)> inline moe::value_t<X> name(const X& x, ushort k) {     \
     typedef moe::value_t<X> V;                                                                 \
     const V v = V(moe::val(x));                                                                \
     const moe::exch e = moe::exchange(v);                                                      \
+    const uint lane = e.lane;                                                                  \
+    (void)lane;                                                                                \
     return moe::from_lane(e, src, v);                                                          \
   }
-MOE_SIMD_SHUFFLE(simd_shuffle, uint(k))
-MOE_SIMD_SHUFFLE(simd_broadcast, uint(k))
-MOE_SIMD_SHUFFLE(simd_shuffle_up, k <= e.lane ? e.lane - k : MOE_SIMD_WIDTH)
-MOE_SIMD_SHUFFLE(simd_shuffle_down, e.lane + k)
-MOE_SIMD_SHUFFLE(simd_shuffle_xor, (e.lane ^ k) & (MOE_SIMD_WIDTH - 1))
-MOE_SIMD_SHUFFLE(simd_shuffle_rotate_down, (e.lane + k) % MOE_SIMD_WIDTH)
-MOE_SIMD_SHUFFLE(simd_shuffle_rotate_up, (e.lane + MOE_SIMD_WIDTH - k % MOE_SIMD_WIDTH) % MOE_SIMD_WIDTH)
-MOE_SIMD_SHUFFLE(quad_shuffle, (e.lane & ~3u) + (k & 3u))
-MOE_SIMD_SHUFFLE(quad_broadcast, (e.lane & ~3u) + (k & 3u))
-MOE_SIMD_SHUFFLE(quad_shuffle_up, k <= (e.lane & 3u) ? e.lane - k : MOE_SIMD_WIDTH)
-MOE_SIMD_SHUFFLE(quad_shuffle_down, (e.lane & 3u) + k < 4u ? e.lane + k : MOE_SIMD_WIDTH)
-MOE_SIMD_SHUFFLE(quad_shuffle_xor, (e.lane & ~3u) + ((e.lane ^ k) & 3u))
-MOE_SIMD_SHUFFLE(quad_shuffle_rotate_down, (e.lane & ~3u) + ((e.lane + k) & 3u))
-MOE_SIMD_SHUFFLE(quad_shuffle_rotate_up, (e.lane & ~3u) + ((e.lane + 4u - (k & 3u)) & 3u))
+MOE_SHUFFLES(MOE_SIMD_SHUFFLE)
 #undef MOE_SIMD_SHUFFLE
 
 // simd_shuffle_and_fill_down/up: the SIMD-group is cut into groups of `modulo`
 // lanes; a lane whose source falls outside its group takes `fill` from the
 // lane of the group that source wraps to.
-template <typename V> struct fill_pair {
-  V data, fill;
-};
 template <typename X, typename Y, MOE_SIMD_ARG(X)>
 inline moe::value_t<X> simd_shuffle_and_fill_down(const X& data, const Y& fill, ushort delta, ushort modulo = MOE_SIMD_WIDTH) {
   typedef moe::value_t<X> V;
@@ -186,15 +142,6 @@ template <typename X, MOE_SIMD_ARG(X)> inline moe::value_t<X> simd_broadcast_fir
   return e.m ? e.template at<V>(uint(__builtin_ctzll(e.m))) : v;
 }
 
-// Votes: the lanes' bits (bit i = lane i).
-struct simd_vote {
-  typedef uint64_t vote_t;
-  vote_t v;
-  explicit constexpr simd_vote(vote_t bits = 0) : v(bits) {}
-  explicit constexpr operator vote_t() const { return v; }
-  constexpr bool all() const { return v == ((vote_t(1) << MOE_SIMD_WIDTH) - 1); }
-  constexpr bool any() const { return v != 0; }
-};
 inline simd_vote simd_ballot(bool b) {
   const moe::exch e = moe::exchange(b);
   uint64_t r = 0;
