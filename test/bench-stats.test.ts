@@ -37,6 +37,14 @@ test('stopping rule: noisy data runs to the time cap', async () => {
   assert.ok(total < 2e9 * 1.6, 'does not overshoot the cap by much');
 });
 
+test('stopping rule: samples that are means of several dispatches count all of their device time', async () => {
+  // 50 dispatches per sample: the 2 s cap is reached after about 1/50 of the samples
+  const r = await sampleUntilStable(stream(0.3, 'noisy'), rule, 50);
+  assert.equal(r.reason, 'time');
+  const total = 50 * r.samples.reduce((a, b) => a + b, 0);
+  assert.ok(total >= 2e9 && total < 2e9 * 1.6, `ran ${total} ns of device time`);
+});
+
 test('stopping rule: never stops before the minimum samples, even past the time cap', () => {
   assert.equal(shouldStop([3e9], 3e9, rule), null);
   assert.equal(shouldStop(Array(10).fill(3e8), 3e9, rule), 'noise');

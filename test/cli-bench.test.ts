@@ -4,6 +4,9 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { moe, tmp } from './helpers.js';
 import { SPECS } from '../src/kernels/index.js';
+import { getBackend } from '../src/backend/index.js';
+import { copySpec, readSpec } from '../src/bench/specs.js';
+import { verifySpec } from '../src/verify/run.js';
 
 interface Case {
   kernel: string;
@@ -71,7 +74,52 @@ test('--baseline: a much slower run than the baseline exits 1, a faster one exit
   assert.equal((JSON.parse(better.stdout) as Report).baseline?.comparisons[0]?.verdict, 'faster');
 });
 
+test('the bench-only copy and read kernels are right: they verify against their references', async () => {
+  for (const spec of [copySpec, readSpec]) {
+    const { results } = await verifySpec(spec, getBackend('cpu'), spec.cases(), { seed: 7 });
+    assert.ok(results.length > 0);
+    for (const c of results) assert.equal(c.status, 'PASS', `${spec.name} ${c.shape}: ${c.error ?? ''}`);
+  }
+});
+
+test('moe bench --kernel read: the bytes of the words read (and one word per SIMD-group written)', () => {
+  const r = moe(['bench', '--kernel', 'read', '--elements', '65536', ...quick, '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const c = (JSON.parse(r.stdout) as Report).cases[0];
+  assert.equal(c?.params.n_elements, 65536);
+  assert.equal((c as unknown as { bytes: number }).bytes, 65536 * 4 + 4 * (65536 / 4 / 4 / 32));
+});
+
+test('quantized kernels report the packed weights\' own GB/s beside the total; --batch is recorded', () => {
+  const r = moe(['bench', '--kernel', 'qmv4-expert,qmv4-expert-naive', '--experts', '8', '--top-k', '2', '--out-dim', '64', '--in-dim', '256', '--batch', '4', ...quick, '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const doc = JSON.parse(r.stdout) as Report & { flags: Record<string, unknown> };
+  assert.equal(doc.flags.batch, 4);
+  for (const c of doc.cases as (Case & { bytes: number; weightGBs?: number })[]) {
+    // 2 experts × 64 rows × 256 inputs at 4 bits
+    assert.ok(c.weightGBs !== undefined && Math.abs(c.weightGBs - (2 * 64 * 128) / c.medianNs) < 1e-9 * c.weightGBs, `${c.kernel}: ${c.weightGBs}`);
+    assert.ok(c.weightGBs < c.gbps, 'the weights are a part of the bytes moved');
+  }
+  const table = moe(['bench', '--kernel', 'qmv4-expert', '--experts', '8', '--top-k', '2', '--out-dim', '64', '--in-dim', '256', ...quick]);
+  assert.equal(table.code, 0, table.stderr);
+  assert.match(table.stdout, /weights GB\/s/);
+  assert.match(table.stdout, /packed weight words alone/);
+  const plain = moe(['bench', '--kernel', 'empty', ...quick]);
+  assert.doesNotMatch(plain.stdout, /weights GB\/s/, 'no weights columns without a quantized kernel');
+});
+
+test('--baseline timed with another --batch: a warning that the times are not comparable', () => {
+  const dir = tmp('baseline-batch');
+  const r = moe(['bench', '--kernel', 'empty', ...quick, '--json', '--batch', '10']);
+  assert.equal(r.code, 0, r.stderr);
+  writeFileSync(join(dir, 'b10.json'), r.stdout);
+  const again = moe(['bench', '--kernel', 'empty', ...quick, '--baseline', join(dir, 'b10.json')]);
+  assert.match(again.stderr, /--batch 10, this run with 1: the times are not comparable/);
+});
+
 test('bench usage errors exit 2', () => {
+  const zero = moe(['bench', '--kernel', 'empty', '--batch', '0', ...quick]);
+  assert.equal(zero.code, 2, zero.stdout + zero.stderr);
   const a = moe(['bench', '--kernel', 'gelu-mul', '--top-k', '8', ...quick]);
   assert.equal(a.code, 2);
   assert.match(a.stderr, /has no top-k parameter/);

@@ -223,13 +223,15 @@ test('default sweeps: Qwen3-30B-A3B and a 4096-hidden model, group sizes 32/64/1
   }
   for (const s of [qmv4, qmv8Tiled]) {
     const gs = new Set(s.cases().map((c) => c.params.group_size));
-    assert.deepEqual([...gs].sort((a, b) => (a as number) - (b as number)), [32, 64, 128]);
+    // 32, 64 and 128 of the issue, and 16: the tiled 4-bit kernels' path for groups that are not a multiple of 32
+    assert.deepEqual([...gs].sort((a, b) => (a as number) - (b as number)), [16, 32, 64, 128]);
     // a SIMD-group reads 32 words a pass: in_dim not a multiple of 32 words' values
     assert.ok(s.cases().some((c) => (c.params.in_dim as number) % (32 * 8) !== 0));
   }
   const full = qmv4Expert.cases().find((c) => c.params.n_experts === 128 && c.params.top_k === 8 && c.params.out_dim === 768 && c.params.in_dim === 2048);
   assert.ok(full, 'the full Qwen3 gate/up decode shape');
   assert.ok(qmv4Expert.cases().some((c) => c.params.x_per_pair === 1 && c.params.out_dim === 2048 && c.params.in_dim === 768));
+  assert.ok(qmv4Expert.cases().some((c) => (c.params.group_size as number) % 32 !== 0), 'the expert kernel\'s 4-byte path');
   assert.deepEqual([...new Set(qgateUp4.cases().map((c) => c.params.act))].sort(), [0, 1]);
 });
 

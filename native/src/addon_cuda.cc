@@ -234,6 +234,12 @@ Napi::Value Dispatch(const Napi::CallbackInfo &info, bool timing) {
       if (!o.Get("rotateBytes").IsUndefined()) {
         opt.rotate_bytes = uint64_t(get_integer(env, o.Get("rotateBytes"), "options.rotateBytes", 0, 9007199254740991.0));
       }
+      if (!o.Get("touchedBytes").IsUndefined()) {
+        opt.touched_bytes = uint64_t(get_integer(env, o.Get("touchedBytes"), "options.touchedBytes", 0, 9007199254740991.0));
+      }
+      if (!o.Get("perSample").IsUndefined()) {
+        opt.per_sample = uint32_t(get_integer(env, o.Get("perSample"), "options.perSample", 1, 100));
+      }
     }
   } else if (timing) {
     throw_type(env, "cuda.time: options must be an object with warmup and iterations");

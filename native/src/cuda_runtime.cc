@@ -88,6 +88,7 @@ Libs &libs() {
               sym(h, c.cuFuncGetAttribute, "cuFuncGetAttribute") && sym(h, c.cuFuncSetAttribute, "cuFuncSetAttribute") &&
               sym(h, c.cuMemAlloc, "cuMemAlloc_v2") && sym(h, c.cuMemFree, "cuMemFree_v2") &&
               sym(h, c.cuMemcpyHtoD, "cuMemcpyHtoD_v2") && sym(h, c.cuMemcpyDtoH, "cuMemcpyDtoH_v2") &&
+              sym(h, c.cuMemcpyDtoD, "cuMemcpyDtoD_v2") &&
               sym(h, c.cuLaunchKernel, "cuLaunchKernel") && sym(h, c.cuEventCreate, "cuEventCreate") &&
               sym(h, c.cuEventDestroy, "cuEventDestroy_v2", "cuEventDestroy") && sym(h, c.cuEventRecord, "cuEventRecord") &&
               sym(h, c.cuEventQuery, "cuEventQuery") &&
@@ -559,9 +560,12 @@ void dispatch(Module &module, const std::string &entry, std::vector<HostBuffer> 
   uint64_t set_bytes = 0;
   for (const HostBuffer &b : buffers)
     if (b.data && b.alias < 0) set_bytes += std::max<uint64_t>(b.size, 1);
+  // What one dispatch moves: its buffers, or less for a kernel that reads a
+  // part of them (the caller's cost model says so).
+  const uint64_t touched = options.touched_bytes > 0 ? std::min(set_bytes, options.touched_bytes) : set_bytes;
   unsigned copies = 1;
-  if (options.timing && options.rotate_bytes > 0 && set_bytes > 0 && set_bytes < options.rotate_bytes) {
-    copies = unsigned(std::min<uint64_t>(64, (options.rotate_bytes + set_bytes - 1) / set_bytes));
+  if (options.timing && options.rotate_bytes > 0 && touched > 0 && touched < options.rotate_bytes) {
+    copies = unsigned(std::min<uint64_t>(64, (options.rotate_bytes + touched - 1) / touched));
   }
   size_t free_mem = 0, total_mem = 0;
   c.cuMemGetInfo(&free_mem, &total_mem);
@@ -584,7 +588,12 @@ void dispatch(Module &module, const std::string &entry, std::vector<HostBuffer> 
         } else {
           check(c.cuMemAlloc(&p, std::max<uint64_t>(b.size, 1)), "cuMemAlloc");
           mem.owned.push_back(p);
-          if (b.size) check(c.cuMemcpyHtoD(p, b.data, b.size), "cuMemcpyHtoD");
+          if (b.size == 0) {
+          } else if (k == 0) {
+            check(c.cuMemcpyHtoD(p, b.data, b.size), "cuMemcpyHtoD");
+          } else {  // the other copies from the first, on the device
+            check(c.cuMemcpyDtoD(p, ptrs[i], b.size), "cuMemcpyDtoD");
+          }
         }
         args[k].buffers[i] = reinterpret_cast<void *>(p);
       }
@@ -605,10 +614,17 @@ void dispatch(Module &module, const std::string &entry, std::vector<HostBuffer> 
     unsigned next = 0;
     for (uint32_t i = 0; i < plain; ++i) launch_one(next++ % copies);
     // Timed: in chunks, each behind the blocking kernel (see kBlockerSource),
-    // an event before the chunk and one after each dispatch.
-    std::vector<std::pair<size_t, size_t>> spans;  // event indices around each timed dispatch
+    // an event before the chunk and one after each sample (of per_sample
+    // dispatches). A chunk holds about 120 launches at most, so that the host
+    // never waits for room in the launch queue while the blocker holds it.
+    const uint32_t per = std::max<uint32_t>(1, options.per_sample);
+    struct Span {
+      size_t from, to;
+    };
+    std::vector<Span> spans;  // event indices around each sample
     CUfunction blk = timed > 0 ? blocker_function(D) : nullptr;
-    const uint32_t chunk = blk ? std::max<uint32_t>(1, 120 / uint32_t(subs.size() + 1)) : std::max<uint32_t>(timed, 1);
+    const uint32_t chunk =
+        blk ? std::max<uint32_t>(1, 120 / uint32_t(subs.size() * per + 1)) : std::max<uint32_t>(timed, 1);
     auto record = [&]() {
       CUevent e = nullptr;
       check(c.cuEventCreate(&e, 0), "cuEventCreate");
@@ -626,9 +642,9 @@ void dispatch(Module &module, const std::string &entry, std::vector<HostBuffer> 
       }
       size_t prev = record();
       for (uint32_t j = 0; j < n_here; ++j) {
-        launch_one(next++ % copies);
+        for (uint32_t d = 0; d < per; ++d) launch_one(next++ % copies);
         const size_t now = record();
-        spans.emplace_back(prev, now);
+        spans.push_back({prev, now});
         prev = now;
       }
       if (blk) {
@@ -638,14 +654,15 @@ void dispatch(Module &module, const std::string &entry, std::vector<HostBuffer> 
       i += n_here;
     }
     const size_t last = record();
-    const uint64_t budget = options.timeout_ms == 0 ? 0 : options.timeout_ms * std::max<uint64_t>(1, uint64_t(plain) + timed);
+    const uint64_t budget =
+        options.timeout_ms == 0 ? 0 : options.timeout_ms * std::max<uint64_t>(1, uint64_t(plain) + uint64_t(timed) * per);
     wait_event(events.ev[last], budget);
     if (times_ns) {
       times_ns->clear();
       for (const auto &sp : spans) {
         float ms = 0;
-        check(c.cuEventElapsedTime(&ms, events.ev[sp.first], events.ev[sp.second]), "cuEventElapsedTime");
-        times_ns->push_back(double(ms) * 1e6);
+        check(c.cuEventElapsedTime(&ms, events.ev[sp.from], events.ev[sp.to]), "cuEventElapsedTime");
+        times_ns->push_back(double(ms) * 1e6 / per);
       }
     }
     for (size_t i = 0; i < buffers.size(); ++i) {

@@ -105,13 +105,23 @@ struct DispatchOptions {
   // so that each reads memory not left in the L2 cache by the one before: as
   // many copies as make at least this many bytes (0: one copy, a warm cache).
   uint64_t rotate_bytes = 0;
+  // The bytes one dispatch actually reads and writes, when known and less
+  // than its buffers hold (a kernel that gathers a few experts out of many):
+  // the rotation counts these, not the buffers' sizes. 0: the buffers' sizes.
+  uint64_t touched_bytes = 0;
+  // Timing: dispatches per sample. Each of the `iterations` samples is then
+  // the device time of this many back-to-back dispatches divided by their
+  // number: throughput, with the gaps between kernels but without the cost
+  // of an event pair per dispatch. 1: one sample per dispatch.
+  uint32_t per_sample = 1;
   // Watchdog: a dispatch (or the timed series) still running after this
   // long is reported as a timeout (the context is then reset). 0: none.
   uint64_t timeout_ms = 0;
 };
 
 // Runs the dispatches; fills times_ns (timing: one per timed dispatch, from
-// CUDA events recorded before and after each). Throws std::invalid_argument
+// CUDA events recorded before and after each; with options.per_sample > 1,
+// the mean over that many dispatches between two events). Throws std::invalid_argument
 // for a launch Metal would refuse, std::runtime_error for a CUDA failure (the
 // kernel faulted: illegal address, trap, timeout...). Serialised per process.
 void dispatch(Module &module, const std::string &entry, std::vector<HostBuffer> &buffers, const Launch &launch,

@@ -64,6 +64,19 @@ export interface NativeTimeOptions extends NativeRunOptions {
    * adding up to twice the L2, so each dispatch reads from memory).
    */
   warmCache?: boolean;
+  /**
+   * The bytes one dispatch reads and writes by the spec's cost model, when
+   * less than its buffers hold (an expert-indexed kernel reads 8 experts out
+   * of 128): the CUDA backend sizes its cache rotation by these.
+   */
+  touchedBytes?: number;
+  /**
+   * CUDA: back-to-back dispatches per sample (1..100, default 1). A sample is
+   * then their device time over their number, as the Metal backend times a
+   * command buffer: the throughput of a queue of kernels, without an event
+   * pair per dispatch.
+   */
+  perSample?: number;
 }
 
 /**
@@ -208,6 +221,10 @@ export interface NativeCudaTimeOptions extends NativeCudaRunOptions {
   iterations: number;
   /** Rotate through copies of the buffers adding up to at least this many bytes (0: one copy, warm L2). */
   rotateBytes?: number;
+  /** What one dispatch reads and writes when less than its buffers (rotation counts these). */
+  touchedBytes?: number;
+  /** Back-to-back dispatches per returned sample, 1..100 (default 1). */
+  perSample?: number;
 }
 
 export interface NativeCuda {

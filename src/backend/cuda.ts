@@ -204,6 +204,8 @@ export class CudaBackend implements Backend {
         iterations: options.iterations,
         timeoutMs: options.timeoutMs ?? defaultTimeoutMs(launch),
         rotateBytes: options.warmCache ? 0 : 2 * this.dev.l2Bytes,
+        ...(options.touchedBytes !== undefined ? { touchedBytes: Math.ceil(options.touchedBytes) } : {}),
+        ...(options.perSample !== undefined ? { perSample: options.perSample } : {}),
       });
     } catch (e) {
       throw new KernelRuntimeError((e as Error).message.replace(cp.symbol, cp.entry));

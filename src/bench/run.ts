@@ -26,6 +26,9 @@ export interface BenchCase {
   gflops: number;
   /** % of the device's peak bandwidth (null when no peak is known). */
   pctPeakBandwidth: number | null;
+  /** Quantized kernels: the packed weight words alone, GB/s and % of peak (their share of `bytes` over the median). */
+  weightGBs?: number;
+  weightPctPeak?: number | null;
 }
 
 export interface BenchOptions {
@@ -37,6 +40,8 @@ export interface BenchOptions {
   runOptions?: NativeRunOptions;
   /** GPU backends: keep the cache warm between dispatches (bench --warm-cache). */
   warmCache?: boolean;
+  /** CUDA: back-to-back dispatches per sample (bench --batch); other backends time as they always do. */
+  perSample?: number;
 }
 
 export async function benchCase(
@@ -53,14 +58,17 @@ export async function benchCase(
   const launch = spec.launch(params);
   const run: NativeRunOptions = { ...o.runOptions, bufferNames: bound.names };
   if (run.timeoutMs === undefined) run.timeoutMs = defaultTimeoutMs(launch, spec.cost(params));
+  const cost = spec.cost(params);
+  const timing = { warmCache: o.warmCache, touchedBytes: cost.bytes, ...(o.perSample !== undefined ? { perSample: o.perSample } : {}) };
+  const perSample = backend.name === 'cuda' ? (o.perSample ?? 1) : 1;
   // Warm-up: caches, page faults, thread pool start.
-  await backend.time(pipeline, bound.buffers, launch, { ...run, warmup: Math.max(0, o.warmup - 1), iterations: 1, warmCache: o.warmCache });
+  await backend.time(pipeline, bound.buffers, launch, { ...run, ...timing, warmup: Math.max(0, o.warmup - 1), iterations: 1 });
   const { samples, reason } = await sampleUntilStable(
-    (batch) => backend.time(pipeline, bound.buffers, launch, { ...run, warmup: 0, iterations: batch, warmCache: o.warmCache }),
+    (batch) => backend.time(pipeline, bound.buffers, launch, { ...run, ...timing, warmup: 0, iterations: batch }),
     o.rule,
+    perSample,
   );
   const st = stats(samples);
-  const cost = spec.cost(params);
   const gbps = st.median > 0 ? cost.bytes / st.median : 0;
   return {
     kernel: spec.name,
@@ -78,5 +86,8 @@ export async function benchCase(
     gbps,
     gflops: st.median > 0 ? cost.flops / st.median : 0,
     pctPeakBandwidth: o.peakGBs ? (100 * gbps) / o.peakGBs : null,
+    ...(cost.weightBytes !== undefined && st.median > 0
+      ? { weightGBs: cost.weightBytes / st.median, weightPctPeak: o.peakGBs ? (100 * cost.weightBytes) / st.median / o.peakGBs : null }
+      : {}),
   };
 }

@@ -1,6 +1,7 @@
 /**
  * Specs that exist for `moe bench` itself: the empty kernel (the measurement
- * floor) and the copy kernel (measured peak bandwidth). They are not part of
+ * floor), the copy kernel (measured peak bandwidth) and the read kernel (the
+ * time merely reading N bytes takes: the ceiling for a kernel that must). They are not part of
  * the verified catalog, though copy has a real reference.
  */
 import type { KernelSpec, Params } from '../kernels/spec.js';
@@ -57,4 +58,54 @@ export const copySpec: KernelSpec = {
   }),
   // read and write every byte once
   cost: (p) => ({ bytes: n4(p) * 16 * 2, flops: 0 }),
+};
+
+const RD_PER = 4; // uint4s per thread, as in shaders/bench.metal
+const readThreads = (p: Params): number => Math.ceil(n4(p) / RD_PER);
+
+export const readSpec: KernelSpec = {
+  name: 'read',
+  entry: 'moe_read_u32',
+  shader: 'bench.metal',
+  group: 'bench',
+  description:
+    'Reads n_elements 32-bit words once (uint4 loads, all independent) and folds them: what reading that many bytes costs in one dispatch, the ceiling for a kernel that must (e.g. a quantized mat-vec over as many packed weights)',
+  math: 'out[g] = XOR of the words its SIMD-group read',
+  params: [{ name: 'n_elements', flag: 'elements', description: '32-bit words read (rounded up to a multiple of 4)', min: 4 }],
+  defaults: { n_elements: 16 * 1024 * 1024 },
+  inputSets: [{ name: 'normal', description: 'random words' }],
+  buffers: [
+    { index: 0, name: 'src', kind: 'array', mslType: 'uint4', dtype: 'u32', access: 'read', length: (p) => n4(p) * 4 },
+    { index: 1, name: 'out', kind: 'array', mslType: 'uint', dtype: 'u32', access: 'write', length: (p) => Math.ceil(readThreads(p) / 32) },
+    { index: 2, name: 'n4', kind: 'scalar', mslType: 'uint', value: n4 },
+  ],
+  threadgroup: [],
+  cases: () => [
+    { params: { n_elements: 1 << 20 }, inputSet: 'normal', origin: 'bench' },
+    { params: { n_elements: 1001 }, inputSet: 'normal', origin: 'edge: not a multiple of the threads\' reach' },
+  ],
+  validate: () => null,
+  inputs: (p, _set, rng) => {
+    const src = new Uint32Array(n4(p) * 4);
+    for (let i = 0; i < src.length; i++) src[i] = rng.int(0, 2 ** 32);
+    return { src };
+  },
+  launch: (p) => ({ mode: 'threads', grid: [readThreads(p), 1, 1], threadgroup: [256, 1, 1], threadgroupMemory: [] }),
+  reference: (p, inputs) => {
+    const src = inputs.src as Uint32Array;
+    const N4 = n4(p);
+    const T = readThreads(p);
+    const out = new Uint32Array(Math.ceil(T / 32));
+    for (let t = 0; t < T; t++) {
+      let acc = 0;
+      for (let k = 0; k < RD_PER; k++) {
+        const i = t + k * T;
+        if (i < N4) acc ^= (src[4 * i] as number) ^ (src[4 * i + 1] as number) ^ (src[4 * i + 2] as number) ^ (src[4 * i + 3] as number);
+      }
+      out[t >> 5] = ((out[t >> 5] as number) ^ acc) >>> 0;
+    }
+    return { outputs: { out }, rules: { out: { kind: 'exact', reason: 'an XOR of integers is exact' } } };
+  },
+  // every word read once, one word written per SIMD-group
+  cost: (p) => ({ bytes: n4(p) * 16 + 4 * Math.ceil(readThreads(p) / 32), flops: 0 }),
 };

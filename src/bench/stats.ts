@@ -65,11 +65,13 @@ export function shouldStop(samples: ArrayLike<number>, elapsedNs: number, rule: 
 
 /**
  * Take samples from `next` (which returns a batch of per-dispatch times in ns)
- * until the rule says stop. Elapsed time is the sum of the samples (device time).
+ * until the rule says stop. Elapsed time is the sum of the samples (device
+ * time), times the dispatches each sample is the mean of.
  */
 export async function sampleUntilStable(
   next: (batch: number) => Promise<ArrayLike<number>>,
   rule: StopRule,
+  dispatchesPerSample = 1,
 ): Promise<{ samples: number[]; reason: Exclude<StopReason, null> }> {
   const samples: number[] = [];
   let elapsed = 0;
@@ -79,13 +81,13 @@ export async function sampleUntilStable(
     for (let i = 0; i < got.length; i++) {
       const v = got[i] as number;
       samples.push(v);
-      elapsed += v;
+      elapsed += v * dispatchesPerSample;
     }
     const reason = shouldStop(samples, elapsed, rule);
     if (reason !== null) return { samples, reason };
     // Grow batches for fast kernels so the per-call overhead stays small, but
     // never past what the remaining time or sample budget allows.
-    const per = elapsed / Math.max(samples.length, 1);
+    const per = elapsed / Math.max(samples.length, 1); // device time of one sample
     const remainingTime = Math.max(1, Math.floor((rule.maxTimeNs - elapsed) / Math.max(per, 1)));
     batch = Math.max(1, Math.min(batch * 2, 1000, remainingTime, rule.maxSamples - samples.length));
   }

@@ -12,7 +12,7 @@ import type { KernelSpec, Params } from '../kernels/spec.js';
 import { compareRuns, type BaselineResult } from '../bench/baseline.js';
 import { findPeak } from '../bench/peaks.js';
 import { benchCase, type BenchCase } from '../bench/run.js';
-import { copySpec, emptySpec } from '../bench/specs.js';
+import { copySpec, emptySpec, readSpec } from '../bench/specs.js';
 import { toolVersion } from '../util/env.js';
 import { preparePipeline, shaderSource } from '../verify/run.js';
 import { backendFlag, MoeCommand, parseList, safetyRunOptions, seedFlag, stackSizeFlag, timeoutFlag } from './base.js';
@@ -38,7 +38,7 @@ export interface BenchReport {
   skipped?: { kernel: string; reason: string }[];
 }
 
-const BENCH_ONLY = [emptySpec, copySpec];
+const BENCH_ONLY = [emptySpec, copySpec, readSpec];
 
 function shapeFlags(): Record<string, Interfaces.OptionFlag<string | undefined>> {
   const out: Record<string, Interfaces.OptionFlag<string | undefined>> = {};
@@ -101,6 +101,13 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
     'warm-cache': Flags.boolean({
       description: 'GPU backends: time each dispatch with the cache as the one before left it (one copy of the buffers; default: copies rotated through twice the L2, so each dispatch reads from memory)',
     }),
+    batch: Flags.integer({
+      description:
+        'CUDA: dispatches per sample, timed back to back between two events (their mean): the throughput of a queue of kernels, as a decode loop runs them and as the Metal backend times a command buffer; 1 (default): an event pair around each dispatch, whose own cost (about 2 µs) then shows in short kernels',
+      default: 1,
+      min: 1,
+      max: 100,
+    }),
     baseline: Flags.string({ description: 'compare with a saved --json report; exit 1 on regressions' }),
     'max-regression': Flags.string({ description: '% slowdown beyond the noise that fails against --baseline', default: '5' }),
     markdown: Flags.boolean({ description: 'print Markdown (for CI step summaries) instead of the table' }),
@@ -150,6 +157,10 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
         throw new UsageError(`baseline ${flags.baseline} is not JSON: ${(e as Error).message}`);
       }
       if (baselineDoc.schema !== BENCH_SCHEMA) throw new UsageError(`baseline ${flags.baseline} is not a moe bench --json report (schema ${String(baselineDoc.schema)})`);
+      for (const k of ['batch', 'warm-cache'] as const) {
+        const old = baselineDoc.flags?.[k] ?? (k === 'batch' ? 1 : false);
+        if (old !== flags[k]) this.warn(`the baseline was timed with --${k} ${String(old)}, this run with ${String(flags[k])}: the times are not comparable`);
+      }
     }
 
     const backend = getBackend(flags.backend);
@@ -169,7 +180,7 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
         if (spinner) spinner.text = 'measuring peak bandwidth (copy kernel)';
         const cp = await preparePipeline(copySpec, backend, shaderSource(copySpec));
         const n = backend.name === 'cpu' ? 16 * 1024 * 1024 : 64 * 1024 * 1024;
-        const c = await benchCase(copySpec, backend, cp, { n_elements: n }, { rule, warmup: flags.warmup, seed: flags.seed, peakGBs: null, runOptions, warmCache: flags['warm-cache'] });
+        const c = await benchCase(copySpec, backend, cp, { n_elements: n }, { rule, warmup: flags.warmup, seed: flags.seed, peakGBs: null, runOptions, warmCache: flags['warm-cache'], perSample: flags.batch });
         peak = { bandwidthGBs: c.gbps, source: `measured: moe_copy_f32 over ${(n * 4) / 2 ** 20} MiB, median of ${c.samples} samples` };
       }
       for (const spec of specs) {
@@ -195,7 +206,7 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
           if (why !== null) throw new UsageError(`${spec.name}: ${why}`);
           checkCaseResources(spec, params);
           if (spinner) spinner.text = `${spec.name}: timing ${JSON.stringify(params)}`;
-          cases.push(await benchCase(spec, backend, pipeline, params, { rule, warmup: flags.warmup, seed: flags.seed, peakGBs: peak?.bandwidthGBs ?? null, runOptions, warmCache: flags['warm-cache'] }));
+          cases.push(await benchCase(spec, backend, pipeline, params, { rule, warmup: flags.warmup, seed: flags.seed, peakGBs: peak?.bandwidthGBs ?? null, runOptions, warmCache: flags['warm-cache'], perSample: flags.batch }));
         }
       }
     } finally {
@@ -206,7 +217,7 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
       schema: BENCH_SCHEMA,
       tool: { name: 'moe-kernels', version: toolVersion() },
       backend: backend.name,
-      clock: backend.clock,
+      clock: backend.name === 'cuda' && flags.batch > 1 ? `${backend.clock}; each sample the mean of ${flags.batch} back-to-back dispatches between two events` : backend.clock,
       device,
       peak,
       seed: flags.seed,
@@ -226,9 +237,17 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
   }
 }
 
+/** The packed-weights columns (quantized kernels): only when some case has them. */
+function weightCells(r: BenchReport, c: BenchCase): string[] {
+  if (!r.cases.some((x) => x.weightGBs !== undefined)) return [];
+  if (c.weightGBs === undefined) return ['-', '-'];
+  return [c.weightGBs.toFixed(2), c.weightPctPeak === null || c.weightPctPeak === undefined ? '-' : c.weightPctPeak.toFixed(1)];
+}
+
 export function renderBenchTable(r: BenchReport): string {
+  const weights = r.cases.some((x) => x.weightGBs !== undefined);
   const t = new Table({
-    head: ['kernel', 'shape', 'median µs', 'min µs', 'noise %', 'samples', 'GB/s', 'GFLOP/s', '% peak BW'],
+    head: ['kernel', 'shape', 'median µs', 'min µs', 'noise %', 'samples', 'GB/s', 'GFLOP/s', '% peak BW', ...(weights ? ['weights GB/s', 'weights % peak'] : [])],
     style: { head: [], border: [] },
   });
   for (const c of r.cases) {
@@ -242,6 +261,7 @@ export function renderBenchTable(r: BenchReport): string {
       c.gbps.toFixed(2),
       c.gflops.toFixed(2),
       c.pctPeakBandwidth === null ? '-' : c.pctPeakBandwidth.toFixed(1),
+      ...weightCells(r, c),
     ]);
   }
   const lines = [
@@ -249,6 +269,7 @@ export function renderBenchTable(r: BenchReport): string {
     `peak bandwidth: ${r.peak ? `${r.peak.bandwidthGBs.toFixed(1)} GB/s (${r.peak.source})` : 'unknown for this device (use --measure-peak)'}`,
     t.toString(),
   ];
+  if (weights) lines.push('weights: the packed weight words alone (not scales, biases or activations), over the same median time');
   for (const k of r.skipped ?? []) lines.push(`SKIP ${k.kernel}: ${k.reason}`);
   if (r.baseline) {
     const b = new Table({ head: ['kernel', 'shape', 'old µs', 'new µs', 'new/old', '± noise %', 'verdict'], style: { head: [], border: [] } });
@@ -267,11 +288,15 @@ export function renderBenchMarkdown(r: BenchReport): string {
   const lines = [
     `## moe bench: ${r.backend} (${r.device.name})`,
     '',
-    '| kernel | shape | median µs | noise % | samples | GB/s | GFLOP/s | % peak BW |',
-    '|---|---|---:|---:|---:|---:|---:|---:|',
   ];
+  const weights = r.cases.some((x) => x.weightGBs !== undefined);
+  lines.push(
+    `| kernel | shape | median µs | noise % | samples | GB/s | GFLOP/s | % peak BW |${weights ? ' weights GB/s | weights % peak |' : ''}`,
+    `|---|---|---:|---:|---:|---:|---:|---:|${weights ? '---:|---:|' : ''}`,
+  );
   for (const c of r.cases) {
-    lines.push(`| ${c.kernel} | ${c.shape} | ${us(c.medianNs)} | ${(100 * c.noise).toFixed(2)} | ${c.samples} | ${c.gbps.toFixed(2)} | ${c.gflops.toFixed(2)} | ${c.pctPeakBandwidth === null ? '-' : c.pctPeakBandwidth.toFixed(1)} |`);
+    const wc = weightCells(r, c);
+    lines.push(`| ${c.kernel} | ${c.shape} | ${us(c.medianNs)} | ${(100 * c.noise).toFixed(2)} | ${c.samples} | ${c.gbps.toFixed(2)} | ${c.gflops.toFixed(2)} | ${c.pctPeakBandwidth === null ? '-' : c.pctPeakBandwidth.toFixed(1)} |${wc.map((x) => ` ${x} |`).join('')}`);
   }
   if (r.skipped && r.skipped.length > 0) {
     lines.push('', '### Skipped (not timed)', '');

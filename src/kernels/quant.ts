@@ -50,6 +50,7 @@ const DENSE_SHAPES: Shape[] = [
   ['edge: in_dim 2112 > the 2048-input tile (33 groups), 33 rows', 33, 2112, 64],
   ['edge: one group, one row', 1, 128, 128],
   ['edge: in_dim 32 (fewer words than lanes)', 9, 32, 32],
+  ['edge: group_size 16 (the tiled kernels\' 4-byte path), in_dim 2064 > the tile', 7, 2064, 16],
 ];
 
 const ALL_SETS = QUANT_INPUT_SETS.map((s) => s.name);
@@ -114,7 +115,7 @@ function denseSpec(bits: QuantBits, tiled: boolean): KernelSpec {
     cost(p): Cost {
       // packed weights + scales + biases + x + y; one multiply-add per weight (dequantization not counted)
       const { weights, sb } = qmvCost(bits, n(p, 'out_dim'), n(p, 'in_dim'), n(p, 'group_size'));
-      return { bytes: weights + sb + 4 * n(p, 'in_dim') + 4 * n(p, 'out_dim'), flops: 2 * n(p, 'out_dim') * n(p, 'in_dim') };
+      return { bytes: weights + sb + 4 * n(p, 'in_dim') + 4 * n(p, 'out_dim'), flops: 2 * n(p, 'out_dim') * n(p, 'in_dim'), weightBytes: weights };
     },
   };
 }
@@ -191,7 +192,7 @@ export const qmv4Batched: KernelSpec = {
     // the weights once for all tokens; every token's x and y
     const T = n(p, 'n_tokens');
     const { weights, sb } = qmvCost(4, n(p, 'out_dim'), n(p, 'in_dim'), n(p, 'group_size'));
-    return { bytes: weights + sb + 4 * T * (n(p, 'in_dim') + n(p, 'out_dim')), flops: 2 * T * n(p, 'out_dim') * n(p, 'in_dim') };
+    return { bytes: weights + sb + 4 * T * (n(p, 'in_dim') + n(p, 'out_dim')), flops: 2 * T * n(p, 'out_dim') * n(p, 'in_dim'), weightBytes: weights };
   },
 };
 
@@ -214,6 +215,7 @@ const EXPERT_SHAPES: [origin: string, experts: number, topK: number, xPerPair: n
   ['mixtral-8x7b', 8, 2, 0, 256, 4096, 64, null], // gate/up, rows capped to 256
   ['edge: every expert selected, in_dim 800', 3, 3, 1, 5, 800, 32, null],
   ['edge: one expert, in_dim 2112 > tile', 1, 1, 0, 17, 2112, 64, null],
+  ['edge: group_size 16 (the tiled kernel\'s 4-byte path)', 4, 2, 1, 19, 400, 16, null],
 ];
 
 function expertSpec(tiled: boolean): KernelSpec {
@@ -310,7 +312,7 @@ function expertSpec(tiled: boolean): KernelSpec {
       const K = n(p, 'top_k');
       const { weights, sb } = qmvCost(4, n(p, 'out_dim'), n(p, 'in_dim'), n(p, 'group_size'));
       const xBytes = 4 * (n(p, 'x_per_pair') ? K : 1) * n(p, 'in_dim');
-      return { bytes: K * (weights + sb) + xBytes + 4 * K * n(p, 'out_dim') + 4 * K, flops: 2 * K * n(p, 'out_dim') * n(p, 'in_dim') };
+      return { bytes: K * (weights + sb) + xBytes + 4 * K * n(p, 'out_dim') + 4 * K, flops: 2 * K * n(p, 'out_dim') * n(p, 'in_dim'), weightBytes: K * weights };
     },
   };
 }
@@ -402,7 +404,7 @@ export const qgateUp4: KernelSpec = {
   cost(p): Cost {
     // two matrices' packed weights, scales and biases + x + y; 2 multiply-adds per weight pair, ~8 flops per output for act and the product
     const { weights, sb } = qmvCost(4, n(p, 'out_dim'), n(p, 'in_dim'), n(p, 'group_size'));
-    return { bytes: 2 * (weights + sb) + 4 * n(p, 'in_dim') + 4 * n(p, 'out_dim'), flops: 4 * n(p, 'out_dim') * n(p, 'in_dim') + 8 * n(p, 'out_dim') };
+    return { bytes: 2 * (weights + sb) + 4 * n(p, 'in_dim') + 4 * n(p, 'out_dim'), flops: 4 * n(p, 'out_dim') * n(p, 'in_dim') + 8 * n(p, 'out_dim'), weightBytes: 2 * weights };
   },
 };
 

@@ -98,6 +98,8 @@ export interface Cost {
   /** Bytes that must move to/from device memory at minimum. */
   bytes: number;
   flops: number;
+  /** Quantized kernels: the packed weight words among `bytes` (not scales, biases or activations). */
+  weightBytes?: number;
 }
 
 export interface InputSet {
