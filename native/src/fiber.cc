@@ -177,6 +177,10 @@ void fiber_init(FiberCtx *ctx, void *stack_lo, size_t size, FiberFn fn, void *ar
   uintptr_t top = (reinterpret_cast<uintptr_t>(stack_lo) + size) & ~uintptr_t(15);
   uintptr_t after_ret = top - 16;  // rsp when moe_fiber_tramp starts: 16-byte aligned
   uint64_t *f = reinterpret_cast<uint64_t *>(after_ret - 72);
+  // A stack reused by the fibers of the next threadgroup may still carry the
+  // ASan redzones of the last frames of its previous fiber (abandoned by the
+  // final switch, never unwound): clear them where the start frame goes.
+  fiber_stack_reset(f, top - (after_ret - 72));
   uint32_t mxcsr;
   uint16_t fpucw;
   __asm__ volatile("stmxcsr %0" : "=m"(mxcsr));
@@ -260,6 +264,7 @@ namespace moe {
 void fiber_init(FiberCtx *ctx, void *stack_lo, size_t size, FiberFn fn, void *arg) {
   uintptr_t top = (reinterpret_cast<uintptr_t>(stack_lo) + size) & ~uintptr_t(15);
   uint64_t *f = reinterpret_cast<uint64_t *>(top - 176);
+  fiber_stack_reset(f, 176);  // stale ASan redzones of the stack's previous fiber (see the x86-64 version)
   std::memset(f, 0, 176);
   uint64_t fpcr;
   __asm__ volatile("mrs %0, fpcr" : "=r"(fpcr));
@@ -322,6 +327,7 @@ void fiber_init(FiberCtx *ctx, void *stack_lo, size_t size, FiberFn fn, void *ar
   // Keep the start record at the top of the fiber's own stack.
   uintptr_t top = (reinterpret_cast<uintptr_t>(stack_lo) + size - sizeof(UcStart)) & ~uintptr_t(15);
   UcStart *s = reinterpret_cast<UcStart *>(top);
+  fiber_stack_reset(s, sizeof(UcStart));  // stale ASan redzones of the stack's previous fiber (see the x86-64 version)
   s->fn = fn;
   s->arg = arg;
   if (getcontext(&ctx->uc) != 0) {
