@@ -136,6 +136,155 @@ static inline void qt_rows(device const uint* w, device const bfloat* scales, de
     }
 }
 
+// 16-byte path of the 4-bit tiled rows, taken when group_size is a multiple
+// of 32 (then so is in_dim): a uint4 of four packed words covers 32 inputs of
+// one group (a "chunk"), and an x tile of QT_XT inputs is QF_TC chunks, two
+// per lane. Per tile, each thread first issues its loads of x, then those of
+// its chunks' words, scales and biases for all QT_ROWS rows, all in flight
+// together; x goes first so that it is not queued behind the weights.
+//
+// Nibbles become floats without an int→float conversion (a slow instruction
+// on GPUs): (w & 0xF<<4j) | 0x4B000000 is the float 2^23 + q·16^j exactly
+// (the nibble sits in the mantissa), so subtracting 2^23 leaves q·16^j
+// exactly, and x is stored pre-multiplied by 16^-j (a power of two: exact)
+// so the product is q·x. Nibbles 5..7 come from w >> 12, to stay within the
+// 23 mantissa bits. The tile is stored chunk-transposed (float4 i of chunk c
+// in row i), with an XOR swizzle so that neither the copy (consecutive
+// threads: the float4s of one chunk) nor the reads (consecutive lanes:
+// consecutive chunks) meet bank conflicts; so are the per-float4 sums of the
+// unscaled x (for the bias term).
+#define QF_TC (QT_XT / 32)                // chunks per x tile
+#define QF_XL (QT_XT / 4 / (QT_SG * 32))  // float4s of the tile per thread (the spec's threadgroup)
+
+static inline uint qf_xslot(uint c, uint i) { return i * QF_TC + (c ^ i); }
+static inline uint qf_pslot(uint c, uint i) { return i * QF_TC + (c ^ (i << 2)); }
+
+// q·16^j of the nibble under mask (magic: 0x4B000000, passed in so that the
+// compiler keeps it in a register and the mask and the or are one operation).
+static inline float qnib(uint w, uint mask, uint magic) { return as_type<float>((w & mask) | magic) - 8388608.0f; }
+
+// Σ_j q_j·x_j of one word, lo and hi its inputs pre-scaled as qf_store_x stores them.
+static inline float qdot4s(uint w, float4 lo, float4 hi, uint magic) {
+    const uint h = w >> 12;
+    float a = qnib(w, 0xFu, magic) * lo.x;
+    a = fma(qnib(w, 0xF0u, magic), lo.y, a);
+    a = fma(qnib(w, 0xF00u, magic), lo.z, a);
+    a = fma(qnib(w, 0xF000u, magic), lo.w, a);
+    a = fma(qnib(w, 0xF0000u, magic), hi.x, a);
+    a = fma(qnib(h, 0xF00u, magic), hi.y, a);
+    a = fma(qnib(h, 0xF000u, magic), hi.z, a);
+    a = fma(qnib(h, 0xF0000u, magic), hi.w, a);
+    return a;
+}
+
+// Float4 q of the tile (chunk q/8, float4 q%8 of it) into threadgroup memory:
+// pre-scaled, and its sum.
+static inline void qf_store_x(threadgroup float4* xs4, threadgroup float* xpart, float4 v, uint q) {
+    const uint c = q >> 3;
+    const uint i = q & 7u;
+    const float4 even = float4(1.0f, 0.0625f, 0.00390625f, 0.000244140625f);                    // 16^-j, j = 0..3
+    const float4 odd = float4(0.0000152587890625f, 0.00390625f, 0.000244140625f, 0.0000152587890625f);  // j = 4..7 (5..7 from w >> 12)
+    xs4[qf_xslot(c, i)] = v * ((i & 1u) != 0u ? odd : even);
+    xpart[qf_pslot(c, i)] = hsum4(v);
+}
+
+// One chunk c of the tile for the QT_ROWS rows: acc[r] += scale·Σ q·x + bias·Σ x.
+static inline void qf_chunk(thread float* acc, threadgroup const float4* xs4, threadgroup const float* xpart, uint c,
+                            thread const uint4* wv, thread const bfloat* sv, thread const bfloat* bv, uint magic) {
+    float4 xv[8];
+    float xsum = 0.0f;
+    for (uint i = 0; i < 8; ++i) {
+        xv[i] = xs4[qf_xslot(c, i)];
+        xsum += xpart[qf_pslot(c, i)];
+    }
+    for (uint r = 0; r < QT_ROWS; ++r) {
+        const uint4 wd = wv[r];
+        const float qx = (qdot4s(wd.x, xv[0], xv[1], magic) + qdot4s(wd.y, xv[2], xv[3], magic)) +
+                         (qdot4s(wd.z, xv[4], xv[5], magic) + qdot4s(wd.w, xv[6], xv[7], magic));
+        acc[r] = fma(float(sv[r]), qx, fma(float(bv[r]), xsum, acc[r]));
+    }
+}
+
+// Loads the words, scale and bias of chunk c0 + c of the QT_ROWS rows. Rows
+// past the last and chunks past the tile are clamped to the last ones, so
+// that there is no branch: a load under a condition makes the GPU compilers
+// wait for it before the next, where unconditional loads are all in flight
+// at once. (Clamped rows are computed and not stored; clamped chunks are not
+// computed.) The scales and biases stay bfloat until they are used, for the
+// same reason.
+static inline void qf_fetch(device const uint4* w4, device const bfloat* scales, device const bfloat* biases,
+                            uint first, uint out_dim, uint cpr, uint cpg, uint gpr, uint c0, uint c, uint nc,
+                            thread uint4* wv, thread bfloat* sv, thread bfloat* bv) {
+    const uint cc = min(c, nc - 1);
+    for (uint r = 0; r < QT_ROWS; ++r) {
+        const uint row = min(first + r, out_dim - 1);
+        const ulong g = (ulong)row * gpr + (c0 + cc) / cpg;
+        wv[r] = w4[(ulong)row * cpr + c0 + cc];
+        sv[r] = scales[g];
+        bv[r] = biases[g];
+    }
+}
+
+// As qt_rows<4> (the same rows, the same barriers for every thread), the
+// 16-byte path; group_size % 32 == 0.
+static inline void qf_rows(device const uint* w, device const bfloat* scales, device const bfloat* biases,
+                           device const float* x, device float* y,
+                           uint out_dim, uint in_dim, uint group_size,
+                           threadgroup float* xs, threadgroup float* xpart, uint first,
+                           uint tid, uint ntg, uint lane) {
+    const uint cpr = in_dim / 32;          // chunks per row
+    const uint cpg = group_size / 32;      // chunks per group
+    const uint gpr = in_dim / group_size;  // groups per row
+    const uint magic = 0x4B000000u | (in_dim & 0x80000000u);  // in_dim < 2^31: the constant, opaque to the compiler
+    device const uint4* w4 = (device const uint4*)w;
+    threadgroup float4* xs4 = (threadgroup float4*)xs;
+
+    float acc[QT_ROWS];
+    for (uint r = 0; r < QT_ROWS; ++r) acc[r] = 0.0f;
+
+    for (uint c0 = 0; c0 < cpr; c0 += QF_TC) {
+        const uint nc = min(uint(QF_TC), cpr - c0);
+        const uint nq = nc * 8;  // float4s of x in this tile
+        device const float4* x4 = (device const float4*)(x + c0 * 32);
+        // 1. this thread's share of x, then this lane's words, scales and
+        //    biases of the tile (chunks lane and lane + 32), all in flight
+        float4 xr[QF_XL];
+        for (uint k = 0; k < QF_XL; ++k) xr[k] = x4[min(tid + k * ntg, nq - 1)];  // clamped, as in qf_fetch
+        uint4 wa[QT_ROWS], wb[QT_ROWS];
+        bfloat sa[QT_ROWS], sb[QT_ROWS], ba[QT_ROWS], bb[QT_ROWS];
+        qf_fetch(w4, scales, biases, first, out_dim, cpr, cpg, gpr, c0, lane, nc, wa, sa, ba);
+        qf_fetch(w4, scales, biases, first, out_dim, cpr, cpg, gpr, c0, lane + 32, nc, wb, sb, bb);
+        // 2. x into threadgroup memory
+        threadgroup_barrier(mem_flags::mem_threadgroup);  // the previous tile is consumed
+        for (uint k = 0; k < QF_XL; ++k) {
+            const uint q = tid + k * ntg;
+            if (q < nq) qf_store_x(xs4, xpart, xr[k], q);
+        }
+        for (uint q = tid + QF_XL * ntg; q < nq; q += ntg) qf_store_x(xs4, xpart, x4[q], q);  // (a smaller threadgroup)
+        threadgroup_barrier(mem_flags::mem_threadgroup);
+        // 3. the dot products
+        if (lane < nc) qf_chunk(acc, xs4, xpart, lane, wa, sa, ba, magic);
+        if (lane + 32 < nc) qf_chunk(acc, xs4, xpart, lane + 32, wb, sb, bb, magic);
+    }
+    for (uint r = 0; r < QT_ROWS; ++r) {
+        const float v = simd_sum(acc[r]);
+        if (lane == 0 && first + r < out_dim) y[first + r] = v;
+    }
+}
+
+// The 4-bit tiled rows by the best path for the group size (the same for the
+// whole dispatch, so every thread meets the same barriers).
+static inline void q4_rows(device const uint* w, device const bfloat* scales, device const bfloat* biases,
+                           device const float* x, device float* y,
+                           uint out_dim, uint in_dim, uint group_size,
+                           threadgroup float* xs, threadgroup float* xpart, uint first,
+                           uint tid, uint ntg, uint lane) {
+    if (group_size % 32u == 0u)
+        qf_rows(w, scales, biases, x, y, out_dim, in_dim, group_size, xs, xpart, first, tid, ntg, lane);
+    else
+        qt_rows<4>(w, scales, biases, x, y, out_dim, in_dim, group_size, xs, first, tid, ntg, lane);
+}
+
 // ---------------------------------------------------------------------------
 // Naive: one thread per output row; launch with at least out_dim threads.
 // Each weight is dequantized (q·scale + bias) and multiplied by x.
@@ -219,8 +368,9 @@ kernel void moe_qmv4_tiled_f32(
         uint ntg  [[threads_per_threadgroup]],
         uint sg   [[simdgroup_index_in_threadgroup]],
         uint lane [[thread_index_in_simdgroup]]) {
+    threadgroup float xpart[QT_XT / 4];
     const uint first = (tg * QT_SG + sg) * QT_ROWS;
-    qt_rows<4>(w, scales, biases, x, y, out_dim, in_dim, group_size, xs, first, tid, ntg, lane);
+    q4_rows(w, scales, biases, x, y, out_dim, in_dim, group_size, xs, xpart, first, tid, ntg, lane);
 }
 
 kernel void moe_qmv8_tiled_f32(
@@ -273,6 +423,7 @@ kernel void moe_qmv4_expert_f32(
         uint ntg  [[threads_per_threadgroup]],
         uint sg   [[simdgroup_index_in_threadgroup]],
         uint lane [[thread_index_in_simdgroup]]) {
+    threadgroup float xpart[QT_XT / 4];
     const uint slot = tg.y;
     const uint e = ids[slot];
     const uint first = (tg.x * QT_SG + sg) * QT_ROWS;
@@ -283,9 +434,9 @@ kernel void moe_qmv4_expert_f32(
         return;
     }
     const ulong rows0 = (ulong)e * out_dim;
-    qt_rows<4>(w + rows0 * (in_dim / 8), scales + rows0 * (in_dim / group_size),
-               biases + rows0 * (in_dim / group_size), x + (x_per_pair != 0u ? (ulong)slot * in_dim : 0ul),
-               ys, out_dim, in_dim, group_size, xs, first, tid, ntg, lane);
+    q4_rows(w + rows0 * (in_dim / 8), scales + rows0 * (in_dim / group_size),
+            biases + rows0 * (in_dim / group_size), x + (x_per_pair != 0u ? (ulong)slot * in_dim : 0ul),
+            ys, out_dim, in_dim, group_size, xs, xpart, first, tid, ntg, lane);
 }
 
 // Naive expert-indexed: one thread per (row, slot); grid (out_dim, top_k) threads.
