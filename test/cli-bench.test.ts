@@ -108,6 +108,13 @@ test('quantized kernels report the packed weights\' own GB/s beside the total; -
   assert.doesNotMatch(plain.stdout, /weights GB\/s/, 'no weights columns without a quantized kernel');
 });
 
+test('--batch and --graph on a backend other than CUDA: a warning, and the usual clock', () => {
+  const r = moe(['bench', '--kernel', 'empty', ...quick, '--graph', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /--batch and --graph apply to the CUDA backend/);
+  assert.match((JSON.parse(r.stdout) as Report).clock, /steady_clock/);
+});
+
 test('--baseline timed with another --batch: a warning that the times are not comparable', () => {
   const dir = tmp('baseline-batch');
   const r = moe(['bench', '--kernel', 'empty', ...quick, '--json', '--batch', '10']);

@@ -237,6 +237,10 @@ Napi::Value Dispatch(const Napi::CallbackInfo &info, bool timing) {
       if (!o.Get("touchedBytes").IsUndefined()) {
         opt.touched_bytes = uint64_t(get_integer(env, o.Get("touchedBytes"), "options.touchedBytes", 0, 9007199254740991.0));
       }
+      if (!o.Get("graph").IsUndefined()) {
+        if (!o.Get("graph").IsBoolean()) throw_type(env, "cuda.time: options.graph must be a boolean");
+        opt.graph = o.Get("graph").As<Napi::Boolean>().Value();
+      }
       if (!o.Get("perSample").IsUndefined()) {
         opt.per_sample = uint32_t(get_integer(env, o.Get("perSample"), "options.perSample", 1, 100));
       }

@@ -19,6 +19,8 @@ typedef struct CUmod_st *CUmodule;
 typedef struct CUfunc_st *CUfunction;
 typedef struct CUevent_st *CUevent;
 typedef struct CUstream_st *CUstream;
+typedef struct CUgraph_st *CUgraph;
+typedef struct CUgraphExec_st *CUgraphExec;
 typedef unsigned long long CUdeviceptr;
 typedef int CUjit_option;
 
@@ -48,6 +50,10 @@ constexpr int FUNC_MAX_DYNAMIC_SHARED_SIZE_BYTES = 8;
 constexpr unsigned MEMHOSTALLOC_PORTABLE = 0x01;
 constexpr unsigned MEMHOSTALLOC_DEVICEMAP = 0x02;
 
+// cuStreamCreate flags; CUstreamCaptureMode
+constexpr unsigned STREAM_NON_BLOCKING = 0x1;
+constexpr int STREAM_CAPTURE_MODE_THREAD_LOCAL = 1;
+
 // CUjit_option
 constexpr CUjit_option JIT_ERROR_LOG_BUFFER = 5;
 constexpr CUjit_option JIT_ERROR_LOG_BUFFER_SIZE_BYTES = 6;
@@ -76,6 +82,15 @@ struct DriverApi {
   CUresult (*cuMemcpyHtoD)(CUdeviceptr, const void *, size_t);
   CUresult (*cuMemcpyDtoH)(void *, CUdeviceptr, size_t);
   CUresult (*cuMemcpyDtoD)(CUdeviceptr, CUdeviceptr, size_t);
+  // Optional (bench --graph; null when the driver lacks them)
+  CUresult (*cuStreamCreate)(CUstream *, unsigned);
+  CUresult (*cuStreamDestroy)(CUstream);
+  CUresult (*cuStreamBeginCapture)(CUstream, int);
+  CUresult (*cuStreamEndCapture)(CUstream, CUgraph *);
+  CUresult (*cuGraphInstantiateWithFlags)(CUgraphExec *, CUgraph, unsigned long long);
+  CUresult (*cuGraphLaunch)(CUgraphExec, CUstream);
+  CUresult (*cuGraphExecDestroy)(CUgraphExec);
+  CUresult (*cuGraphDestroy)(CUgraph);
   CUresult (*cuLaunchKernel)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, CUstream,
                              void **, void **);
   CUresult (*cuEventCreate)(CUevent *, unsigned);

@@ -101,6 +101,14 @@ Libs &libs() {
       return;
     }
     L.have_driver = true;
+    // optional: CUDA graphs (bench --graph), CUDA 11.4 and later
+    if (!(sym(h, c.cuStreamCreate, "cuStreamCreate") && sym(h, c.cuStreamDestroy, "cuStreamDestroy_v2", "cuStreamDestroy") &&
+          sym(h, c.cuStreamBeginCapture, "cuStreamBeginCapture_v2", "cuStreamBeginCapture") &&
+          sym(h, c.cuStreamEndCapture, "cuStreamEndCapture") &&
+          sym(h, c.cuGraphInstantiateWithFlags, "cuGraphInstantiateWithFlags") && sym(h, c.cuGraphLaunch, "cuGraphLaunch") &&
+          sym(h, c.cuGraphExecDestroy, "cuGraphExecDestroy") && sym(h, c.cuGraphDestroy, "cuGraphDestroy"))) {
+      c.cuStreamCreate = nullptr;
+    }
 
     std::vector<std::string> rtc;
     if (const char *p = std::getenv("MOE_NVRTC_LIB")) rtc.push_back(p);
@@ -474,6 +482,13 @@ extern "C" __global__ void moe_blocker(volatile unsigned* release, unsigned unti
 }
 )";
 
+// Buffers this small (scalars bound as `constant T&`, top-k ids, a few
+// outputs) are not rotated with the rest: in an engine they are set with
+// setBytes or were just written by the kernel before, so they sit in the
+// cache, and a cold miss on them (about 1 µs, before any address that
+// depends on them is known) would be charged to every short kernel.
+constexpr uint64_t kSharedSmallBytes = 4096;
+
 // (D.mu held, context current) The blocker's function, or null when it cannot be had.
 CUfunction blocker_function(Device &D) {
   if (D.blocker_failed) return nullptr;
@@ -505,6 +520,22 @@ CUfunction blocker_function(Device &D) {
     return nullptr;
   }
 }
+
+// A stream of our own and the graph captured on it (bench --graph).
+struct Graph {
+  CUstream stream = nullptr;
+  CUgraph graph = nullptr;
+  CUgraphExec exec = nullptr;
+  Graph() = default;
+  Graph(const Graph &) = delete;
+  Graph &operator=(const Graph &) = delete;
+  ~Graph() {
+    const DriverApi &c = libs().cu;
+    if (exec) c.cuGraphExecDestroy(exec);
+    if (graph) c.cuGraphDestroy(graph);
+    if (stream) c.cuStreamDestroy(stream);
+  }
+};
 
 struct Events {
   std::vector<CUevent> ev;
@@ -585,6 +616,8 @@ void dispatch(Module &module, const std::string &entry, std::vector<HostBuffer> 
         CUdeviceptr &p = ptrs[k * buffers.size() + i];
         if (b.alias >= 0) {
           p = ptrs[k * buffers.size() + size_t(b.alias)];
+        } else if (k > 0 && b.size <= kSharedSmallBytes) {
+          p = ptrs[i];  // one copy for all: see kSharedSmallBytes
         } else {
           check(c.cuMemAlloc(&p, std::max<uint64_t>(b.size, 1)), "cuMemAlloc");
           mem.owned.push_back(p);
@@ -598,12 +631,21 @@ void dispatch(Module &module, const std::string &entry, std::vector<HostBuffer> 
         args[k].buffers[i] = reinterpret_cast<void *>(p);
       }
     }
+    // Graph mode: the launches go to a stream of our own, captured once into
+    // a graph per sample and replayed (see DispatchOptions::graph).
+    const bool graph = options.timing && options.graph && options.iterations > 0;
+    Graph g;
+    if (graph) {
+      if (!c.cuStreamCreate) throw std::runtime_error("--graph needs CUDA graphs (a driver of CUDA 11.4 or later)");
+      check(c.cuStreamCreate(&g.stream, STREAM_NON_BLOCKING), "cuStreamCreate");
+    }
+    CUstream st = g.stream;  // null: the default stream
     auto launch_one = [&](unsigned k) {
       for (const SubLaunch &s : subs) {
         MoeCudaArgs a = args[k];
         a.origin = {s.origin[0], s.origin[1], s.origin[2]};
         void *params[] = {&a};
-        check(c.cuLaunchKernel(fn, s.grid[0], s.grid[1], s.grid[2], s.block[0], s.block[1], s.block[2], unsigned(dyn), nullptr,
+        check(c.cuLaunchKernel(fn, s.grid[0], s.grid[1], s.grid[2], s.block[0], s.block[1], s.block[2], unsigned(dyn), st,
                                params, nullptr),
               "cuLaunchKernel");
       }
@@ -613,23 +655,41 @@ void dispatch(Module &module, const std::string &entry, std::vector<HostBuffer> 
     Events events;
     unsigned next = 0;
     for (uint32_t i = 0; i < plain; ++i) launch_one(next++ % copies);
+    // Dispatches per sample; a graph holds a whole number of rounds of the
+    // buffer copies, so that every replay reads each copy as often.
+    uint32_t per = std::max<uint32_t>(1, options.per_sample);
+    if (graph && copies > 1) per = (per + copies - 1) / copies * copies;
+    if (graph) {
+      check(c.cuStreamBeginCapture(st, STREAM_CAPTURE_MODE_THREAD_LOCAL), "cuStreamBeginCapture");
+      try {
+        for (uint32_t d = 0; d < per; ++d) launch_one(d % copies);
+      } catch (...) {
+        CUgraph broken = nullptr;
+        c.cuStreamEndCapture(st, &broken);
+        if (broken) c.cuGraphDestroy(broken);
+        throw;
+      }
+      check(c.cuStreamEndCapture(st, &g.graph), "cuStreamEndCapture");
+      check(c.cuGraphInstantiateWithFlags(&g.exec, g.graph, 0), "cuGraphInstantiateWithFlags");
+      check(c.cuGraphLaunch(g.exec, st), "cuGraphLaunch");  // upload and warm-up
+    }
     // Timed: in chunks, each behind the blocking kernel (see kBlockerSource),
-    // an event before the chunk and one after each sample (of per_sample
-    // dispatches). A chunk holds about 120 launches at most, so that the host
-    // never waits for room in the launch queue while the blocker holds it.
-    const uint32_t per = std::max<uint32_t>(1, options.per_sample);
+    // an event before the chunk and one after each sample (of per
+    // dispatches, or one replay of the graph). A chunk holds about 120
+    // launches at most, so that the host never waits for room in the launch
+    // queue while the blocker holds it.
     struct Span {
       size_t from, to;
     };
     std::vector<Span> spans;  // event indices around each sample
     CUfunction blk = timed > 0 ? blocker_function(D) : nullptr;
-    const uint32_t chunk =
-        blk ? std::max<uint32_t>(1, 120 / uint32_t(subs.size() * per + 1)) : std::max<uint32_t>(timed, 1);
+    const uint32_t per_launches = graph ? 1u : uint32_t(subs.size()) * per;
+    const uint32_t chunk = blk ? std::max<uint32_t>(1, 120 / (per_launches + 1)) : std::max<uint32_t>(timed, 1);
     auto record = [&]() {
       CUevent e = nullptr;
       check(c.cuEventCreate(&e, 0), "cuEventCreate");
       events.ev.push_back(e);
-      check(c.cuEventRecord(e, nullptr), "cuEventRecord");
+      check(c.cuEventRecord(e, st), "cuEventRecord");
       return events.ev.size() - 1;
     };
     for (uint32_t i = 0; i < timed;) {
@@ -638,11 +698,15 @@ void dispatch(Module &module, const std::string &entry, std::vector<HostBuffer> 
       if (blk) {
         CUdeviceptr flag = D.release_dev;
         void *bp[] = {&flag, &until};
-        check(c.cuLaunchKernel(blk, 1, 1, 1, 1, 1, 1, 0, nullptr, bp, nullptr), "cuLaunchKernel (blocking kernel)");
+        check(c.cuLaunchKernel(blk, 1, 1, 1, 1, 1, 1, 0, st, bp, nullptr), "cuLaunchKernel (blocking kernel)");
       }
       size_t prev = record();
       for (uint32_t j = 0; j < n_here; ++j) {
-        for (uint32_t d = 0; d < per; ++d) launch_one(next++ % copies);
+        if (graph) {
+          check(c.cuGraphLaunch(g.exec, st), "cuGraphLaunch");
+        } else {
+          for (uint32_t d = 0; d < per; ++d) launch_one(next++ % copies);
+        }
         const size_t now = record();
         spans.push_back({prev, now});
         prev = now;

@@ -104,6 +104,8 @@ struct DispatchOptions {
   // Timing: run the dispatches over several copies of the buffers, in turn,
   // so that each reads memory not left in the L2 cache by the one before: as
   // many copies as make at least this many bytes (0: one copy, a warm cache).
+  // Buffers of 4 KiB or less are shared by all copies (scalars, ids: in an
+  // engine they are in the cache).
   uint64_t rotate_bytes = 0;
   // The bytes one dispatch actually reads and writes, when known and less
   // than its buffers hold (a kernel that gathers a few experts out of many):
@@ -114,6 +116,11 @@ struct DispatchOptions {
   // number: throughput, with the gaps between kernels but without the cost
   // of an event pair per dispatch. 1: one sample per dispatch.
   uint32_t per_sample = 1;
+  // Timing: capture each sample's dispatches in a CUDA graph (rounded up to
+  // whole rounds of the buffer copies) and replay it, as engines run decode:
+  // the GPU then launches the kernels itself, without the stream's
+  // per-launch cost.
+  bool graph = false;
   // Watchdog: a dispatch (or the timed series) still running after this
   // long is reported as a timeout (the context is then reset). 0: none.
   uint64_t timeout_ms = 0;

@@ -77,6 +77,12 @@ export interface NativeTimeOptions extends NativeRunOptions {
    * pair per dispatch.
    */
   perSample?: number;
+  /**
+   * CUDA: capture each sample's dispatches in a CUDA graph and replay it (the
+   * GPU launches them itself, as engines run decode). The graph holds
+   * perSample dispatches rounded up to whole rounds of the buffer copies.
+   */
+  graph?: boolean;
 }
 
 /**
@@ -225,6 +231,8 @@ export interface NativeCudaTimeOptions extends NativeCudaRunOptions {
   touchedBytes?: number;
   /** Back-to-back dispatches per returned sample, 1..100 (default 1). */
   perSample?: number;
+  /** Replay each sample's dispatches from a CUDA graph (rounded up to whole rounds of the buffer copies). */
+  graph?: boolean;
 }
 
 export interface NativeCuda {

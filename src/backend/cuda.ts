@@ -98,7 +98,7 @@ export function cudaStatus(): BackendStatus {
 
 export class CudaBackend implements Backend {
   readonly name = 'cuda' as const;
-  readonly clock = 'CUDA events recorded before and after each dispatch (device time); buffers rotated through copies adding up to twice the L2, so each dispatch reads memory the one before did not leave in the cache';
+  readonly clock = 'CUDA events recorded before and after each dispatch (device time); buffers rotated through copies adding up to twice the L2 (those of 4 KiB or less, scalars and ids, shared), so each dispatch reads memory the one before did not leave in the cache';
   private readonly cuda = cudaOf();
   private readonly dev: NativeCudaDevice;
   private modules = new Map<string, NativeCudaModule>();
@@ -206,6 +206,7 @@ export class CudaBackend implements Backend {
         rotateBytes: options.warmCache ? 0 : 2 * this.dev.l2Bytes,
         ...(options.touchedBytes !== undefined ? { touchedBytes: Math.ceil(options.touchedBytes) } : {}),
         ...(options.perSample !== undefined ? { perSample: options.perSample } : {}),
+        ...(options.graph ? { graph: true } : {}),
       });
     } catch (e) {
       throw new KernelRuntimeError((e as Error).message.replace(cp.symbol, cp.entry));

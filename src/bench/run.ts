@@ -42,6 +42,8 @@ export interface BenchOptions {
   warmCache?: boolean;
   /** CUDA: back-to-back dispatches per sample (bench --batch); other backends time as they always do. */
   perSample?: number;
+  /** CUDA: replay each sample from a CUDA graph (bench --graph). */
+  graph?: boolean;
 }
 
 export async function benchCase(
@@ -59,7 +61,12 @@ export async function benchCase(
   const run: NativeRunOptions = { ...o.runOptions, bufferNames: bound.names };
   if (run.timeoutMs === undefined) run.timeoutMs = defaultTimeoutMs(launch, spec.cost(params));
   const cost = spec.cost(params);
-  const timing = { warmCache: o.warmCache, touchedBytes: cost.bytes, ...(o.perSample !== undefined ? { perSample: o.perSample } : {}) };
+  const timing = {
+    warmCache: o.warmCache,
+    touchedBytes: cost.bytes,
+    ...(o.perSample !== undefined ? { perSample: o.perSample } : {}),
+    ...(o.graph ? { graph: true } : {}),
+  };
   const perSample = backend.name === 'cuda' ? (o.perSample ?? 1) : 1;
   // Warm-up: caches, page faults, thread pool start.
   await backend.time(pipeline, bound.buffers, launch, { ...run, ...timing, warmup: Math.max(0, o.warmup - 1), iterations: 1 });

@@ -64,6 +64,11 @@ export function safetyRunOptions(flags: { timeout?: string; 'stack-size'?: strin
 export abstract class MoeCommand extends Command {
   static override enableJsonFlag = true;
 
+  /** A warning on stderr, also under --json (whose stdout stays the report alone). */
+  protected note(message: string): void {
+    process.stderr.write(`Warning: ${message}\n`);
+  }
+
   /**
    * Bad usage and environment errors exit 2 with their message and no stack
    * trace; a kernel that failed while running (where the command has no row

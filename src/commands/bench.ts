@@ -108,6 +108,10 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
       min: 1,
       max: 100,
     }),
+    graph: Flags.boolean({
+      description:
+        'CUDA: capture each sample\'s --batch dispatches in a CUDA graph and replay it, so the GPU launches them itself, as engines run decode (llama.cpp and vLLM do): without the stream\'s cost per launch. The graph holds --batch rounded up to whole rounds of the buffer copies',
+    }),
     baseline: Flags.string({ description: 'compare with a saved --json report; exit 1 on regressions' }),
     'max-regression': Flags.string({ description: '% slowdown beyond the noise that fails against --baseline', default: '5' }),
     markdown: Flags.boolean({ description: 'print Markdown (for CI step summaries) instead of the table' }),
@@ -157,13 +161,16 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
         throw new UsageError(`baseline ${flags.baseline} is not JSON: ${(e as Error).message}`);
       }
       if (baselineDoc.schema !== BENCH_SCHEMA) throw new UsageError(`baseline ${flags.baseline} is not a moe bench --json report (schema ${String(baselineDoc.schema)})`);
-      for (const k of ['batch', 'warm-cache'] as const) {
+      for (const k of ['batch', 'warm-cache', 'graph'] as const) {
         const old = baselineDoc.flags?.[k] ?? (k === 'batch' ? 1 : false);
-        if (old !== flags[k]) this.warn(`the baseline was timed with --${k} ${String(old)}, this run with ${String(flags[k])}: the times are not comparable`);
+        if (old !== flags[k]) this.note(`the baseline was timed with --${k} ${String(old)}, this run with ${String(flags[k])}: the times are not comparable`);
       }
     }
 
     const backend = getBackend(flags.backend);
+    if (backend.name !== 'cuda' && (flags.batch > 1 || flags.graph)) {
+      this.note(`--batch and --graph apply to the CUDA backend; ${backend.name} times as its clock says (${backend.clock})`);
+    }
     await ensureDeviceTrusted(backend);  // GPU backends: the device self-test, or exit 2
     const device = backend.device();
     const rule = { minSamples: flags['min-samples'], maxNoise, maxTimeNs: maxTime * 1e9, maxSamples: 100_000 };
@@ -180,7 +187,7 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
         if (spinner) spinner.text = 'measuring peak bandwidth (copy kernel)';
         const cp = await preparePipeline(copySpec, backend, shaderSource(copySpec));
         const n = backend.name === 'cpu' ? 16 * 1024 * 1024 : 64 * 1024 * 1024;
-        const c = await benchCase(copySpec, backend, cp, { n_elements: n }, { rule, warmup: flags.warmup, seed: flags.seed, peakGBs: null, runOptions, warmCache: flags['warm-cache'], perSample: flags.batch });
+        const c = await benchCase(copySpec, backend, cp, { n_elements: n }, { rule, warmup: flags.warmup, seed: flags.seed, peakGBs: null, runOptions, warmCache: flags['warm-cache'], perSample: flags.batch, graph: flags.graph });
         peak = { bandwidthGBs: c.gbps, source: `measured: moe_copy_f32 over ${(n * 4) / 2 ** 20} MiB, median of ${c.samples} samples` };
       }
       for (const spec of specs) {
@@ -206,7 +213,7 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
           if (why !== null) throw new UsageError(`${spec.name}: ${why}`);
           checkCaseResources(spec, params);
           if (spinner) spinner.text = `${spec.name}: timing ${JSON.stringify(params)}`;
-          cases.push(await benchCase(spec, backend, pipeline, params, { rule, warmup: flags.warmup, seed: flags.seed, peakGBs: peak?.bandwidthGBs ?? null, runOptions, warmCache: flags['warm-cache'], perSample: flags.batch }));
+          cases.push(await benchCase(spec, backend, pipeline, params, { rule, warmup: flags.warmup, seed: flags.seed, peakGBs: peak?.bandwidthGBs ?? null, runOptions, warmCache: flags['warm-cache'], perSample: flags.batch, graph: flags.graph }));
         }
       }
     } finally {
@@ -217,7 +224,7 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
       schema: BENCH_SCHEMA,
       tool: { name: 'moe-kernels', version: toolVersion() },
       backend: backend.name,
-      clock: backend.name === 'cuda' && flags.batch > 1 ? `${backend.clock}; each sample the mean of ${flags.batch} back-to-back dispatches between two events` : backend.clock,
+      clock: cudaClock(backend.name, backend.clock, flags.batch, flags.graph),
       device,
       peak,
       seed: flags.seed,
@@ -242,6 +249,13 @@ function weightCells(r: BenchReport, c: BenchCase): string[] {
   if (!r.cases.some((x) => x.weightGBs !== undefined)) return [];
   if (c.weightGBs === undefined) return ['-', '-'];
   return [c.weightGBs.toFixed(2), c.weightPctPeak === null || c.weightPctPeak === undefined ? '-' : c.weightPctPeak.toFixed(1)];
+}
+
+/** The clock line of a report: the backend's, and how CUDA samples were taken. */
+function cudaClock(backend: string, clock: string, batch: number, graph: boolean): string {
+  if (backend !== 'cuda' || (batch <= 1 && !graph)) return clock;
+  if (!graph) return `${clock}; each sample the mean of ${batch} back-to-back dispatches between two events`;
+  return `${clock}; each sample the mean of ${batch} dispatches (rounded up to whole rounds of the buffer copies) replayed from a CUDA graph between two events`;
 }
 
 export function renderBenchTable(r: BenchReport): string {
