@@ -11,13 +11,19 @@
 //
 // Correct for any threadgroup size and any 1 <= top_k <= min(64, n_experts,
 // threadgroup size).
-// The whole threadgroup computes the row's maximum and the exponentials
-// e_j = exp(l_j - max) into threadgroup memory; then SIMD-group 0 selects, in
-// top_k rounds, the largest remaining e_j (ties to the lower expert index) with
-// two SIMD-group reductions per round (simd_max of the values, simd_min of the
-// indices holding it), so the output is sorted by descending weight. Ranking
-// the unnormalised e_j ranks the probabilities e_j / Σ e, and the softmax's
-// sum cancels in the renormalisation: w_k = e_k / Σ_{selected} e.
+// The row's maximum and the exponentials e_j = exp(l_j - max) are computed,
+// then SIMD-group 0 selects, in top_k rounds, the largest remaining e_j (ties
+// to the lower expert index) with two SIMD-group reductions per round
+// (simd_max of the values, simd_min of the indices holding it), so the output
+// is sorted by descending weight. Ranking the unnormalised e_j ranks the
+// probabilities e_j / Σ e, and the softmax's sum cancels in the
+// renormalisation: w_k = e_k / Σ_{selected} e.
+// Two paths, the same results bit for bit: up to ST_SLOTS experts per lane of
+// SIMD-group 0 (n_experts <= 128 with the spec's threadgroup), SIMD-group 0
+// alone does everything in registers, with no barrier and no threadgroup
+// memory, and the other SIMD-groups leave at once; above that, the whole
+// threadgroup computes the maximum and the exponentials into threadgroup
+// memory first.
 
 #include <metal_stdlib>
 using namespace metal;
@@ -43,6 +49,53 @@ static inline float tg_reduce_max(float v, threadgroup float* scratch,
     return r;
 }
 
+#define ST_SLOTS 4  // experts per lane on the register path
+
+// The register path (see the header): lane l of the first w lanes owns
+// experts l, l + w, ... (at most ST_SLOTS); the same operations in the same
+// order as the threadgroup path, so the same bits.
+static inline void softmax_topk_lanes(device const float* row, uint ne, uint top_k, uint w, uint lane,
+                                      device uint* out_ids, device float* out_weights) {
+    float v[ST_SLOTS];
+    float m = -INFINITY;
+    for (uint s = 0; s < ST_SLOTS; ++s) {
+        const uint e = lane + s * w;
+        v[s] = e < ne ? row[e] : -INFINITY;
+        m = max(m, v[s]);
+    }
+    m = simd_max(m);
+    for (uint s = 0; s < ST_SLOTS; ++s) {
+        const uint e = lane + s * w;
+        v[s] = e < ne ? exp(v[s] - m) : -1.0f;  // >= 0, so -1 marks a selected (or absent) expert
+    }
+    float sum = 0.0f;
+    float my_val[2];  // round k's pick is kept by lane k % w (top_k <= 64 and top_k <= w below 32 lanes)
+    uint my_id[2];
+    my_val[0] = my_val[1] = 0.0f;
+    my_id[0] = my_id[1] = 0u;
+    for (uint k = 0; k < top_k; ++k) {
+        float best = -1.0f;
+        uint best_i = 0xffffffffu;
+        for (uint s = 0; s < ST_SLOTS; ++s) {
+            if (v[s] > best) { best = v[s]; best_i = lane + s * w; }  // ascending e: the first of equals
+        }
+        const float top = simd_max(best);
+        const uint id = simd_min(best == top ? best_i : 0xffffffffu);
+        for (uint s = 0; s < ST_SLOTS; ++s)
+            if (lane + s * w == id) v[s] = -1.0f;
+        if (k % w == lane) {
+            if (k / w == 0) { my_val[0] = top; my_id[0] = id; }
+            else { my_val[1] = top; my_id[1] = id; }
+        }
+        sum += top;  // the same in every lane
+    }
+    const float inv = 1.0f / sum;
+    for (uint k = lane, j = 0; k < top_k && j < 2; k += w, ++j) {
+        out_ids[k] = my_id[j];
+        out_weights[k] = my_val[j] * inv;
+    }
+}
+
 kernel void moe_softmax_topk_f32(
         constant MoeSoftmaxTopkParams& p  [[buffer(0)]],
         device const float*  logits       [[buffer(1)]],
@@ -66,6 +119,12 @@ kernel void moe_softmax_topk_f32(
     threadgroup float* prob    = shmem + 2 * tg_sz;   // [ne]: exponentials, -1 once selected
 
     device const float* row = logits + (ulong)token * ne;
+    const uint w = min(32u, tg_sz);  // the lanes of SIMD-group 0
+
+    if (ne <= ST_SLOTS * w && top_k <= 2 * w) {  // the register path: the same for the whole dispatch
+        if (sg == 0) softmax_topk_lanes(row, ne, top_k, w, lane, out_ids + token * top_k, out_weights + token * top_k);
+        return;
+    }
 
     // 1. max over the row
     float m = -INFINITY;
@@ -80,7 +139,6 @@ kernel void moe_softmax_topk_f32(
     // 3. selection by SIMD-group 0 (its w lanes). Lane l owns experts l, l + w,
     //    ...: it alone reads and marks them, so no lane reads what another
     //    writes; lane 0 records each round's pick.
-    const uint w = min(32u, tg_sz);
     threadgroup float* sel_val = shmem;                                    // [top_k]
     threadgroup uint*  sel_id  = (threadgroup uint*)(shmem + tg_sz);       // [top_k]
     float sum = 0.0f;
