@@ -151,7 +151,7 @@ kernel void moe_softmax_topk_f32(
         }
         const float top = simd_max(best);
         const uint  id  = simd_min(best == top ? best_i : 0xffffffffu);
-        if (id % w == lane) prob[id] = -1.0f;
+        if (id < ne && id % w == lane) prob[id] = -1.0f;  // (no pick: every value left is NaN)
         if (lane == 0) { sel_val[k] = top; sel_id[k] = id; }
         sum += top;   // the same in every lane
     }
