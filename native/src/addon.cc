@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "addon_launch.h"
+#include "addon_worker.h"
 #include "addon_cuda.h"  // exports.cuda (the libraries are dlopen'ed: built everywhere)
 #include "runtime.h"
 #ifdef MOE_WITH_METAL
@@ -170,30 +171,26 @@ struct BufferCopy {
   moe::GuardedBuffer mem;
 };
 
-class DispatchWorker : public Napi::AsyncWorker {
+class DispatchWorker : public moe_addon::DispatchWorkerBase {
  public:
-  DispatchWorker(Napi::Env env, Napi::Object module_obj, std::shared_ptr<moe::Module> module,
+  DispatchWorker(Napi::Env env, bool timing, Napi::Object module_obj, std::shared_ptr<moe::Module> module,
                  const moe::KernelDesc *kernel)
-      : Napi::AsyncWorker(env, "moe_native.dispatch"),
-        deferred_(Napi::Promise::Deferred::New(env)),
+      : DispatchWorkerBase(env, "moe_native.dispatch", timing),
         module_ref_(Napi::Persistent(module_obj)),
         module_(std::move(module)),
         kernel_(kernel) {}
-
-  Napi::Promise Promise() const { return deferred_.Promise(); }
 
   std::vector<BufferCopy> copies;
   std::vector<moe::Binding> bindings;
   moe::Launch launch;
   moe::RunOptions options;
-  bool timing = false;
   uint32_t warmup = 0, iterations = 1;
 
  protected:
   void Execute() override {
     try {
       moe::validate_launch(launch);
-      if (!timing) {
+      if (!timing_) {
         moe::dispatch(*kernel_, bindings, launch, options);
         return;
       }
@@ -212,39 +209,15 @@ class DispatchWorker : public Napi::AsyncWorker {
     }
   }
 
-  void OnOK() override {
-    Napi::Env env = Env();
-    CopyBack();
-    if (!timing) {
-      deferred_.Resolve(env.Undefined());
-      return;
-    }
-    Napi::Float64Array out = Napi::Float64Array::New(env, times_.size());
-    for (size_t i = 0; i < times_.size(); ++i) out[i] = times_[i];
-    deferred_.Resolve(out);
-  }
-
-  void OnError(const Napi::Error &e) override {
-    CopyBack();
-    deferred_.Reject(e.Value());
+  void CopyBack() override {
+    // (a second binding of the same view has an empty reference)
+    for (BufferCopy &c : copies) moe_addon::copy_to_view(c.view, c.mem.data(), size_t(c.mem.size()));
   }
 
  private:
-  void CopyBack() {
-    for (BufferCopy &c : copies) {
-      if (c.view.IsEmpty()) continue;  // a second binding of the same view
-      Napi::Uint8Array v = c.view.Value();
-      // (A view whose buffer was detached meanwhile has length 0.)
-      size_t n = std::min<size_t>(v.ByteLength(), size_t(c.mem.size()));
-      if (n > 0 && v.Data() != nullptr) std::memcpy(v.Data(), c.mem.data(), n);
-    }
-  }
-
-  Napi::Promise::Deferred deferred_;
   Napi::ObjectReference module_ref_;     // keeps the JS module object alive
   std::shared_ptr<moe::Module> module_;  // keeps the shared object loaded
   const moe::KernelDesc *kernel_;
-  std::vector<double> times_;
 };
 
 Napi::Value Dispatch(const Napi::CallbackInfo &info, bool timing) {
@@ -287,11 +260,10 @@ Napi::Value Dispatch(const Napi::CallbackInfo &info, bool timing) {
     iterations = uint32_t(get_integer(env, o.Get("iterations"), "options.iterations", 1, 1e7));
   }
 
-  DispatchWorker *w = new DispatchWorker(env, module_obj, module, kernel);
+  DispatchWorker *w = new DispatchWorker(env, timing, module_obj, module, kernel);
   try {
     w->launch = std::move(launch);
     w->options = options;
-    w->timing = timing;
     w->warmup = warmup;
     w->iterations = iterations;
     w->copies.reserve(bufs.Length());

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "addon_launch.h"
+#include "addon_worker.h"
 #include "addon_cuda.h"
 #include "cuda_runtime.h"
 
@@ -152,15 +153,14 @@ Napi::Value Compile(const Napi::CallbackInfo &info) {
 
 // ------------------------------------------------------------------ run / time
 
-class DispatchWorker : public Napi::AsyncWorker {
+class DispatchWorker : public moe_addon::DispatchWorkerBase {
  public:
-  DispatchWorker(Napi::Env env, Napi::Object module_obj, std::shared_ptr<moe::cuda::Module> module, std::string entry)
-      : Napi::AsyncWorker(env, "moe_native.cuda.dispatch"),
-        deferred_(Napi::Promise::Deferred::New(env)),
+  DispatchWorker(Napi::Env env, bool timing, Napi::Object module_obj, std::shared_ptr<moe::cuda::Module> module,
+                 std::string entry)
+      : DispatchWorkerBase(env, "moe_native.cuda.dispatch", timing),
         module_ref_(Napi::Persistent(module_obj)),
         module_(std::move(module)),
         entry_(std::move(entry)) {}
-  Napi::Promise Promise() const { return deferred_.Promise(); }
 
   std::vector<std::vector<uint8_t>> copies;        // owned host copies
   std::vector<Napi::Reference<Napi::Uint8Array>> views;
@@ -177,35 +177,14 @@ class DispatchWorker : public Napi::AsyncWorker {
       SetError(entry_ + ": " + e.what());
     }
   }
-  void OnOK() override {
-    CopyBack();
-    Napi::Env env = Env();
-    if (!options.timing) {
-      deferred_.Resolve(env.Undefined());
-      return;
-    }
-    Napi::Float64Array out = Napi::Float64Array::New(env, times_.size());
-    for (size_t i = 0; i < times_.size(); ++i) out[i] = times_[i];
-    deferred_.Resolve(out);
-  }
-  void OnError(const Napi::Error &e) override {
-    CopyBack();
-    deferred_.Reject(e.Value());
+  void CopyBack() override {
+    for (size_t i = 0; i < copies.size(); ++i) moe_addon::copy_to_view(views[i], copies[i].data(), copies[i].size());
   }
 
  private:
-  void CopyBack() {
-    for (size_t i = 0; i < copies.size(); ++i) {
-      Napi::Uint8Array v = views[i].Value();
-      const size_t n = std::min(v.ByteLength(), copies[i].size());
-      if (n > 0 && v.Data() != nullptr) std::memcpy(v.Data(), copies[i].data(), n);
-    }
-  }
-  Napi::Promise::Deferred deferred_;
   Napi::ObjectReference module_ref_;
   std::shared_ptr<moe::cuda::Module> module_;
   std::string entry_;
-  std::vector<double> times_;
 };
 
 Napi::Value Dispatch(const Napi::CallbackInfo &info, bool timing) {
@@ -248,7 +227,7 @@ Napi::Value Dispatch(const Napi::CallbackInfo &info, bool timing) {
   } else if (timing) {
     throw_type(env, "cuda.time: options must be an object with warmup and iterations");
   }
-  auto *w = new DispatchWorker(env, module_obj, module, info[1].As<Napi::String>().Utf8Value());
+  auto *w = new DispatchWorker(env, timing, module_obj, module, info[1].As<Napi::String>().Utf8Value());
   try {
     w->launch = std::move(launch);
     w->options = opt;

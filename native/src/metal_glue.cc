@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "addon_args.h"
+#include "addon_worker.h"
 #include "moe_metal.h"
 
 namespace moe_metal_glue {
@@ -153,15 +154,10 @@ Pipeline *get_pipeline(Napi::Env env, Napi::Value v, const char *fn) {
   return h.As<Napi::External<Pipeline>>().Data();
 }
 
-class DispatchWorker : public Napi::AsyncWorker {
+class DispatchWorker : public moe_addon::DispatchWorkerBase {
  public:
-  DispatchWorker(Napi::Env env, Napi::Object pipeline_obj, Pipeline *pipeline)
-      : Napi::AsyncWorker(env, "moe_metal.dispatch"),
-        deferred_(Napi::Promise::Deferred::New(env)),
-        pipeline_ref_(Napi::Persistent(pipeline_obj)),
-        pipeline_(pipeline) {}
-
-  Napi::Promise Promise() const { return deferred_.Promise(); }
+  DispatchWorker(Napi::Env env, bool timing, Napi::Object pipeline_obj, Pipeline *pipeline)
+      : DispatchWorkerBase(env, "moe_metal.dispatch", timing), pipeline_ref_(Napi::Persistent(pipeline_obj)), pipeline_(pipeline) {}
 
   // One entry per binding: the host copy, the view to copy it back into
   // (empty for setBytes and aliases), and the C binding pointing at the copy.
@@ -169,7 +165,6 @@ class DispatchWorker : public Napi::AsyncWorker {
   std::vector<Napi::Reference<Napi::Uint8Array>> views;
   std::vector<MoeMetalBinding> bindings;
   ParsedLaunch launch;
-  bool timing = false;
   uint32_t warmup = 0, per_batch = 1, batches = 1;
 
  protected:
@@ -178,49 +173,25 @@ class DispatchWorker : public Napi::AsyncWorker {
     for (size_t i = 0; i < bindings.size(); ++i) bindings[i].data = host[i].empty() ? &empty : host[i].data();
     launch.launch.tg_mem = launch.tg_mem.empty() ? nullptr : launch.tg_mem.data();
     launch.launch.n_tg_mem = uint32_t(launch.tg_mem.size());
-    if (timing) times_.assign(batches, 0.0);
+    if (timing_) times_.assign(batches, 0.0);
     char err[kErrLen] = {0};
     int rc;
     {
       std::lock_guard<std::mutex> lock(dispatch_mutex());
       rc = moe_metal_dispatch(pipeline_->handle, bindings.data(), uint32_t(bindings.size()), &launch.launch,
-                              timing ? warmup : 0, timing ? per_batch : 1, timing ? batches : 1,
-                              timing ? times_.data() : nullptr, err, sizeof err);
+                              timing_ ? warmup : 0, timing_ ? per_batch : 1, timing_ ? batches : 1,
+                              timing_ ? times_.data() : nullptr, err, sizeof err);
     }
     if (rc != 0) SetError(pipeline_->entry + ": " + (err[0] != '\0' ? err : "Metal dispatch failed"));
   }
 
-  void OnOK() override {
-    Napi::Env env = Env();
-    CopyBack();
-    if (!timing) {
-      deferred_.Resolve(env.Undefined());
-      return;
-    }
-    Napi::Float64Array out = Napi::Float64Array::New(env, times_.size());
-    for (size_t i = 0; i < times_.size(); ++i) out[i] = times_[i];
-    deferred_.Resolve(out);
-  }
-
-  void OnError(const Napi::Error &e) override {
-    CopyBack();
-    deferred_.Reject(e.Value());
+  void CopyBack() override {
+    for (size_t i = 0; i < views.size(); ++i) moe_addon::copy_to_view(views[i], host[i].data(), host[i].size());
   }
 
  private:
-  void CopyBack() {
-    for (size_t i = 0; i < views.size(); ++i) {
-      if (views[i].IsEmpty()) continue;
-      Napi::Uint8Array v = views[i].Value();
-      size_t n = std::min(v.ByteLength(), host[i].size());  // (a detached view has length 0)
-      if (n > 0 && v.Data() != nullptr) std::memcpy(v.Data(), host[i].data(), n);
-    }
-  }
-
-  Napi::Promise::Deferred deferred_;
   Napi::ObjectReference pipeline_ref_;  // keeps the pipeline (and its Metal object) alive
   Pipeline *pipeline_;
-  std::vector<double> times_;
 };
 
 Napi::Value Reject(Napi::Env env, const std::string &msg) {
@@ -254,8 +225,7 @@ Napi::Value Dispatch(const Napi::CallbackInfo &info, bool timing) {
     batches = uint32_t(get_integer(env, o.Get("batches"), "options.batches", 1, 1e6));
   }
 
-  auto w = std::make_unique<DispatchWorker>(env, pipeline_obj, pl);
-  w->timing = timing;
+  auto w = std::make_unique<DispatchWorker>(env, timing, pipeline_obj, pl);
   w->warmup = warmup;
   w->per_batch = per_batch;
   w->batches = batches;
