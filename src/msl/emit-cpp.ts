@@ -47,6 +47,23 @@ export function tgDeclText(site: TgDeclSite, storage: (type: string, decl: { nam
   };
 }
 
+/** The sites both emitters rewrite the same way: swizzles, literals, the Metal include. */
+export type SharedSite = Extract<Site, { kind: 'swizzle' | 'half' | 'float' | 'metalInclude' }>;
+
+export function sharedSiteText(site: SharedSite): string {
+  switch (site.kind) {
+    case 'swizzle':
+      return `${site.name}()`;
+    case 'half':
+      return `half(${site.value}f)`;
+    case 'float':
+      // MSL has no double: an unsuffixed floating literal is a float
+      return `${site.value}f`;
+    case 'metalInclude':
+      return `// ${site.text}`;
+  }
+}
+
 /** What each rewrite site becomes in C++. */
 function cppEdit(site: Site): Edit {
   const base = { start: site.start, end: site.end, inPp: site.inPp };
@@ -57,14 +74,10 @@ function cppEdit(site: Site): Edit {
     case 'vecType':
       return { ...base, text: site.name };
     case 'swizzle':
-      return { ...base, text: `${site.name}()` };
     case 'half':
-      return { ...base, text: `half(${site.value}f)` };
     case 'float':
-      // MSL has no double: an unsuffixed floating literal is a float
-      return { ...base, text: `${site.value}f` };
     case 'metalInclude':
-      return { ...base, text: `// ${site.text}` };
+      return { ...base, text: sharedSiteText(site) };
     case 'tgDecl':
       return {
         ...base,

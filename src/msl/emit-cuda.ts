@@ -19,7 +19,7 @@
  */
 import type { Analysis, Site } from './analyze.js';
 import { analysisOf } from './parse.js';
-import { cString, entryFunction, entrySymbol, tgDeclText } from './emit-cpp.js';
+import { cString, entryFunction, entrySymbol, sharedSiteText, tgDeclText } from './emit-cpp.js';
 import { VECTOR_TYPE } from './features.js';
 import { applyEdits, type Edit } from './rewrite.js';
 import type { EmitResult, MslParam, ParsedMsl } from './types.js';
@@ -51,13 +51,10 @@ function cudaEdit(site: Site): Edit {
     case 'vecType':
       return { ...base, text: cudaVectorName(site.name) };
     case 'swizzle':
-      return { ...base, text: `${site.name}()` };
     case 'half':
-      return { ...base, text: `half(${site.value}f)` };
     case 'float':
-      return { ...base, text: `${site.value}f` };
     case 'metalInclude':
-      return { ...base, text: `// ${site.text}` };
+      return { ...base, text: sharedSiteText(site) };
     case 'tgDecl':
       return { ...base, text: tgDeclText(site, (type, d, dims) => `__shared__ ${type} ${d.name}${dims.map((e) => `[${e}]`).join('')};`) };
   }

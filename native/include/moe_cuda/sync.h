@@ -122,29 +122,28 @@ MOE_SHUFFLES(MOE_SIMD_SHUFFLE)
 // simd_shuffle_and_fill_down/up: the SIMD-group is cut into groups of `modulo`
 // lanes; a lane whose source falls outside its group takes `fill` from the
 // lane of the group that source wraps to.
+// Lane src's (data, fill) pair: its data when the source stays in the group,
+// its fill when it wrapped; the lane's own data when src is not active.
+template <typename V> MOE_FN inline V shfl_fill_(unsigned mask, const fill_pair<V>& own, uint src, bool in_group) {
+  const fill_pair<V> got = moe::shfl(mask, own, src);
+  if (!moe::lane_on(mask, src)) return own.data;
+  return in_group ? got.data : got.fill;
+}
 template <typename X, typename Y, MOE_SIMD_ARG(X)>
 MOE_FN inline moe::value_t<X> simd_shuffle_and_fill_down(const X& data, const Y& fill, ushort delta, ushort modulo = 32) {
   typedef moe::value_t<X> V;
   const fill_pair<V> own = {V(moe::val(data)), V(moe::val(fill))};
-  const unsigned mask = __activemask();
   const uint lane = moe::lane_id();
   const uint m = modulo ? modulo : 32u, base = lane - lane % m, p = lane % m + delta;
-  const uint src = base + p % m;
-  const fill_pair<V> got = moe::shfl(mask, own, src);
-  if (!moe::lane_on(mask, src)) return own.data;
-  return p < m ? got.data : got.fill;
+  return shfl_fill_(__activemask(), own, base + p % m, p < m);
 }
 template <typename X, typename Y, MOE_SIMD_ARG(X)>
 MOE_FN inline moe::value_t<X> simd_shuffle_and_fill_up(const X& data, const Y& fill, ushort delta, ushort modulo = 32) {
   typedef moe::value_t<X> V;
   const fill_pair<V> own = {V(moe::val(data)), V(moe::val(fill))};
-  const unsigned mask = __activemask();
   const uint lane = moe::lane_id();
   const uint m = modulo ? modulo : 32u, base = lane - lane % m, p = lane % m;
-  const uint src = base + (p + m - delta % m) % m;
-  const fill_pair<V> got = moe::shfl(mask, own, src);
-  if (!moe::lane_on(mask, src)) return own.data;
-  return p >= delta ? got.data : got.fill;
+  return shfl_fill_(__activemask(), own, base + (p + m - delta % m) % m, p >= delta);
 }
 
 // The value of the lowest active lane.

@@ -100,7 +100,7 @@ MOE_F1(fabs, MOE_B(fabsf)(x))
 MOE_F1(fract, moe::fract_(x))
 MOE_F1(sign, moe::sign_(x))
 MOE_F1(saturate, MOE_B(fminf)(MOE_B(fmaxf)(x, 0.0f), 1.0f))
-#undef MOE_F1
+// (MOE_F1 serves fast:: below too)
 
 // abs: integers stay integers (abs(int) → int), floats → fabs.
 template <typename S, MOE_IS_SC(S)> MOE_FN inline moe::sc<S> abs(const S& s) {
@@ -255,23 +255,16 @@ namespace precise { using namespace ::metal; }
 namespace fast {
 using namespace ::metal;
 #ifdef MOE_CUDA
-#define MOE_FAST1(name, expr)                                                                            \
-  template <typename S, MOE_IS_SC(S)> MOE_FN inline moe::math_t<moe::sc<S>> name(const S& s) {            \
-    const float x = moe::tof(s);                                                                          \
-    return moe::math_t<moe::sc<S>>(expr);                                                                 \
-  }                                                                                                       \
-  template <typename T, int N> MOE_FN inline vec<T, N> name(const vec<T, N>& v) { MOE_VEC_LOOP(T, T(name(v.__e[i]))); }
-MOE_FAST1(exp, __expf(x))
-MOE_FAST1(exp2, __expf(x * 0.69314718055994530942f))
-MOE_FAST1(exp10, __exp10f(x))
-MOE_FAST1(log, __logf(x))
-MOE_FAST1(log2, __log2f(x))
-MOE_FAST1(log10, __log10f(x))
-MOE_FAST1(sin, __sinf(x))
-MOE_FAST1(cos, __cosf(x))
-MOE_FAST1(tan, __tanf(x))
-MOE_FAST1(rsqrt, rsqrtf(x))
-#undef MOE_FAST1
+MOE_F1(exp, __expf(x))
+MOE_F1(exp2, __expf(x * 0.69314718055994530942f))
+MOE_F1(exp10, __exp10f(x))
+MOE_F1(log, __logf(x))
+MOE_F1(log2, __log2f(x))
+MOE_F1(log10, __log10f(x))
+MOE_F1(sin, __sinf(x))
+MOE_F1(cos, __cosf(x))
+MOE_F1(tan, __tanf(x))
+MOE_F1(rsqrt, rsqrtf(x))
 template <typename A, typename B, MOE_IS_SC(A), MOE_IS_SC(B)> MOE_FN inline moe::fcommon2<A, B> pow(const A& a, const B& b) {
   return moe::fcommon2<A, B>(__powf(moe::tof(a), moe::tof(b)));
 }
@@ -283,6 +276,7 @@ template <typename A, typename B, MOE_IS_SC(A), MOE_IS_SC(B)> MOE_FN inline moe:
 }
 #endif
 }  // namespace fast
+#undef MOE_F1
 }  // namespace metal
 
 #endif  // MOE_METAL_MATH_H
