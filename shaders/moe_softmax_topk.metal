@@ -69,7 +69,7 @@ static inline void softmax_topk_lanes(device const float* row, uint ne, uint top
         v[s] = e < ne ? exp(v[s] - m) : -1.0f;  // >= 0, so -1 marks a selected (or absent) expert
     }
     float sum = 0.0f;
-    float my_val[2];  // round k's pick is kept by lane k % w (top_k <= 64 and top_k <= w below 32 lanes)
+    float my_val[2];  // round k's pick is kept by lane k % w: top_k <= 64 = 2w, or top_k <= threadgroup = w below 32 lanes
     uint my_id[2];
     my_val[0] = my_val[1] = 0.0f;
     my_id[0] = my_id[1] = 0u;
@@ -121,7 +121,7 @@ kernel void moe_softmax_topk_f32(
     device const float* row = logits + (ulong)token * ne;
     const uint w = min(32u, tg_sz);  // the lanes of SIMD-group 0
 
-    if (ne <= ST_SLOTS * w && top_k <= 2 * w) {  // the register path: the same for the whole dispatch
+    if (ne <= ST_SLOTS * w) {  // the register path: the same for the whole dispatch (top_k <= 2w: see its picks)
         if (sg == 0) softmax_topk_lanes(row, ne, top_k, w, lane, out_ids + token * top_k, out_weights + token * top_k);
         return;
     }

@@ -621,12 +621,8 @@ void dispatch(Module &module, const std::string &entry, std::vector<HostBuffer> 
         } else {
           check(c.cuMemAlloc(&p, std::max<uint64_t>(b.size, 1)), "cuMemAlloc");
           mem.owned.push_back(p);
-          if (b.size == 0) {
-          } else if (k == 0) {
-            check(c.cuMemcpyHtoD(p, b.data, b.size), "cuMemcpyHtoD");
-          } else {  // the other copies from the first, on the device
-            check(c.cuMemcpyDtoD(p, ptrs[i], b.size), "cuMemcpyDtoD");
-          }
+          if (b.size > 0 && k == 0) check(c.cuMemcpyHtoD(p, b.data, b.size), "cuMemcpyHtoD");
+          if (b.size > 0 && k > 0) check(c.cuMemcpyDtoD(p, ptrs[i], b.size), "cuMemcpyDtoD");  // from the first copy
         }
         args[k].buffers[i] = reinterpret_cast<void *>(p);
       }

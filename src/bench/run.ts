@@ -58,9 +58,9 @@ export async function benchCase(
   const inputs = spec.inputs(params, inputSet, makeRng(caseSeed(o.seed, spec.name, shape, inputSet)));
   const bound = bindCase(spec, params, inputs);
   const launch = spec.launch(params);
-  const run: NativeRunOptions = { ...o.runOptions, bufferNames: bound.names };
-  if (run.timeoutMs === undefined) run.timeoutMs = defaultTimeoutMs(launch, spec.cost(params));
   const cost = spec.cost(params);
+  const run: NativeRunOptions = { ...o.runOptions, bufferNames: bound.names };
+  if (run.timeoutMs === undefined) run.timeoutMs = defaultTimeoutMs(launch, cost);
   const timing = {
     warmCache: o.warmCache,
     touchedBytes: cost.bytes,

@@ -175,6 +175,7 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
     const device = backend.device();
     const rule = { minSamples: flags['min-samples'], maxNoise, maxTimeNs: maxTime * 1e9, maxSamples: 100_000 };
     const runOptions = safetyRunOptions(flags);
+    const timing = { rule, warmup: flags.warmup, seed: flags.seed, runOptions, warmCache: flags['warm-cache'], perSample: flags.batch, graph: flags.graph };
     const spinner = process.stderr.isTTY && !this.jsonEnabled() && !flags.markdown ? ora({ stream: process.stderr }).start('compiling') : null;
     const cases: BenchCase[] = [];
     const skipped: { kernel: string; reason: string }[] = [];
@@ -187,7 +188,7 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
         if (spinner) spinner.text = 'measuring peak bandwidth (copy kernel)';
         const cp = await preparePipeline(copySpec, backend, shaderSource(copySpec));
         const n = backend.name === 'cpu' ? 16 * 1024 * 1024 : 64 * 1024 * 1024;
-        const c = await benchCase(copySpec, backend, cp, { n_elements: n }, { rule, warmup: flags.warmup, seed: flags.seed, peakGBs: null, runOptions, warmCache: flags['warm-cache'], perSample: flags.batch, graph: flags.graph });
+        const c = await benchCase(copySpec, backend, cp, { n_elements: n }, { ...timing, peakGBs: null });
         peak = { bandwidthGBs: c.gbps, source: `measured: moe_copy_f32 over ${(n * 4) / 2 ** 20} MiB, median of ${c.samples} samples` };
       }
       for (const spec of specs) {
@@ -213,7 +214,7 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
           if (why !== null) throw new UsageError(`${spec.name}: ${why}`);
           checkCaseResources(spec, params);
           if (spinner) spinner.text = `${spec.name}: timing ${JSON.stringify(params)}`;
-          cases.push(await benchCase(spec, backend, pipeline, params, { rule, warmup: flags.warmup, seed: flags.seed, peakGBs: peak?.bandwidthGBs ?? null, runOptions, warmCache: flags['warm-cache'], perSample: flags.batch, graph: flags.graph }));
+          cases.push(await benchCase(spec, backend, pipeline, params, { ...timing, peakGBs: peak?.bandwidthGBs ?? null }));
         }
       }
     } finally {
@@ -244,9 +245,12 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
   }
 }
 
-/** The packed-weights columns (quantized kernels): only when some case has them. */
-function weightCells(r: BenchReport, c: BenchCase): string[] {
-  if (!r.cases.some((x) => x.weightGBs !== undefined)) return [];
+/** Whether the report has the packed-weights columns: when some case is a quantized kernel. */
+const hasWeights = (r: BenchReport): boolean => r.cases.some((x) => x.weightGBs !== undefined);
+
+/** A case's packed-weights columns (none when the report has none). */
+function weightCells(weights: boolean, c: BenchCase): string[] {
+  if (!weights) return [];
   if (c.weightGBs === undefined) return ['-', '-'];
   return [c.weightGBs.toFixed(2), c.weightPctPeak === null || c.weightPctPeak === undefined ? '-' : c.weightPctPeak.toFixed(1)];
 }
@@ -259,7 +263,7 @@ function cudaClock(backend: string, clock: string, batch: number, graph: boolean
 }
 
 export function renderBenchTable(r: BenchReport): string {
-  const weights = r.cases.some((x) => x.weightGBs !== undefined);
+  const weights = hasWeights(r);
   const t = new Table({
     head: ['kernel', 'shape', 'median µs', 'min µs', 'noise %', 'samples', 'GB/s', 'GFLOP/s', '% peak BW', ...(weights ? ['weights GB/s', 'weights % peak'] : [])],
     style: { head: [], border: [] },
@@ -275,7 +279,7 @@ export function renderBenchTable(r: BenchReport): string {
       c.gbps.toFixed(2),
       c.gflops.toFixed(2),
       c.pctPeakBandwidth === null ? '-' : c.pctPeakBandwidth.toFixed(1),
-      ...weightCells(r, c),
+      ...weightCells(weights, c),
     ]);
   }
   const lines = [
@@ -303,13 +307,13 @@ export function renderBenchMarkdown(r: BenchReport): string {
     `## moe bench: ${r.backend} (${r.device.name})`,
     '',
   ];
-  const weights = r.cases.some((x) => x.weightGBs !== undefined);
+  const weights = hasWeights(r);
   lines.push(
     `| kernel | shape | median µs | noise % | samples | GB/s | GFLOP/s | % peak BW |${weights ? ' weights GB/s | weights % peak |' : ''}`,
     `|---|---|---:|---:|---:|---:|---:|---:|${weights ? '---:|---:|' : ''}`,
   );
   for (const c of r.cases) {
-    const wc = weightCells(r, c);
+    const wc = weightCells(weights, c);
     lines.push(`| ${c.kernel} | ${c.shape} | ${us(c.medianNs)} | ${(100 * c.noise).toFixed(2)} | ${c.samples} | ${c.gbps.toFixed(2)} | ${c.gflops.toFixed(2)} | ${c.pctPeakBandwidth === null ? '-' : c.pctPeakBandwidth.toFixed(1)} |${wc.map((x) => ` ${x} |`).join('')}`);
   }
   if (r.skipped && r.skipped.length > 0) {
