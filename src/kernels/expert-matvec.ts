@@ -4,13 +4,14 @@
  * routed to it, in one dispatch — gather by id.
  */
 import { matvec } from '../reference/moe-layer.js';
-import type { KernelCase, KernelSpec, Params, Tensors } from './spec.js';
+import { num as n } from './common/params.js';
+import { routingPreset } from './common/presets.js';
+import { defineKernel, type KernelCase, type Params, type Tensors } from './spec.js';
 import type { Rng } from '../util/rng.js';
 import { fillUniform } from '../util/fastrng.js';
 
 const ROWS_PER_GROUP = 4; // one SIMD-group per row, 128 threads
 
-const n = (p: Params, k: string): number => p[k] as number;
 const pairs = (p: Params): number => n(p, 'n_tokens') * n(p, 'top_k');
 const inputs = (p: Params): number => (n(p, 'x_per_pair') ? pairs(p) : n(p, 'n_tokens'));
 
@@ -24,14 +25,10 @@ const SHAPES: [string, number, number, number, number, number, number][] = [
   ['edge: rows not a multiple of 4, 1 expert', 4, 1, 1, 13, 100, 1],
 ];
 
-export const expertMatvec: KernelSpec = {
-  name: 'expert-matvec',
-  entry: 'moe_expert_matvec_f32',
-  shader: 'moe_expert_matvec.metal',
-  group: 'expert mat-vec',
+export const expertMatvec = defineKernel({
+  name: 'expert-matvec', entry: 'moe_expert_matvec_f32', shader: 'moe_expert_matvec.metal', group: 'expert mat-vec',
   description: 'Expert-indexed mat-vec: y[pair] = W[ids[pair]] · x[token of pair], all pairs in one dispatch',
   math: 'y[q, r] = Σ_i W[ids[q], r, i] · x[q / top_k (or q), i]',
-  hasTopK: true,
   params: [
     { name: 'n_tokens', flag: 'tokens', description: 'tokens', min: 1 },
     { name: 'n_experts', flag: 'experts', description: 'experts whose weights are stacked', min: 1 },
@@ -39,14 +36,6 @@ export const expertMatvec: KernelSpec = {
     { name: 'n_rows', flag: 'rows', description: 'output rows per expert', min: 1 },
     { name: 'k', flag: 'cols', description: 'input length (columns)', min: 1 },
     { name: 'x_per_pair', flag: 'x-per-pair', description: '1: one input row per pair (down projection), 0: per token', min: 0, max: 1 },
-  ],
-  defaults: { n_tokens: 2, n_experts: 16, top_k: 4, n_rows: 64, k: 256, x_per_pair: 0 },
-  bench: { n_tokens: 1, n_experts: 128, top_k: 8, n_rows: 768, k: 2048 },
-  inputSets: [
-    { name: 'normal', description: 'weights U(-1,1)/√k, inputs N(0,1), random distinct ids per token' },
-    { name: 'large', description: 'inputs ×1e4 with one outlier column ×1e3' },
-    { name: 'same-expert', description: 'every pair routed to expert 0 (gather must not depend on distinct ids)' },
-    { name: 'zeros', description: 'zero inputs' },
   ],
   buffers: [
     { index: 0, name: 'w', kind: 'array', mslType: 'float', dtype: 'f32', access: 'read', length: (p) => n(p, 'n_experts') * n(p, 'n_rows') * n(p, 'k') },
@@ -69,6 +58,15 @@ export const expertMatvec: KernelSpec = {
     },
   ],
   threadgroup: [],
+  defaults: { n_tokens: 2, n_experts: 16, top_k: 4, n_rows: 64, k: 256, x_per_pair: 0 },
+  bench: { n_tokens: 1, n_experts: 128, top_k: 8, n_rows: 768, k: 2048 },
+  presetParams: routingPreset,
+  inputSets: [
+    { name: 'normal', description: 'weights U(-1,1)/√k, inputs N(0,1), random distinct ids per token' },
+    { name: 'large', description: 'inputs ×1e4 with one outlier column ×1e3' },
+    { name: 'same-expert', description: 'every pair routed to expert 0 (gather must not depend on distinct ids)' },
+    { name: 'zeros', description: 'zero inputs' },
+  ],
   cases(): KernelCase[] {
     const out: KernelCase[] = [];
     for (const [origin, n_tokens, n_experts, top_k, n_rows, k, x_per_pair] of SHAPES) {
@@ -143,4 +141,4 @@ export const expertMatvec: KernelSpec = {
     const K = n(p, 'k');
     return { bytes: 4 * pairs(p) * (R * K + K + R) + 4 * pairs(p), flops: 2 * pairs(p) * R * K };
   },
-};
+});

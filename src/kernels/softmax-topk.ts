@@ -1,7 +1,9 @@
 /** Fused softmax + top-k + renormalise: MoE routing (mlx-native's moe_softmax_topk_f32). */
 import { probsTie, softmaxTopkRef } from '../reference/softmax-topk.js';
-import type { KernelCase, KernelSpec, Params, Tensors } from './spec.js';
+import { routingPreset } from './common/presets.js';
+import { defineKernel, type KernelCase, type Params, type Tensors } from './spec.js';
 import type { Rng } from '../util/rng.js';
+import { inputSets } from './common/cases.js';
 
 const MAX_TOP_K = 64;
 const TG_CAP = 128;
@@ -27,30 +29,23 @@ const SHAPES: [origin: string, tokens: number, experts: number, topK: number][] 
   ['edge: many tokens', 64, 96, 8],
 ];
 
-const INPUT_SETS = [
-  { name: 'normal', description: 'logits ~ N(0, 2²)' },
-  { name: 'large', description: 'large magnitudes: logits ~ N(0, 300²) (most probabilities underflow)' },
-  { name: 'shifted', description: 'logits ~ -1e4 + N(0,1): stable softmax must subtract the max' },
-  { name: 'ties', description: 'logits on a grid of 0.5: many exact ties' },
-  { name: 'zeros', description: 'all logits 0: every expert ties' },
-];
+const INPUT_SETS = inputSets(`
+  normal: logits ~ N(0, 2²)
+  large: large magnitudes: logits ~ N(0, 300²) (most probabilities underflow)
+  shifted: logits ~ -1e4 + N(0,1): stable softmax must subtract the max
+  ties: logits on a grid of 0.5: many exact ties
+  zeros: all logits 0: every expert ties
+`);
 
-export const softmaxTopk: KernelSpec = {
-  name: 'softmax-topk',
-  entry: 'moe_softmax_topk_f32',
-  shader: 'moe_softmax_topk.metal',
-  group: 'routing',
+export const softmaxTopk = defineKernel({
+  name: 'softmax-topk', entry: 'moe_softmax_topk_f32', shader: 'moe_softmax_topk.metal', group: 'routing',
   description: 'Fused softmax over experts, top-k selection and renormalisation, one threadgroup per token',
   math: 'p = softmax(logits); ids = top-k of p (descending, ties to lower index); w = p_ids / Σ p_ids',
-  hasTopK: true,
   params: [
     { name: 'n_tokens', flag: 'tokens', description: 'tokens (rows of logits)', min: 1 },
     { name: 'n_experts', flag: 'experts', description: 'experts (logits per token)', min: 1 },
     { name: 'top_k', flag: 'top-k', description: 'experts selected per token', min: 1, max: MAX_TOP_K },
   ],
-  defaults: { n_tokens: 4, n_experts: 128, top_k: 8 },
-  bench: { n_tokens: 4096 },
-  inputSets: INPUT_SETS,
   buffers: [
     {
       index: 0,
@@ -69,7 +64,10 @@ export const softmaxTopk: KernelSpec = {
     { index: 3, name: 'weights', kind: 'array', mslType: 'float', dtype: 'f32', access: 'write', length: (p) => (p.n_tokens as number) * (p.top_k as number) },
   ],
   threadgroup: [{ index: 0, name: 'shmem', bytes: (p) => (2 * tgSize(p) + (p.n_experts as number)) * 4 }],
-
+  defaults: { n_tokens: 4, n_experts: 128, top_k: 8 },
+  bench: { n_tokens: 4096 },
+  presetParams: routingPreset,
+  inputSets: INPUT_SETS,
   cases(): KernelCase[] {
     const out: KernelCase[] = [];
     for (const [origin, n_tokens, n_experts, top_k] of SHAPES) {
@@ -77,7 +75,6 @@ export const softmaxTopk: KernelSpec = {
     }
     return out;
   },
-
   validate(p) {
     const { n_tokens: t, n_experts: e, top_k: k } = p as { n_tokens: number; n_experts: number; top_k: number };
     if (e > 8192) return `n_experts = ${e} is above 8192: the threadgroup memory (${(2 * 128 + e) * 4} bytes) would exceed 32 KiB`;
@@ -86,7 +83,6 @@ export const softmaxTopk: KernelSpec = {
     if (t * e > 256 * 1024 * 1024) return `n_tokens × n_experts = ${t * e} logits is too large`;
     return null;
   },
-
   inputs(p, inputSet, rng: Rng): Tensors {
     const n = (p.n_tokens as number) * (p.n_experts as number);
     const logits = new Float32Array(n);
@@ -113,7 +109,6 @@ export const softmaxTopk: KernelSpec = {
     }
     return { logits };
   },
-
   launch(p) {
     return {
       mode: 'threadgroups',
@@ -122,7 +117,6 @@ export const softmaxTopk: KernelSpec = {
       threadgroupMemory: [(2 * tgSize(p) + (p.n_experts as number)) * 4],
     };
   },
-
   reference(p, inputs) {
     const nT = p.n_tokens as number;
     const nE = p.n_experts as number;
@@ -163,7 +157,6 @@ export const softmaxTopk: KernelSpec = {
       },
     };
   },
-
   cost(p) {
     const t = p.n_tokens as number;
     const e = p.n_experts as number;
@@ -174,4 +167,4 @@ export const softmaxTopk: KernelSpec = {
     const flops = t * (4 * e + 3 * k);
     return { bytes, flops };
   },
-};
+});

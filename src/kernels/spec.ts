@@ -5,6 +5,7 @@
  */
 import type { NativeLaunch } from '../backend/addon-types.js';
 import type { Rng } from '../util/rng.js';
+import type { ModelShape } from './models.js';
 import type { FieldType } from './pack.js';
 
 export type DType = 'f32' | 'u32' | 'i32' | 'u16' | 'bf16' | 'u8';
@@ -153,8 +154,23 @@ export interface KernelSpec {
   cost(p: Params): Cost;
   /** Shape overrides for `moe bench` (larger than the verify sweep), merged over `defaults`. */
   bench?: Params;
-  /** Does this kernel have a top-k parameter (for `moe bench --top-k`)? */
-  hasTopK?: boolean;
+  /** The params a model of fixtures/models.json sets (`moe bench --preset`), merged over `bench`. */
+  presetParams?(m: ModelShape): Params;
+  /** Whether the kernel has a top_k parameter (`moe bench --top-k`): derived from `params` by defineKernel, never stated. */
+  readonly hasTopK?: boolean;
+}
+
+/** A kernel spec as written: everything but what is derived from it. */
+export type KernelDef = Omit<KernelSpec, 'hasTopK'>;
+
+/** Whether a spec's params include top_k. */
+export function hasTopKParam(spec: Pick<KernelSpec, 'params'>): boolean {
+  return spec.params.some((p) => p.name === 'top_k');
+}
+
+/** The spec of a definition, with the fields derived from it. */
+export function defineKernel(def: KernelDef): KernelSpec {
+  return { ...def, hasTopK: hasTopKParam(def) };
 }
 
 export function shapeLabel(spec: KernelSpec, p: Params): string {
