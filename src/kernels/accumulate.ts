@@ -3,7 +3,7 @@ import { accumulateRef, maxOf } from '../reference/ffn.js';
 import { f32In, f32InOut, paramStruct } from './common/buffers.js';
 import { type CaseRow, cross, inputSets, modelOf, setNames, tooLarge, unknownSet } from './common/cases.js';
 import { threads } from './common/launch.js';
-import { num, P_ELEMENTS, param } from './common/params.js';
+import { num, P_ELEMENTS, P_ROUTING_WEIGHT, param } from './common/params.js';
 import { boundedRule, U } from './common/rules.js';
 import { defineKernel, type KernelCase, type Tensors } from './spec.js';
 
@@ -17,17 +17,13 @@ const ACC_SETS = inputSets(`
 export const accumulate = defineKernel({
   name: 'accumulate', entry: 'moe_accumulate', shader: 'moe_dispatch.metal', group: 'ffn',
   description: 'In-place weighted accumulation of one expert’s output (stage-1 expert loop): accumulator += w · expert_output',
-  math: 'accumulator[i] = accumulator[i] + routing_weight · expert_output[i] (routing_weight is an f32 in the params struct)',
-  params: [
-    P_ELEMENTS,
-    { name: 'routing_weight', flag: 'routing-weight', description: 'routing weight of the expert (an f32 struct field; may be negative or 0)', kind: 'float' },
-  ],
+  params: [P_ELEMENTS, P_ROUTING_WEIGHT],
   buffers: [
     f32InOut(0, 'accumulator', param('n_elements')),
     f32In(1, 'expert_output', param('n_elements')),
     paramStruct(2, 'MoeAccumParams', ['n_elements', ['routing_weight', param('routing_weight'), 'float']]),
   ],
-  threadgroup: [],
+  math: 'accumulator[i] = accumulator[i] + routing_weight · expert_output[i] (routing_weight is an f32 in the params struct)',
   defaults: { n_elements: 2048, routing_weight: 0.375 },
   bench: { n_elements: 1 << 22 },
   inputSets: ACC_SETS,

@@ -5,7 +5,7 @@
  * of each row is written (the rest is poisoned with NaN by the inputs).
  */
 import { attnScoresRef } from '../reference/attention.js';
-import { attnOf, attnScale, cacheArgs, headsPerKv, normals, P_HEAD_DIM, P_HEADS, P_KV_HEADS, P_SCALE_DIM, P_SEQ_LEN, P_SEQ_STRIDE, rowPrefix, validateHeads, validateSeq, type AttnShape } from './common/attention.js';
+import { attnOf, attnScale, cacheArgs, cacheDims, cacheParams, decodeRows, headsPerKv, normals, P_HEAD_DIM, P_HEADS, P_KV_HEADS, P_SCALE_DIM, P_SEQ_LEN, P_SEQ_STRIDE, rowPrefix, validateHeads, validateSeq, type AttnShape } from './common/attention.js';
 import { f32In, f32Out, uintArg } from './common/buffers.js';
 import { cross, inputSets, setNames } from './common/cases.js';
 import { groups } from './common/launch.js';
@@ -23,13 +23,12 @@ const SCORES_SETS = inputSets(`
 const ALL_SCORES = setNames(SCORES_SETS);
 
 function scoresParams(a: AttnShape, seqLen: number, seqStride: number, scaleDim = a.headDim): Params {
-  return { num_heads: a.heads, num_kv_heads: a.kvHeads, head_dim: a.headDim, seq_len: seqLen, seq_stride: seqStride, scale_dim: scaleDim };
+  return { ...cacheParams(a, seqLen, seqStride), scale_dim: scaleDim };
 }
 
 export const attnScores = defineKernel({
   name: 'attn-scores', entry: 'attn_scores_batched', shader: 'attention.metal', group: 'attention',
   description: 'Decode attention scores Q·Kᵀ·scale for every (position, head), one threadgroup of 256 threads each, GQA',
-  math: 'scores[h·seq_stride + p] = scale · Σ_d Q[h,d]·K[p, h/(heads/kv_heads), d] for p < seq_len (rest of the row unwritten)',
   params: [P_HEADS, P_KV_HEADS, P_HEAD_DIM, P_SEQ_LEN, P_SEQ_STRIDE, P_SCALE_DIM],
   buffers: [
     f32In(0, 'q', product('num_heads', 'head_dim')),
@@ -41,7 +40,7 @@ export const attnScores = defineKernel({
     // num_seq_tgs: threadgroups per head; the host sets it to seq_len.
     uintArg(9, 'num_seq_tgs', param('seq_len')),
   ],
-  threadgroup: [],
+  math: 'scores[h·seq_stride + p] = scale · Σ_d Q[h,d]·K[p, h/(heads/kv_heads), d] for p < seq_len (rest of the row unwritten)',
   defaults: { num_heads: 32, num_kv_heads: 4, head_dim: 128, seq_len: 7, seq_stride: 4096, scale_dim: 128 },
   bench: { seq_len: 4096, seq_stride: 4096 },
   presetParams: headsPreset,
@@ -49,17 +48,9 @@ export const attnScores = defineKernel({
   cases(): KernelCase[] {
     const q3 = attnOf('qwen3-30b-a3b');
     const gm = attnOf('gemma-4-26b-a4b');
-    const mx = attnOf('mixtral-8x7b');
-    const q15 = attnOf('qwen1.5-moe-a2.7b');
+    const all = ALL_SCORES;
     return cross([
-      ['qwen3-30b-a3b', scoresParams(q3, 1, 1), ALL_SCORES],
-      ['qwen3-30b-a3b', scoresParams(q3, 7, 64), ALL_SCORES],
-      ['qwen3-30b-a3b', scoresParams(q3, 100, 128), ALL_SCORES],
-      ['qwen3-30b-a3b', scoresParams(q3, 257, 300), ['normal']],
-      ['gemma-4-26b-a4b', scoresParams(gm, 7, 16), ALL_SCORES],
-      ['gemma-4-26b-a4b', scoresParams(gm, 100, 128), ['normal', 'large']],
-      ['mixtral-8x7b', scoresParams(mx, 5, 8), ALL_SCORES],
-      ['qwen1.5-moe-a2.7b', scoresParams(q15, 3, 3), ['normal']],
+      ...decodeRows(scoresParams, [all, all, all, ['normal'], all, ['normal', 'large'], all, ['normal']]),
       ['edge: seq_len 257, 4 heads on 1 kv head', scoresParams({ heads: 4, kvHeads: 1, headDim: 128 }, 257, 300), ['large', 'integers']],
       ['edge: head_dim 80 (not a multiple of 32), 6 heads / 2 kv heads', scoresParams({ heads: 6, kvHeads: 2, headDim: 80 }, 9, 11), ALL_SCORES],
       ['edge: head_dim 300 > threadgroup', scoresParams({ heads: 2, kvHeads: 1, headDim: 300 }, 5, 5), ['normal', 'large']],
@@ -72,10 +63,7 @@ export const attnScores = defineKernel({
     return validateHeads(p) ?? validateSeq(p, true);
   },
   inputs(p, inputSet, rng): Tensors {
-    const H = num(p, 'num_heads');
-    const D = num(p, 'head_dim');
-    const S = num(p, 'seq_len');
-    const kvd = num(p, 'num_kv_heads') * D;
+    const { H, D, S, kvd } = cacheDims(p);
     switch (inputSet) {
       case 'normal':
         return { q: normals(H * D, rng), k_cache: normals(S * kvd, rng) };
@@ -137,10 +125,7 @@ export const attnScores = defineKernel({
     };
   },
   cost(p) {
-    const H = num(p, 'num_heads');
-    const D = num(p, 'head_dim');
-    const S = num(p, 'seq_len');
-    const kvd = num(p, 'num_kv_heads') * D;
+    const { H, D, S, kvd } = cacheDims(p);
     // read Q (H·D) and the K cache once (S·kv_dim), write H·S scores, all f32
     const bytes = 4 * (H * D + S * kvd + H * S);
     // per score: D multiply-adds (2 flops each) and one multiply by scale

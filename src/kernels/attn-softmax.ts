@@ -31,10 +31,9 @@ function softmaxParams(heads: number, seqLen: number, seqStride: number): Params
 export const attnSoftmax = defineKernel({
   name: 'attn-softmax', entry: 'attn_softmax_batched', shader: 'attention.metal', group: 'attention',
   description: 'In-place softmax of each head’s scores over [0, seq_len), one threadgroup of 256 threads per head',
-  math: 'scores[h, p] = exp(s_p − max_q s_q) / Σ_q exp(s_q − max) over p, q < seq_len; the rest of each row is untouched',
   params: [P_HEADS, P_SEQ_LEN, P_SEQ_STRIDE],
   buffers: [f32InOut(0, 'scores', product('num_heads', 'seq_stride')), uintArg(1, 'seq_len'), uintArg(2, 'seq_stride')],
-  threadgroup: [],
+  math: 'scores[h, p] = exp(s_p − max_q s_q) / Σ_q exp(s_q − max) over p, q < seq_len; the rest of each row is untouched',
   defaults: { num_heads: 32, seq_len: 100, seq_stride: 4096 },
   bench: { seq_len: 4096, seq_stride: 4096 },
   presetParams: (m: ModelShape) => ({ num_heads: m.heads }),

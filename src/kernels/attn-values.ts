@@ -4,14 +4,14 @@
  * threadgroups of 256. Scores padding past seq_len is NaN.
  */
 import { attnValuesRef } from '../reference/attention.js';
-import { attnOf, cacheArgs, headsPerKv, normals, P_HEAD_DIM, P_HEADS, P_KV_HEADS, P_SEQ_LEN, P_SEQ_STRIDE, validateHeads, validateSeq, type AttnShape } from './common/attention.js';
+import { cacheArgs, cacheDims, cacheParams, decodeRows, headsPerKv, normals, P_HEAD_DIM, P_HEADS, P_KV_HEADS, P_SEQ_LEN, P_SEQ_STRIDE, validateHeads, validateSeq } from './common/attention.js';
 import { f32In, f32Out } from './common/buffers.js';
 import { cross, inputSets, setNames } from './common/cases.js';
 import { groups, TG } from './common/launch.js';
 import { num, product } from './common/params.js';
 import { headsPreset } from './common/presets.js';
 import { floatRule, U } from './common/rules.js';
-import { defineKernel, type KernelCase, type Params, type Tensors } from './spec.js';
+import { defineKernel, type KernelCase, type Tensors } from './spec.js';
 
 const VALUES_SETS = inputSets(`
   softmax: scores rows are softmax probabilities (of N(0, 2²)), V ~ N(0, 1)
@@ -21,14 +21,9 @@ const VALUES_SETS = inputSets(`
 `);
 const ALL_VALUES = setNames(VALUES_SETS);
 
-function valuesParams(a: AttnShape, seqLen: number, seqStride: number): Params {
-  return { num_heads: a.heads, num_kv_heads: a.kvHeads, head_dim: a.headDim, seq_len: seqLen, seq_stride: seqStride };
-}
-
 export const attnValues = defineKernel({
   name: 'attn-values', entry: 'attn_values_batched', shader: 'attention.metal', group: 'attention',
   description: 'Decode attention output scores·V, one thread per (head, dim) element, 256-thread threadgroups, GQA',
-  math: 'out[h·head_dim + d] = Σ_{p<seq_len} scores[h·seq_stride + p] · V[p, h/(heads/kv_heads), d]',
   params: [P_HEADS, P_KV_HEADS, P_HEAD_DIM, P_SEQ_LEN, P_SEQ_STRIDE],
   buffers: [
     f32In(0, 'scores', product('num_heads', 'seq_stride')),
@@ -37,29 +32,19 @@ export const attnValues = defineKernel({
     ...cacheArgs(),
     headsPerKv(7),
   ],
-  threadgroup: [],
+  math: 'out[h·head_dim + d] = Σ_{p<seq_len} scores[h·seq_stride + p] · V[p, h/(heads/kv_heads), d]',
   defaults: { num_heads: 32, num_kv_heads: 4, head_dim: 128, seq_len: 100, seq_stride: 4096 },
   bench: { seq_len: 4096, seq_stride: 4096 },
   presetParams: headsPreset,
   inputSets: VALUES_SETS,
   cases(): KernelCase[] {
-    const q3 = attnOf('qwen3-30b-a3b');
-    const gm = attnOf('gemma-4-26b-a4b');
-    const mx = attnOf('mixtral-8x7b');
-    const q15 = attnOf('qwen1.5-moe-a2.7b');
+    const all = ALL_VALUES;
     return cross([
-      ['qwen3-30b-a3b', valuesParams(q3, 1, 1), ALL_VALUES],
-      ['qwen3-30b-a3b', valuesParams(q3, 7, 64), ALL_VALUES],
-      ['qwen3-30b-a3b', valuesParams(q3, 100, 128), ALL_VALUES],
-      ['qwen3-30b-a3b', valuesParams(q3, 257, 300), ALL_VALUES],
-      ['gemma-4-26b-a4b', valuesParams(gm, 7, 16), ALL_VALUES],
-      ['gemma-4-26b-a4b', valuesParams(gm, 100, 128), ['softmax', 'large']],
-      ['mixtral-8x7b', valuesParams(mx, 5, 8), ALL_VALUES],
-      ['qwen1.5-moe-a2.7b', valuesParams(q15, 3, 3), ['softmax', 'one-hot']],
+      ...decodeRows(cacheParams, [all, all, all, all, all, ['softmax', 'large'], all, ['softmax', 'one-hot']]),
       // num_heads·head_dim not a multiple of 256: the last threadgroup is partly idle and must not write past `out`
-      ['edge: 6 heads × head_dim 80 = 480 threads of 512', valuesParams({ heads: 6, kvHeads: 2, headDim: 80 }, 9, 11), ALL_VALUES],
-      ['edge: 3 heads × head_dim 5, one kv head', valuesParams({ heads: 3, kvHeads: 1, headDim: 5 }, 4, 4), ALL_VALUES],
-      ['edge: 1 head, head_dim 300', valuesParams({ heads: 1, kvHeads: 1, headDim: 300 }, 2, 3), ['softmax', 'one-hot']],
+      ['edge: 6 heads × head_dim 80 = 480 threads of 512', cacheParams({ heads: 6, kvHeads: 2, headDim: 80 }, 9, 11), ALL_VALUES],
+      ['edge: 3 heads × head_dim 5, one kv head', cacheParams({ heads: 3, kvHeads: 1, headDim: 5 }, 4, 4), ALL_VALUES],
+      ['edge: 1 head, head_dim 300', cacheParams({ heads: 1, kvHeads: 1, headDim: 300 }, 2, 3), ['softmax', 'one-hot']],
     ]);
   },
   validate(p) {
@@ -141,10 +126,7 @@ export const attnValues = defineKernel({
     };
   },
   cost(p) {
-    const H = num(p, 'num_heads');
-    const D = num(p, 'head_dim');
-    const S = num(p, 'seq_len');
-    const kvd = num(p, 'num_kv_heads') * D;
+    const { H, D, S, kvd } = cacheDims(p);
     // read H·S scores and the V cache once (S·kv_dim), write H·D outputs, all f32
     const bytes = 4 * (H * S + S * kvd + H * D);
     // per output: S multiply-adds

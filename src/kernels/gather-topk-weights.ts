@@ -21,7 +21,6 @@ const GATHER_SETS = inputSets(`
 export const gatherTopkWeights = defineKernel({
   name: 'gather-topk-weights', entry: 'moe_gather_topk_weights', shader: 'moe_dispatch.metal', group: 'routing',
   description: 'Gather the first top_k experts of a descending order, renormalise their probabilities and apply the per-expert scale (one thread)',
-  math: 'ids[k] = order[k]; weights[k] = probs[ids[k]] / Σ_{j<top_k} probs[ids[j]] · scale[ids[k]] (0 when the sum is 0)',
   params: [P_EXPERTS, { ...P_TOP_K, max: GATHER_MAX_TOP_K }],
   buffers: [
     f32In(0, 'softmax_probs', param('n_experts')),
@@ -31,7 +30,7 @@ export const gatherTopkWeights = defineKernel({
     f32Out(4, 'out_weights', param('top_k')),
     paramStruct(5, 'MoeGatherTopkParams', ['n_experts', 'top_k']),
   ],
-  threadgroup: [],
+  math: 'ids[k] = order[k]; weights[k] = probs[ids[k]] / Σ_{j<top_k} probs[ids[j]] · scale[ids[k]] (0 when the sum is 0)',
   defaults: { n_experts: 128, top_k: 8 },
   presetParams: routingPreset,
   inputSets: GATHER_SETS,

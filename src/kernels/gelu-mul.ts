@@ -18,7 +18,6 @@ function geluMulSpec(bf16: boolean): KernelSpec {
     description: bf16
       ? 'GELU(gate)·up on separate bfloat gate and up vectors, f32 math, bfloat output (round to nearest even)'
       : 'GELU(gate)·up on separate gate and up vectors (the activation between gate/up and down projections)',
-    math: `${GELU_MATH}${bf16 ? '; inputs bf16 widened to f32, output rounded to bf16 (nearest even)' : ''}`,
     params: [P_ELEMENTS],
     buffers: [
       floatArray(bf16, 'read', 0, 'gate_out', n),
@@ -26,7 +25,7 @@ function geluMulSpec(bf16: boolean): KernelSpec {
       floatArray(bf16, 'write', 2, 'output', n),
       paramStruct(3, 'FusedGeluMulParams', ['n_elements']),
     ],
-    threadgroup: [],
+    math: `${GELU_MATH}${bf16 ? '; inputs bf16 widened to f32, output rounded to bf16 (nearest even)' : ''}`,
     defaults: { n_elements: modelOf('qwen3-30b-a3b').expert_intermediate },
     bench: { n_elements: 1 << 22 },
     inputSets: GELU_SETS,

@@ -3,7 +3,7 @@ import { matvecRef } from '../reference/ffn.js';
 import { f32In, f32Out, paramStruct } from './common/buffers.js';
 import { cross, inputSets, modelOf, setNames, tooLarge, unknownSet } from './common/cases.js';
 import { threads } from './common/launch.js';
-import { num, param, product } from './common/params.js';
+import { num, P_MATVEC_COLS, P_MATVEC_ROWS, param, product } from './common/params.js';
 import { sumRule } from './common/sums.js';
 import { defineKernel, type KernelCase, type Tensors } from './spec.js';
 
@@ -18,18 +18,10 @@ const ALL_MATVEC = setNames(MATVEC_SETS);
 export const matvec = defineKernel({
   name: 'matvec', entry: 'naive_matvec_f32', shader: 'moe_dispatch.metal', group: 'ffn',
   description: 'Naive f32 mat-vec, one thread per output row (the stage-1 expert projections gate/up/down for one token)',
+  params: [P_MATVEC_ROWS, P_MATVEC_COLS],
+  buffers: [f32In(0, 'weight', product('n', 'k')), f32In(1, 'input', param('k')), f32Out(2, 'output', param('n')), paramStruct(3, 'MatvecParams', [['m', () => 1], 'k', 'n'])],
+
   math: 'output[r] = Σ_c weight[r·k + c] · input[c] for r < n (weight [n, k] row-major; params.m = 1)',
-  params: [
-    { name: 'n', flag: 'rows', description: 'output rows n (rows of the weight matrix)', min: 1 },
-    { name: 'k', flag: 'cols', description: 'inner dimension k (columns of the weight matrix, input length)', min: 1 },
-  ],
-  buffers: [
-    f32In(0, 'weight', product('n', 'k')),
-    f32In(1, 'input', param('k')),
-    f32Out(2, 'output', param('n')),
-    paramStruct(3, 'MatvecParams', [['m', () => 1], 'k', 'n']),
-  ],
-  threadgroup: [],
   defaults: { n: 768, k: 2048 },
   bench: { n: 14336, k: 4096 },
   inputSets: MATVEC_SETS,

@@ -10,11 +10,12 @@
 import type { QuantBits } from '../quant/affine.js';
 import { qmvRef } from '../reference/quant.js';
 import type { Rng } from '../util/rng.js';
+import { cross } from './common/cases.js';
 import { f32In, f32Out } from './common/buffers.js';
 import { groups, threadsOf } from './common/launch.js';
 import { num, param } from './common/params.js';
 import { ALL_QUANT_SETS, DEQ, dimBuffers, genQuantWeights, genX, NAIVE_TG, QPARAMS, QT, QUANT_GROUP, QUANT_INPUT_SETS, QUANT_SHADER, qmvCost, quantRule, validateQuant, weightBuffers } from './common/quant.js';
-import { defineKernel, type Cost, type KernelCase, type KernelSpec, type Tensors } from './spec.js';
+import { defineKernel, type Cost, type KernelSpec, type Tensors } from './spec.js';
 
 type Shape = [origin: string, out_dim: number, in_dim: number, group_size: number];
 
@@ -40,7 +41,6 @@ function denseSpec(bits: QuantBits, tiled: boolean): KernelSpec {
     description: tiled
       ? `${bits}-bit dequantizing mat-vec: SIMD-group per row (${QT.ROWS} rows each, ${rowsPerTg} per threadgroup), x cached in threadgroup memory ${QT.XT} inputs at a time, lanes read consecutive words`
       : `${bits}-bit dequantizing mat-vec: one thread per output row, x read from device memory`,
-    math: `y[r] = Σ_i W[r,i]·x[i], ${DEQ}`,
     params: QPARAMS,
     buffers: [
       ...weightBuffers(bits, 0, (p) => num(p, 'out_dim')),
@@ -49,16 +49,11 @@ function denseSpec(bits: QuantBits, tiled: boolean): KernelSpec {
       ...dimBuffers(5),
     ],
     threadgroup: tiled ? [{ index: 0, name: 'xs', bytes: () => QT.XT * 4 }] : [],
+    math: `y[r] = Σ_i W[r,i]·x[i], ${DEQ}`,
     defaults: { out_dim: 768, in_dim: 2048, group_size: 64 },
     bench: { out_dim: 768, in_dim: 2048, group_size: 64 },
     inputSets: QUANT_INPUT_SETS,
-    cases(): KernelCase[] {
-      const out: KernelCase[] = [];
-      for (const [origin, out_dim, in_dim, group_size] of DENSE_SHAPES) {
-        for (const s of ALL_QUANT_SETS) out.push({ params: { out_dim, in_dim, group_size }, inputSet: s, origin });
-      }
-      return out;
-    },
+    cases: () => cross(DENSE_SHAPES.map(([origin, out_dim, in_dim, group_size]) => [origin, { out_dim, in_dim, group_size }, ALL_QUANT_SETS])),
     validate: (p) => validateQuant(p, bits, num(p, 'out_dim')),
     inputs(p, set, rng: Rng): Tensors {
       const m = genQuantWeights(num(p, 'out_dim'), num(p, 'in_dim'), bits, num(p, 'group_size'), set, `w:${rng.next()}`);

@@ -3,21 +3,16 @@
  * expert-indexed 4-bit mat-vec running the top-k experts of one token in one
  * dispatch (gather by id), tiled like qmv4-tiled or one thread per (row, slot).
  */
-import { qmvRef } from '../reference/quant.js';
 import type { Rng } from '../util/rng.js';
+import { cross } from './common/cases.js';
 import { f32In, f32Out, u32In, uintArg } from './common/buffers.js';
 import { groups, threadsOf } from './common/launch.js';
-import { num, param, product } from './common/params.js';
+import { num, P_STACKED_EXPERTS, P_TOP_K, param, product } from './common/params.js';
 import { routingPreset } from './common/presets.js';
-import { ALL_QUANT_SETS, copyRows, DEQ, dimBuffers, emptyQuant, fillRandomPacked, genQuantWeights, genX, NAIVE_TG, QPARAMS, QT, QUANT_GROUP, QUANT_INPUT_SETS, QUANT_SHADER, qmvCost, quantRule, validateQuant, weightBuffers } from './common/quant.js';
-import { defineKernel, type Cost, type KernelCase, type KernelSpec, type ParamDef, type Tensors } from './spec.js';
+import { ALL_QUANT_SETS, copyRows, DEQ, dimBuffers, emptyQuant, fillRandomPacked, genQuantWeights, genX, NAIVE_TG, QPARAMS, QT, QUANT_GROUP, QUANT_INPUT_SETS, QUANT_SHADER, qmvCost, qmvSlotsRef, quantRule, validateQuant, weightBuffers, X_PER_PAIR } from './common/quant.js';
+import { defineKernel, type Cost, type KernelSpec, type ParamDef, type Tensors } from './spec.js';
 
-const EXPERT_PARAMS: ParamDef[] = [
-  { name: 'n_experts', flag: 'experts', description: 'experts whose weights are stacked', min: 1 },
-  { name: 'top_k', flag: 'top-k', description: 'experts selected for the token (slots)', min: 1 },
-  { name: 'x_per_pair', flag: 'x-per-pair', description: '1: one input row per slot (down projection), 0: one input shared by all slots (gate/up)', min: 0, max: 1 },
-  ...QPARAMS,
-];
+const EXPERT_PARAMS: ParamDef[] = [P_STACKED_EXPERTS, { ...P_TOP_K, description: 'experts selected for the token (slots)' }, X_PER_PAIR, ...QPARAMS];
 
 const EXPERT_SHAPES: [origin: string, experts: number, topK: number, xPerPair: number, out: number, inDim: number, gs: number, sets: string[] | null][] = [
   // the full decode shapes of Qwen3-30B-A3B: 128 experts, top-8 (100 MB of packed weights: one input set each)
@@ -39,8 +34,6 @@ function expertSpec(tiled: boolean): KernelSpec {
     description: tiled
       ? `Expert-indexed 4-bit mat-vec: the top-k experts of one token in one dispatch (gather by id, as MLX gather_qmv / llama.cpp mul_mv_id), tiled like qmv4-tiled`
       : 'Expert-indexed 4-bit mat-vec, one thread per (row, slot): the baseline for qmv4-expert',
-    math: `y[s,r] = Σ_i W[ids[s],r,i]·x[s·x_per_pair, i] for the top_k slots s, ${DEQ}`,
-      params: EXPERT_PARAMS,
     buffers: [
       ...weightBuffers(4, 0, (p) => num(p, 'n_experts') * num(p, 'out_dim')),
       f32In(3, 'x', (p) => (num(p, 'x_per_pair') ? num(p, 'top_k') : 1) * num(p, 'in_dim')),
@@ -51,19 +44,14 @@ function expertSpec(tiled: boolean): KernelSpec {
       uintArg(10, 'x_per_pair'),
     ],
     threadgroup: tiled ? [{ index: 0, name: 'xs', bytes: () => QT.XT * 4 }] : [],
+    math: `y[s,r] = Σ_i W[ids[s],r,i]·x[s·x_per_pair, i] for the top_k slots s, ${DEQ}`,
+      params: EXPERT_PARAMS,
     defaults: { n_experts: 16, top_k: 4, x_per_pair: 0, out_dim: 64, in_dim: 2048, group_size: 64 },
     bench: { n_experts: 128, top_k: 8, x_per_pair: 0, out_dim: 768, in_dim: 2048, group_size: 64 },
     presetParams: routingPreset,
     inputSets: QUANT_INPUT_SETS,
-    cases(): KernelCase[] {
-      const out: KernelCase[] = [];
-      for (const [origin, n_experts, top_k, x_per_pair, out_dim, in_dim, group_size, sets] of EXPERT_SHAPES) {
-        for (const s of sets ?? ALL_QUANT_SETS) {
-          out.push({ params: { n_experts, top_k, x_per_pair, out_dim, in_dim, group_size }, inputSet: s, origin });
-        }
-      }
-      return out;
-    },
+    cases: () =>
+      cross(EXPERT_SHAPES.map(([origin, n_experts, top_k, x_per_pair, out_dim, in_dim, group_size, sets]) => [origin, { n_experts, top_k, x_per_pair, out_dim, in_dim, group_size }, sets ?? ALL_QUANT_SETS])),
     validate(p) {
       if (num(p, 'top_k') > num(p, 'n_experts')) return `top_k = ${num(p, 'top_k')} must not exceed n_experts = ${num(p, 'n_experts')}`;
       return validateQuant(p, 4, num(p, 'n_experts') * num(p, 'out_dim'));
@@ -102,20 +90,11 @@ function expertSpec(tiled: boolean): KernelSpec {
         : threadsOf(NAIVE_TG, num(p, 'out_dim'), num(p, 'top_k'));
     },
     reference(p, t) {
-      const K = num(p, 'top_k');
       const R = num(p, 'out_dim');
       const I = num(p, 'in_dim');
-      const m = { bits: 4 as const, w: t.w as Uint32Array, scales: t.scales as Uint16Array, biases: t.biases as Uint16Array };
-      const ids = t.ids as Uint32Array;
-      const y = new Float32Array(K * R);
-      const mag = new Float64Array(K * R);
-      for (let s = 0; s < K; s++) {
-        const e = ids[s] as number;
-        if (e >= num(p, 'n_experts')) continue; // zeros
-        const r = qmvRef(m, e * R, R, I, num(p, 'group_size'), t.x as Float32Array, num(p, 'x_per_pair') ? s * I : 0);
-        y.set(r.y, s * R);
-        mag.set(r.mag, s * R);
-      }
+      // slot s: expert ids[s]'s rows, its own input row or the shared one; an id out of range leaves zeros
+      const slots = Array.from(t.ids as Uint32Array, (e, s): [number, number] | null => (e >= num(p, 'n_experts') ? null : [e * R, num(p, 'x_per_pair') ? s * I : 0]));
+      const { y, mag } = qmvSlotsRef(t, R, I, num(p, 'group_size'), slots);
       return { outputs: { y }, rules: { y: quantRule(mag, I) } };
     },
     cost(p): Cost {

@@ -21,10 +21,9 @@ const GATE_SETS = inputSets(`
 export const sigmoidGate = defineKernel({
   name: 'sigmoid-gate', entry: 'sigmoid_gate', shader: 'attention.metal', group: 'attention',
   description: 'Attention output gate x ← x·sigmoid(gate), in place, one thread per element, 256-thread threadgroups',
-  math: 'x[i] = x[i] · 1/(1 + e^(−gate[i]))',
   params: [{ name: 'n_elements', flag: 'elements', description: 'elements (num_heads × head_dim of the gated attention output)', min: 1 }],
   buffers: [f32InOut(0, 'x', param('n_elements')), f32In(1, 'gate', param('n_elements')), uintArg(2, 'dim', param('n_elements'))],
-  threadgroup: [],
+  math: 'x[i] = x[i] · 1/(1 + e^(−gate[i]))',
   defaults: { n_elements: 4096 },
   bench: { n_elements: 1 << 20 },
   inputSets: GATE_SETS,

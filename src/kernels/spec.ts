@@ -134,14 +134,16 @@ export interface KernelSpec {
   entry: string;
   /** File under shaders/. */
   shader: string;
+  /** Family shown by `moe kernels` (routing, ffn, attention, ...). */
   group: string;
   description: string;
-  /** Named math the kernel follows (e.g. 'GELU(tanh)·up'); printed in reports. */
-  math: string;
   params: ParamDef[];
-  inputSets: InputSet[];
+  /** The kernel's signature: its [[buffer(n)]] and threadgroup memory arguments. */
   buffers: BufferDecl[];
   threadgroup: ThreadgroupDecl[];
+  /** Named math the kernel follows (e.g. 'GELU(tanh)·up'); printed in reports. */
+  math: string;
+  inputSets: InputSet[];
   /** Default sweep (shapes × input sets). */
   cases(): KernelCase[];
   /** Params of a case from the CLI: fill what the user did not give. */
@@ -160,8 +162,8 @@ export interface KernelSpec {
   readonly hasTopK?: boolean;
 }
 
-/** A kernel spec as written: everything but what is derived from it. */
-export type KernelDef = Omit<KernelSpec, 'hasTopK'>;
+/** A kernel spec as written: everything but what is derived from it; no threadgroup memory unless stated. */
+export type KernelDef = Omit<KernelSpec, 'hasTopK' | 'threadgroup'> & { threadgroup?: ThreadgroupDecl[] };
 
 /** Whether a spec's params include top_k. */
 export function hasTopKParam(spec: Pick<KernelSpec, 'params'>): boolean {
@@ -170,7 +172,7 @@ export function hasTopKParam(spec: Pick<KernelSpec, 'params'>): boolean {
 
 /** The spec of a definition, with the fields derived from it. */
 export function defineKernel(def: KernelDef): KernelSpec {
-  return { ...def, hasTopK: hasTopKParam(def) };
+  return { ...def, threadgroup: def.threadgroup ?? [], hasTopK: hasTopKParam(def) };
 }
 
 export function shapeLabel(spec: KernelSpec, p: Params): string {

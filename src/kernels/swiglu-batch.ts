@@ -11,7 +11,6 @@ import { defineKernel } from './spec.js';
 export const swigluBatch = defineKernel({
   name: 'swiglu-batch', entry: 'moe_swiglu_batch', shader: 'moe_dispatch.metal', group: 'ffn',
   description: 'GELU(gate)·up for all top_k slots of one token in one dispatch; gate_up rows [gate (I) | up (I)]',
-  math: `${GELU_MATH}; out[k, i] from gate = gate_up[k·2I + i], up = gate_up[k·2I + I + i]`,
   params: [P_INTER, P_TOP_K],
   buffers: [
     f32In(0, 'gate_up_buf', (p) => num(p, 'top_k') * 2 * num(p, 'intermediate')),
@@ -19,7 +18,7 @@ export const swigluBatch = defineKernel({
     uintArg(2, 'intermediate'),
     uintArg(3, 'top_k'),
   ],
-  threadgroup: [],
+  math: `${GELU_MATH}; out[k, i] from gate = gate_up[k·2I + i], up = gate_up[k·2I + I + i]`,
   defaults: { intermediate: 768, top_k: 8 },
   bench: { intermediate: 14336, top_k: 8 },
   presetParams: intermediatePreset,

@@ -10,10 +10,9 @@ import { defineKernel } from './spec.js';
 export const swigluFused = defineKernel({
   name: 'swiglu-fused', entry: 'moe_swiglu_fused', shader: 'moe_dispatch.metal', group: 'ffn',
   description: 'GELU(gate)·up on one fused gate_up row [gate (n) | up (n)] (experts with a fused gate/up projection)',
-  math: `${GELU_MATH}; gate = gate_up[i], up = gate_up[n + i]`,
   params: [P_ELEMENTS],
   buffers: [f32In(0, 'gate_up', (p) => 2 * num(p, 'n_elements')), f32Out(1, 'output', param('n_elements')), paramStruct(2, 'FusedGeluMulParams', ['n_elements'])],
-  threadgroup: [],
+  math: `${GELU_MATH}; gate = gate_up[i], up = gate_up[n + i]`,
   defaults: { n_elements: modelOf('gemma-4-26b-a4b').expert_intermediate },
   bench: { n_elements: 1 << 22 },
   inputSets: GELU_SETS,

@@ -14,16 +14,15 @@ function swigluSeqSpec(bf16: boolean): KernelSpec {
   return defineKernel({
     name: bf16 ? 'swiglu-seq-bf16' : 'swiglu-seq', entry: bf16 ? 'moe_swiglu_seq_bf16' : 'moe_swiglu_seq', shader: 'moe_dispatch.metal', group: 'ffn',
     description: `GELU(gate)·up for every (token, slot) of a prefill batch; gate_up [n_tokens, top_k, 2I]${bf16 ? ', bfloat in and out, f32 math' : ''}`,
-    math: `${GELU_MATH}; out[t, k, i] from gate = gate_up[(t·K + k)·2I + i], up = gate_up[(t·K + k)·2I + I + i]${
-      bf16 ? '; inputs bf16 widened to f32, output rounded to bf16 (nearest even)' : ''
-    }`,
     params: [P_INTER, P_TOP_K, P_TOKENS],
     buffers: [
       floatArray(bf16, 'read', 0, 'gate_up_buf', (p) => rows(p) * 2 * num(p, 'intermediate')),
       floatArray(bf16, 'write', 1, 'output_buf', (p) => rows(p) * num(p, 'intermediate')),
       paramStruct(2, 'MoeSwigluSeqParams', ['intermediate', 'top_k', 'n_tokens']),
     ],
-    threadgroup: [],
+    math: `${GELU_MATH}; out[t, k, i] from gate = gate_up[(t·K + k)·2I + i], up = gate_up[(t·K + k)·2I + I + i]${
+      bf16 ? '; inputs bf16 widened to f32, output rounded to bf16 (nearest even)' : ''
+    }`,
     defaults: { intermediate: 768, top_k: 8, n_tokens: 4 },
     bench: { n_tokens: 512 },
     presetParams: intermediatePreset,

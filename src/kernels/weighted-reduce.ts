@@ -7,7 +7,7 @@ import { weightedReduceRef } from '../reference/ffn.js';
 import { f32In, f32Out, paramStruct } from './common/buffers.js';
 import { type CaseRow, cross, inputSets, modelOf, setNames, tooLarge } from './common/cases.js';
 import { groups, TG } from './common/launch.js';
-import { num, P_HIDDEN, P_TOKENS, P_TOP_K, param, product } from './common/params.js';
+import { num, P_ADD_RESIDUAL, P_HIDDEN, P_TOKENS, P_TOP_K, param, product } from './common/params.js';
 import { hiddenPreset } from './common/presets.js';
 import { sumInputs, sumRule } from './common/sums.js';
 import { defineKernel, type KernelCase, type Params, type Tensors } from './spec.js';
@@ -23,13 +23,7 @@ export const weightedReduce = defineKernel({
   name: 'weighted-reduce', entry: 'moe_weighted_reduce_f32', shader: 'moe_weighted_reduce.metal', group: 'ffn',
   description:
     'Fused end of a MoE layer: weighted sum of the routed experts’ outputs + gated shared expert (+ residual when add_residual); with add_residual = 0 the residual buffer is filled with NaN and must not be used',
-  math: 'output[t, h] = Σ_k expert_w[t·K + k]·y_expert[t·K + k, h] + sh_gate[t]·y_shared[t, h] (+ residual[t, h] when add_residual ≠ 0)',
-  params: [
-    P_TOKENS,
-    P_TOP_K,
-    P_HIDDEN,
-    { name: 'add_residual', flag: 'residual', description: 'add the residual: 1 yes, 0 no (the residual buffer is then a NaN-filled dummy)', min: 0, max: 1 },
-  ],
+  params: [P_TOKENS, P_TOP_K, P_HIDDEN, P_ADD_RESIDUAL],
   buffers: [
     paramStruct(0, 'MoeWeightedReduceParams', ['n_tokens', 'top_k', ['h', param('hidden')], 'add_residual']),
     f32In(1, 'expert_w', product('n_tokens', 'top_k')),
@@ -39,7 +33,7 @@ export const weightedReduce = defineKernel({
     f32In(5, 'residual', product('n_tokens', 'hidden')),
     f32Out(6, 'output', product('n_tokens', 'hidden')),
   ],
-  threadgroup: [],
+  math: 'output[t, h] = Σ_k expert_w[t·K + k]·y_expert[t·K + k, h] + sh_gate[t]·y_shared[t, h] (+ residual[t, h] when add_residual ≠ 0)',
   defaults: { n_tokens: 4, top_k: 8, hidden: 2048, add_residual: 1 },
   bench: { n_tokens: 512 },
   presetParams: hiddenPreset,

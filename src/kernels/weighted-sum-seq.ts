@@ -19,7 +19,6 @@ function weightedSumSeqSpec(bf16Input: boolean): KernelSpec {
     description: bf16Input
       ? 'Per-token weighted sum of top_k expert outputs for a prefill batch: bfloat expert outputs, f32 weights, f32 accumulator and output'
       : 'Per-token weighted sum of top_k expert outputs for a prefill batch',
-    math: `out[t, d] = Σ_k expert_outputs[(t·K + k)·H + d] · weights[t·K + k]${bf16Input ? ' (expert_outputs bf16 widened to f32; f32 accumulation)' : ''}`,
     params: [P_HIDDEN, P_TOP_K, P_TOKENS],
     buffers: [
       floatArray(bf16Input, 'read', 0, 'expert_outputs', (p) => slots(p) * num(p, 'hidden')),
@@ -27,7 +26,7 @@ function weightedSumSeqSpec(bf16Input: boolean): KernelSpec {
       f32Out(2, 'output', product('n_tokens', 'hidden')),
       paramStruct(3, 'MoeWeightedSumSeqParams', [['hidden_size', param('hidden')], 'top_k', 'n_tokens']),
     ],
-    threadgroup: [],
+    math: `out[t, d] = Σ_k expert_outputs[(t·K + k)·H + d] · weights[t·K + k]${bf16Input ? ' (expert_outputs bf16 widened to f32; f32 accumulation)' : ''}`,
     defaults: { hidden: 2048, top_k: 8, n_tokens: 4 },
     bench: { n_tokens: 512 },
     presetParams: hiddenPreset,

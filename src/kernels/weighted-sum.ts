@@ -11,7 +11,6 @@ import { defineKernel, type Tensors } from './spec.js';
 export const weightedSum = defineKernel({
   name: 'weighted-sum', entry: 'moe_weighted_sum', shader: 'moe_dispatch.metal', group: 'ffn',
   description: 'Weighted sum of one token’s top_k expert outputs in one dispatch (replaces zero_buffer + top_k × moe_accumulate)',
-  math: 'out[d] = Σ_k expert_outputs[k·H + d] · weights[k]',
   params: [P_HIDDEN, P_TOP_K],
   buffers: [
     f32In(0, 'expert_outputs', product('top_k', 'hidden')),
@@ -19,7 +18,7 @@ export const weightedSum = defineKernel({
     f32Out(2, 'output', param('hidden')),
     paramStruct(3, 'MoeWeightedSumParams', [['hidden_size', param('hidden')], 'top_k']),
   ],
-  threadgroup: [],
+  math: 'out[d] = Σ_k expert_outputs[k·H + d] · weights[k]',
   defaults: { hidden: 2048, top_k: 8 },
   bench: { hidden: 4096, top_k: 8 },
   presetParams: hiddenPreset,

@@ -8,13 +8,12 @@ import { defineKernel, type KernelCase, type Tensors } from './spec.js';
 export const zeroBuffer = defineKernel({
   name: 'zero-buffer', entry: 'zero_buffer', shader: 'moe_dispatch.metal', group: 'ffn',
   description: 'Zero an f32 buffer (the accumulator before the stage-1 expert loop)',
-  math: 'buffer[i] = 0 for i < n_elements',
   params: [P_ELEMENTS],
   buffers: [
     f32Out(0, 'buffer', param('n_elements')),
     paramStruct(1, 'ZeroParams', ['n_elements']),
   ],
-  threadgroup: [],
+  math: 'buffer[i] = 0 for i < n_elements',
   defaults: { n_elements: 2048 },
   bench: { n_elements: 1 << 22 },
   inputSets: [{ name: 'canary', description: 'the buffer starts as NaN (the canary, as pooled memory may hold): every element must be stored, not scaled' }],

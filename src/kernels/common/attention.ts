@@ -12,7 +12,7 @@
 import type { Rng } from '../../util/rng.js';
 import type { BufferDecl, ParamDef, Params } from '../spec.js';
 import { uintArg } from './buffers.js';
-import { MAX_ELEMS, modelOf } from './cases.js';
+import { MAX_ELEMS, modelOf, type CaseRow } from './cases.js';
 import { num, product } from './params.js';
 
 export interface AttnShape {
@@ -86,3 +86,31 @@ export function cacheArgs(): BufferDecl[] {
 
 /** The `heads_per_kv` scalar (GQA group size) at `index`. */
 export const headsPerKv = (index: number): BufferDecl => uintArg(index, 'heads_per_kv', (p) => num(p, 'num_heads') / num(p, 'num_kv_heads'));
+
+/** The params of a case of the cache kernels: the head layout and the cache shape. */
+export function cacheParams(a: AttnShape, seqLen: number, seqStride: number): Params {
+  return { num_heads: a.heads, num_kv_heads: a.kvHeads, head_dim: a.headDim, seq_len: seqLen, seq_stride: seqStride };
+}
+
+/** The cache shapes of real models that the scores and values kernels sweep: [model, seq_len, seq_stride]. */
+const DECODE_SHAPES: [key: string, seqLen: number, seqStride: number][] = [
+  ['qwen3-30b-a3b', 1, 1],
+  ['qwen3-30b-a3b', 7, 64],
+  ['qwen3-30b-a3b', 100, 128],
+  ['qwen3-30b-a3b', 257, 300],
+  ['gemma-4-26b-a4b', 7, 16],
+  ['gemma-4-26b-a4b', 100, 128],
+  ['mixtral-8x7b', 5, 8],
+  ['qwen1.5-moe-a2.7b', 3, 3],
+];
+
+/** The sweep rows of DECODE_SHAPES, with the input sets of each row (`sets[i]` for row i). */
+export function decodeRows(toParams: (a: AttnShape, seqLen: number, seqStride: number) => Params, sets: string[][]): CaseRow[] {
+  return DECODE_SHAPES.map(([key, seqLen, seqStride], i) => [key, toParams(attnOf(key), seqLen, seqStride), sets[i] as string[]]);
+}
+
+/** The sizes the cache kernels compute with: heads H, head_dim D, seq_len S and the kv row width kvd = num_kv_heads·D. */
+export function cacheDims(p: Params): { H: number; D: number; S: number; kvd: number } {
+  const D = num(p, 'head_dim');
+  return { H: num(p, 'num_heads'), D, S: num(p, 'seq_len'), kvd: num(p, 'num_kv_heads') * D };
+}

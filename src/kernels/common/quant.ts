@@ -8,7 +8,8 @@ import { checkQuantShape, quantize, type QuantBits, type QuantizedMatrix, type Q
 import { f32ToBf16Bits } from '../../util/bf16.js';
 import { fillUniform, hashString } from '../../util/fastrng.js';
 import type { Rng } from '../../util/rng.js';
-import type { BufferDecl, FloatRule, ParamDef, Params } from '../spec.js';
+import { qmvRef } from '../../reference/quant.js';
+import type { BufferDecl, FloatRule, ParamDef, Params, Tensors } from '../spec.js';
 import { num } from './params.js';
 import { inputSets } from './cases.js';
 
@@ -36,6 +37,15 @@ export const QPARAMS: ParamDef[] = [
   { name: 'in_dim', flag: 'in-dim', description: 'input length (a multiple of group_size)', min: 1 },
   { name: 'group_size', flag: 'group-size', description: 'input elements per scale/bias group (32, 64 or 128)', min: 8 },
 ];
+
+/** Whether each slot has its own input row: the expert-indexed mat-vecs' down (1) or gate/up (0) projection. */
+export const X_PER_PAIR: ParamDef = {
+  name: 'x_per_pair',
+  flag: 'x-per-pair',
+  description: '1: one input row per slot (down projection), 0: one input shared by all slots (gate/up)',
+  min: 0,
+  max: 1,
+};
 
 export const QUANT_INPUT_SETS = inputSets(`
   normal: weights U(-0.1, 0.1) quantized min/max (scale = range/(2^bits-1), bias = min); x ~ N(0,1)
@@ -190,6 +200,24 @@ export function validateQuant(p: Params, bits: QuantBits, weightRows: number): s
   const bytes = (weightRows * num(p, 'in_dim') * bits) / 8;
   if (bytes > 2 ** 30) return `packed weights of ${(bytes / 2 ** 30).toFixed(1)} GiB are too large to verify`;
   return null;
+}
+
+/**
+ * The reference of one packed 4-bit matrix applied in `slots`, each an
+ * [out_dim]-row mat-vec: slot i reads rows from `row0` and x from `xOffset`;
+ * a null slot stays 0. Outputs and magnitudes are [slots, out_dim].
+ */
+export function qmvSlotsRef(t: Tensors, outDim: number, inDim: number, groupSize: number, slots: ([row0: number, xOffset: number] | null)[]): { y: Float32Array; mag: Float64Array } {
+  const m = { bits: 4 as const, w: t.w as Uint32Array, scales: t.scales as Uint16Array, biases: t.biases as Uint16Array };
+  const y = new Float32Array(slots.length * outDim);
+  const mag = new Float64Array(slots.length * outDim);
+  slots.forEach((slot, i) => {
+    if (slot === null) return;
+    const r = qmvRef(m, slot[0], outDim, inDim, groupSize, t.x as Float32Array, slot[1]);
+    y.set(r.y, i * outDim);
+    mag.set(r.mag, i * outDim);
+  });
+  return { y, mag };
 }
 
 /** Unit roundoff of f32. */
