@@ -1,7 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { attnScoresRef, attnSoftmaxRef, attnValuesRef, sigmoidGateRef, sigmoidStable } from '../src/reference/attention.js';
-import { ATTENTION_SPECS, attnScale, attnScores, attnSoftmax, attnValues, sigmoidGate } from '../src/kernels/attention.js';
+import { attnScores } from '../src/kernels/attn-scores.js';
+import { attnSoftmax } from '../src/kernels/attn-softmax.js';
+import { attnValues } from '../src/kernels/attn-values.js';
+import { attnScale } from '../src/kernels/common/attention.js';
+import { ATTENTION_SPECS } from '../src/kernels/index.js';
+import { sigmoidGate } from '../src/kernels/sigmoid-gate.js';
 import type { FloatRule, KernelSpec, Params } from '../src/kernels/spec.js';
 import { getBackend } from '../src/backend/index.js';
 import { verifySpec } from '../src/verify/run.js';

@@ -10,25 +10,19 @@ import {
   weightedReduceRef,
   weightedSumRef,
 } from '../src/reference/ffn.js';
-import {
-  FFN_SPECS,
-  accumulate,
-  bf16RoundingRule,
-  gatherTopkWeights,
-  geluMul,
-  geluMulBf16,
-  matvec,
-  swigluBatch,
-  swigluFused,
-  swigluSeq,
-  swigluSeqBf16,
-  weightedReduce,
-  weightedSum,
-  weightedSumSeq,
-  weightedSumSeqBf16Input,
-  zeroBuffer,
-} from '../src/kernels/ffn.js';
-import { SPECS } from '../src/kernels/index.js';
+import { accumulate } from '../src/kernels/accumulate.js';
+import { bf16RoundingRule } from '../src/kernels/common/gelu.js';
+import { gatherTopkWeights } from '../src/kernels/gather-topk-weights.js';
+import { geluMul, geluMulBf16 } from '../src/kernels/gelu-mul.js';
+import { FFN_SPECS, SPECS } from '../src/kernels/index.js';
+import { matvec } from '../src/kernels/matvec.js';
+import { swigluBatch } from '../src/kernels/swiglu-batch.js';
+import { swigluFused } from '../src/kernels/swiglu-fused.js';
+import { swigluSeq, swigluSeqBf16 } from '../src/kernels/swiglu-seq.js';
+import { weightedReduce } from '../src/kernels/weighted-reduce.js';
+import { weightedSum } from '../src/kernels/weighted-sum.js';
+import { weightedSumSeq, weightedSumSeqBf16Input } from '../src/kernels/weighted-sum-seq.js';
+import { zeroBuffer } from '../src/kernels/zero-buffer.js';
 import type { BufferDecl, FloatRule, KernelSpec, Params } from '../src/kernels/spec.js';
 import { model } from '../src/kernels/models.js';
 import { bf16BitsToF32, f32ToBf16Bits } from '../src/util/bf16.js';

@@ -3,15 +3,11 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { getBackend } from '../src/backend/index.js';
-import { findSpec, SPECS } from '../src/kernels/index.js';
-import {
-  QUANT_SPECS,
-  qgateUp4,
-  qmv4,
-  qmv4Batched,
-  qmv4Expert,
-  qmv8Tiled,
-} from '../src/kernels/quant.js';
+import { findSpec, QUANT_SPECS, SPECS } from '../src/kernels/index.js';
+import { qgateUp4 } from '../src/kernels/qgate-up4.js';
+import { qmv4, qmv8Tiled } from '../src/kernels/qmv.js';
+import { qmv4Batched } from '../src/kernels/qmv4-batched.js';
+import { qmv4Expert } from '../src/kernels/qmv4-expert.js';
 import type { KernelCase, KernelSpec } from '../src/kernels/spec.js';
 import {
   checkQuantShape,
@@ -28,7 +24,7 @@ import { bf16BitsToF32, f32ToBf16Bits, roundBf16 } from '../src/util/bf16.js';
 import { fillUniform } from '../src/util/fastrng.js';
 import { verifySpec } from '../src/verify/run.js';
 import { moe, ROOT, shader, tmp } from './helpers.js';
-import { QB, QG_ROWS, QT } from '../src/kernels/quant-common.js';
+import { QB, QG_ROWS, QT } from '../src/kernels/common/quant.js';
 
 // ---------------------------------------------------------------------------
 // The quantizer

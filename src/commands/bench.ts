@@ -7,8 +7,8 @@ import { featureSkip } from '../backend/features.js';
 import { ensureDeviceTrusted } from '../backend/selftest.js';
 import { UsageError } from '../errors.js';
 import { SPECS } from '../kernels/index.js';
-import { model, models } from '../kernels/models.js';
-import type { KernelSpec, Params } from '../kernels/spec.js';
+import { benchShapes, presetModel } from '../kernels/select.js';
+import type { KernelSpec } from '../kernels/spec.js';
 import { compareRuns, type BaselineResult } from '../bench/baseline.js';
 import { findPeak } from '../bench/peaks.js';
 import { benchCase, type BenchCase } from '../bench/run.js';
@@ -48,25 +48,6 @@ function shapeFlags(): Record<string, Interfaces.OptionFlag<string | undefined>>
       if (!out[flag]) out[flag] = Flags.string({ description: `${p.description} (comma list = one row per value)`, helpGroup: 'SHAPE' });
     }
   }
-  return out;
-}
-
-/** Presets map model fields to the spec parameters they set. */
-function presetParams(spec: KernelSpec, key: string): Params {
-  const m = model(key);
-  if (!m) return {};
-  const byName: Record<string, number> = {
-    n_experts: m.experts,
-    top_k: m.top_k,
-    h: m.hidden,
-    hidden: m.hidden,
-    intermediate: m.expert_intermediate,
-    num_heads: m.heads,
-    num_kv_heads: m.kv_heads,
-    head_dim: m.head_dim,
-  };
-  const out: Params = {};
-  for (const p of spec.params) if (byName[p.name] !== undefined) out[p.name] = byName[p.name] as number;
   return out;
 }
 
@@ -149,9 +130,7 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
       if (without.length > 0) throw new UsageError(`--top-k: ${without.map((s) => s.name).join(', ')} has no top-k parameter`);
     }
     if (flags.shader && specs.length !== 1) throw new UsageError('--shader needs exactly one --kernel');
-    if (flags.preset && !model(flags.preset)) {
-      throw new UsageError(`unknown preset '${flags.preset}' (choose from ${models().map((m) => m.key).join(', ')})`);
-    }
+    const preset = flags.preset ? presetModel(flags.preset) : undefined;
     let baselineDoc: BenchReport | null = null;
     if (flags.baseline) {
       if (!existsSync(flags.baseline)) throw new UsageError(`baseline file not found: ${flags.baseline}`);
@@ -200,16 +179,11 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
         }
         const pipeline = await preparePipeline(spec, backend, src);
         shaders[spec.name] = pipeline.sourceHash;
-        const base: Params = { ...spec.defaults, ...(spec.bench ?? {}), ...(flags.preset ? presetParams(spec, flags.preset) : {}) };
-        let shapes: Params[] = [base];
-        const lists: [string, number[]][] = [];
-        if (topKs) lists.push(['top_k', topKs]);
+        const values: Record<string, number[] | undefined> = {};
         for (const p of spec.params) {
-          const v = parseList(p.flag ?? p.name, f[p.flag ?? p.name] as string | undefined, { min: p.min ?? (p.kind === 'float' ? -Infinity : 1), float: p.kind === 'float' });
-          if (v && p.name !== 'top_k') lists.push([p.name, v]);
+          values[p.name] = parseList(p.flag ?? p.name, f[p.flag ?? p.name] as string | undefined, { min: p.min ?? (p.kind === 'float' ? -Infinity : 1), float: p.kind === 'float' });
         }
-        for (const [name, vs] of lists) shapes = shapes.flatMap((s) => vs.map((v) => ({ ...s, [name]: v })));
-        for (const params of shapes) {
+        for (const params of benchShapes(spec, values, topKs, preset)) {
           const why = spec.validate(params);
           if (why !== null) throw new UsageError(`${spec.name}: ${why}`);
           checkCaseResources(spec, params);

@@ -7,7 +7,7 @@ import { memoryBudget } from '../backend/limits.js';
 import type { DeviceInfo } from '../backend/types.js';
 import { layerBytes, runLayer, type LayerReport, type Strategy } from '../dispatch/layer.js';
 import { UsageError } from '../errors.js';
-import { model, models } from '../kernels/models.js';
+import { presetModel } from '../kernels/select.js';
 import type { LayerShape } from '../reference/moe-layer.js';
 import { toolVersion } from '../util/env.js';
 import { backendFlag, MoeCommand, safetyRunOptions, seedFlag, stackSizeFlag, timeoutFlag } from './base.js';
@@ -67,8 +67,7 @@ Exit codes: 0 PASS, 1 FAIL (a wrong stage, or a kernel that failed while running
   async run(): Promise<DispatchReport> {
     const { flags } = await this.parse(Dispatch);
     const runOptions = safetyRunOptions(flags);
-    const m = flags.preset ? model(flags.preset) : undefined;
-    if (flags.preset && !m) throw new UsageError(`unknown preset '${flags.preset}' (choose from ${models().map((x) => x.key).join(', ')})`);
+    const m = flags.preset ? presetModel(flags.preset) : undefined;
     const pick = (flag: string, v: string | undefined, fromPreset: number | undefined, min: number): number => {
       const n = int(flag, v, min) ?? fromPreset;
       if (n === undefined) throw new UsageError(`--${flag} is needed without --preset`);

@@ -5,8 +5,7 @@ import { getBackend } from '../backend/index.js';
 import { ensureDeviceTrusted } from '../backend/selftest.js';
 import { UsageError } from '../errors.js';
 import { findSpec, SPECS } from '../kernels/index.js';
-import { model, models } from '../kernels/models.js';
-import type { KernelCase, KernelSpec, Params } from '../kernels/spec.js';
+import { buildCases, presetModel } from '../kernels/select.js';
 import { kernelStatus, renderJunit, renderMarkdown, renderTable, summaryLine, VERIFY_SCHEMA, type VerifyReport } from '../report/verify.js';
 import { toolVersion, useColor } from '../util/env.js';
 import { verifySpec, type CaseResult } from '../verify/run.js';
@@ -23,54 +22,6 @@ function paramFlags(): Record<string, Interfaces.OptionFlag<string | undefined>>
     }
   }
   return out;
-}
-
-/** A case's origin names a model by its key, possibly followed by details ("qwen3-30b-a3b (down: ...)"). */
-export function originIsModel(origin: string, key: string): boolean {
-  const o = origin.toLowerCase();
-  const k = key.toLowerCase();
-  return o === k || o.startsWith(`${k} `) || o.startsWith(`${k}:`);
-}
-
-/** The cases to run for a spec from the flags: the default sweep, or the product of the given values. */
-export function buildCases(
-  spec: KernelSpec,
-  values: Record<string, number[] | undefined>,
-  inputSets: string[] | undefined,
-  preset: string | undefined,
-): KernelCase[] {
-  for (const s of inputSets ?? []) {
-    if (!spec.inputSets.some((x) => x.name === s)) {
-      throw new UsageError(`${spec.name}: unknown input set '${s}' (choose from ${spec.inputSets.map((x) => x.name).join(', ')})`);
-    }
-  }
-  const given = spec.params.filter((p) => values[p.flag ?? p.name] !== undefined);
-  let cases: KernelCase[];
-  if (given.length === 0) {
-    cases = spec.cases();
-    if (preset) cases = cases.filter((c) => originIsModel(c.origin, preset));
-    if (inputSets) cases = cases.filter((c) => inputSets.includes(c.inputSet));
-    return cases;
-  }
-  const base: Params = { ...spec.defaults };
-  if (preset) {
-    const fromPreset = spec.cases().find((c) => originIsModel(c.origin, preset));
-    if (fromPreset) Object.assign(base, fromPreset.params);
-  }
-  let shapes: Params[] = [base];
-  for (const p of spec.params) {
-    const vs = values[p.flag ?? p.name];
-    if (!vs) continue;
-    for (const v of vs) {
-      if (p.min !== undefined && v < p.min) throw new UsageError(`--${p.flag ?? p.name} ${v}: must be at least ${p.min}`);
-      if (p.max !== undefined && v > p.max) throw new UsageError(`--${p.flag ?? p.name} ${v}: must be at most ${p.max}`);
-    }
-    shapes = shapes.flatMap((s) => vs.map((v) => ({ ...s, [p.name]: v })));
-  }
-  const sets = inputSets ?? spec.inputSets.map((s) => s.name);
-  cases = [];
-  for (const params of shapes) for (const inputSet of sets) cases.push({ params, inputSet, origin: 'cli' });
-  return cases;
 }
 
 export default class Verify extends MoeCommand {
@@ -118,9 +69,7 @@ Exit codes: 0 all cases pass, 1 a case failed (wrong output, out-of-bounds acces
     const names = flags.kernel ? flags.kernel.split(',').map((s) => s.trim()).filter((s) => s !== '') : SPECS.map((s) => s.name);
     const specs = names.map(findSpec);
     if (flags.shader && specs.length !== 1) throw new UsageError('--shader needs exactly one --kernel to check it against');
-    if (flags.preset && !model(flags.preset)) {
-      throw new UsageError(`unknown preset '${flags.preset}' (choose from ${models().map((m) => m.key).join(', ')})`);
-    }
+    if (flags.preset) presetModel(flags.preset);
     const values: Record<string, number[] | undefined> = {};
     for (const s of specs) for (const p of s.params) {
       const flag = p.flag ?? p.name;

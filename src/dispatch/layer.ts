@@ -14,10 +14,15 @@
 import type { NativeRunOptions } from '../backend/addon-types.js';
 import type { Backend } from '../backend/types.js';
 import { UsageError } from '../errors.js';
-import { sigmoidGate } from '../kernels/attention.js';
+import { sigmoidGate } from '../kernels/sigmoid-gate.js';
 import { expertMatvec } from '../kernels/expert-matvec.js';
-import { accumulate, geluMul, matvec, weightedReduce, zeroBuffer } from '../kernels/ffn.js';
-import { qmv4Expert, qmv4Tiled, qmv8Tiled } from '../kernels/quant.js';
+import { accumulate } from '../kernels/accumulate.js';
+import { geluMul } from '../kernels/gelu-mul.js';
+import { matvec } from '../kernels/matvec.js';
+import { weightedReduce } from '../kernels/weighted-reduce.js';
+import { zeroBuffer } from '../kernels/zero-buffer.js';
+import { qmv4Tiled, qmv8Tiled } from '../kernels/qmv.js';
+import { qmv4Expert } from '../kernels/qmv4-expert.js';
 import { dequantize, quantize, type QuantBits, type QuantizedMatrix } from '../quant/affine.js';
 import { softmaxTopk } from '../kernels/softmax-topk.js';
 import type { FloatRule, KernelSpec, Params, TypedArray } from '../kernels/spec.js';

@@ -4,13 +4,17 @@
  * routed to it, in one dispatch — gather by id.
  */
 import { matvec } from '../reference/moe-layer.js';
-import type { KernelCase, KernelSpec, Params, Tensors } from './spec.js';
+import { cross, setNames } from './common/cases.js';
+import { f32In, f32Out, paramStruct, u32In } from './common/buffers.js';
+import { num as n, product, P_EXPERT_COLS, P_EXPERT_ROWS, P_STACKED_EXPERTS, P_TOKENS, P_TOP_K } from './common/params.js';
+import { X_PER_PAIR } from './common/quant.js';
+import { routingPreset } from './common/presets.js';
+import { defineKernel, type KernelCase, type Params, type Tensors } from './spec.js';
 import type { Rng } from '../util/rng.js';
 import { fillUniform } from '../util/fastrng.js';
 
 const ROWS_PER_GROUP = 4; // one SIMD-group per row, 128 threads
 
-const n = (p: Params, k: string): number => p[k] as number;
 const pairs = (p: Params): number => n(p, 'n_tokens') * n(p, 'top_k');
 const inputs = (p: Params): number => (n(p, 'x_per_pair') ? pairs(p) : n(p, 'n_tokens'));
 
@@ -24,59 +28,29 @@ const SHAPES: [string, number, number, number, number, number, number][] = [
   ['edge: rows not a multiple of 4, 1 expert', 4, 1, 1, 13, 100, 1],
 ];
 
-export const expertMatvec: KernelSpec = {
-  name: 'expert-matvec',
-  entry: 'moe_expert_matvec_f32',
-  shader: 'moe_expert_matvec.metal',
-  group: 'expert mat-vec',
+export const expertMatvec = defineKernel({
+  name: 'expert-matvec', entry: 'moe_expert_matvec_f32', shader: 'moe_expert_matvec.metal', group: 'expert mat-vec',
   description: 'Expert-indexed mat-vec: y[pair] = W[ids[pair]] · x[token of pair], all pairs in one dispatch',
-  math: 'y[q, r] = Σ_i W[ids[q], r, i] · x[q / top_k (or q), i]',
-  hasTopK: true,
-  params: [
-    { name: 'n_tokens', flag: 'tokens', description: 'tokens', min: 1 },
-    { name: 'n_experts', flag: 'experts', description: 'experts whose weights are stacked', min: 1 },
-    { name: 'top_k', flag: 'top-k', description: 'pairs per token', min: 1 },
-    { name: 'n_rows', flag: 'rows', description: 'output rows per expert', min: 1 },
-    { name: 'k', flag: 'cols', description: 'input length (columns)', min: 1 },
-    { name: 'x_per_pair', flag: 'x-per-pair', description: '1: one input row per pair (down projection), 0: per token', min: 0, max: 1 },
+  params: [P_TOKENS, P_STACKED_EXPERTS, { ...P_TOP_K, description: 'pairs per token' }, P_EXPERT_ROWS, P_EXPERT_COLS, { ...X_PER_PAIR, description: '1: one input row per pair (down projection), 0: per token' }],
+  buffers: [
+    f32In(0, 'w', product('n_experts', 'n_rows', 'k')),
+    f32In(1, 'x', (p) => inputs(p) * n(p, 'k')),
+    u32In(2, 'ids', pairs),
+    f32Out(3, 'y', (p) => pairs(p) * n(p, 'n_rows')),
+    paramStruct(4, 'MoeExpertMatvecParams', ['n_rows', 'k', ['n_pairs', pairs], 'top_k', 'x_per_pair', 'n_experts']),
   ],
+  math: 'y[q, r] = Σ_i W[ids[q], r, i] · x[q / top_k (or q), i]',
   defaults: { n_tokens: 2, n_experts: 16, top_k: 4, n_rows: 64, k: 256, x_per_pair: 0 },
   bench: { n_tokens: 1, n_experts: 128, top_k: 8, n_rows: 768, k: 2048 },
+  presetParams: routingPreset,
   inputSets: [
     { name: 'normal', description: 'weights U(-1,1)/√k, inputs N(0,1), random distinct ids per token' },
     { name: 'large', description: 'inputs ×1e4 with one outlier column ×1e3' },
     { name: 'same-expert', description: 'every pair routed to expert 0 (gather must not depend on distinct ids)' },
     { name: 'zeros', description: 'zero inputs' },
   ],
-  buffers: [
-    { index: 0, name: 'w', kind: 'array', mslType: 'float', dtype: 'f32', access: 'read', length: (p) => n(p, 'n_experts') * n(p, 'n_rows') * n(p, 'k') },
-    { index: 1, name: 'x', kind: 'array', mslType: 'float', dtype: 'f32', access: 'read', length: (p) => inputs(p) * n(p, 'k') },
-    { index: 2, name: 'ids', kind: 'array', mslType: 'uint', dtype: 'u32', access: 'read', length: pairs },
-    { index: 3, name: 'y', kind: 'array', mslType: 'float', dtype: 'f32', access: 'write', length: (p) => pairs(p) * n(p, 'n_rows') },
-    {
-      index: 4,
-      name: 'params',
-      kind: 'struct',
-      mslType: 'MoeExpertMatvecParams',
-      fields: [
-        { name: 'n_rows', type: 'uint', value: (p) => n(p, 'n_rows') },
-        { name: 'k', type: 'uint', value: (p) => n(p, 'k') },
-        { name: 'n_pairs', type: 'uint', value: pairs },
-        { name: 'top_k', type: 'uint', value: (p) => n(p, 'top_k') },
-        { name: 'x_per_pair', type: 'uint', value: (p) => n(p, 'x_per_pair') },
-        { name: 'n_experts', type: 'uint', value: (p) => n(p, 'n_experts') },
-      ],
-    },
-  ],
-  threadgroup: [],
   cases(): KernelCase[] {
-    const out: KernelCase[] = [];
-    for (const [origin, n_tokens, n_experts, top_k, n_rows, k, x_per_pair] of SHAPES) {
-      for (const s of this.inputSets) {
-        out.push({ params: { n_tokens, n_experts, top_k, n_rows, k, x_per_pair }, inputSet: s.name, origin });
-      }
-    }
-    return out;
+    return cross(SHAPES.map(([origin, n_tokens, n_experts, top_k, n_rows, k, x_per_pair]) => [origin, { n_tokens, n_experts, top_k, n_rows, k, x_per_pair }, setNames(this.inputSets)]));
   },
   validate(p) {
     if (n(p, 'top_k') > n(p, 'n_experts')) return `top_k = ${n(p, 'top_k')} must not exceed n_experts = ${n(p, 'n_experts')}`;
@@ -143,4 +117,4 @@ export const expertMatvec: KernelSpec = {
     const K = n(p, 'k');
     return { bytes: 4 * pairs(p) * (R * K + K + R) + 4 * pairs(p), flops: 2 * pairs(p) * R * K };
   },
-};
+});

@@ -4,6 +4,17 @@ export type FieldType = 'uint' | 'int' | 'float' | 'ushort' | 'short' | 'uchar' 
 
 const SIZE: Record<FieldType, number> = { uint: 4, int: 4, float: 4, ushort: 2, short: 2, uchar: 1, bool: 1 };
 
+/** Little-endian store of one field. */
+const STORE: Record<FieldType, (dv: DataView, at: number, v: number) => void> = {
+  uint: (dv, at, v) => dv.setUint32(at, v, true),
+  int: (dv, at, v) => dv.setInt32(at, v, true),
+  float: (dv, at, v) => dv.setFloat32(at, v, true),
+  ushort: (dv, at, v) => dv.setUint16(at, v, true),
+  short: (dv, at, v) => dv.setInt16(at, v, true),
+  uchar: (dv, at, v) => dv.setUint8(at, v),
+  bool: (dv, at, v) => dv.setUint8(at, v),
+};
+
 /** Pack fields in order: each aligned to its size, the struct padded to its largest alignment. */
 export function packStruct(fields: [FieldType, number][]): Uint8Array {
   let off = 0;
@@ -19,28 +30,6 @@ export function packStruct(fields: [FieldType, number][]): Uint8Array {
   const total = Math.max(align, Math.ceil(off / align) * align);
   const buf = new Uint8Array(total);
   const dv = new DataView(buf.buffer);
-  for (const [t, v, o] of placed) {
-    switch (t) {
-      case 'uint':
-        dv.setUint32(o, v, true);
-        break;
-      case 'int':
-        dv.setInt32(o, v, true);
-        break;
-      case 'float':
-        dv.setFloat32(o, v, true);
-        break;
-      case 'ushort':
-        dv.setUint16(o, v, true);
-        break;
-      case 'short':
-        dv.setInt16(o, v, true);
-        break;
-      case 'uchar':
-      case 'bool':
-        dv.setUint8(o, v);
-        break;
-    }
-  }
+  for (const [t, v, o] of placed) STORE[t](dv, o, v);
   return buf;
 }

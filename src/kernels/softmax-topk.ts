@@ -1,7 +1,11 @@
 /** Fused softmax + top-k + renormalise: MoE routing (mlx-native's moe_softmax_topk_f32). */
 import { probsTie, softmaxTopkRef } from '../reference/softmax-topk.js';
-import type { KernelCase, KernelSpec, Params, Tensors } from './spec.js';
+import { f32In, f32Out, paramStruct, u32Out } from './common/buffers.js';
+import { P_LOGIT_EXPERTS, P_LOGIT_TOKENS, P_TOP_K, product } from './common/params.js';
+import { routingPreset } from './common/presets.js';
+import { defineKernel, type Params, type Tensors } from './spec.js';
 import type { Rng } from '../util/rng.js';
+import { cross, inputSets, modelOf, setNames, SWEEP_MODELS } from './common/cases.js';
 
 const MAX_TOP_K = 64;
 const TG_CAP = 128;
@@ -12,11 +16,7 @@ function tgSize(p: Params): number {
 
 /** Shapes of real routers (fixtures/models.json) and edge cases. */
 const SHAPES: [origin: string, tokens: number, experts: number, topK: number][] = [
-  ['qwen3-30b-a3b', 4, 128, 8],
-  ['gemma-4-26b-a4b', 3, 128, 8],
-  ['qwen1.5-moe-a2.7b', 5, 60, 4],
-  ['mixtral-8x7b', 6, 8, 2],
-  ['deepseek-v2-lite', 3, 64, 6],
+  ...SWEEP_MODELS.map((key, i): [string, number, number, number] => [key, [4, 3, 5, 6, 3][i] as number, modelOf(key).experts, modelOf(key).top_k]),
   ['edge: 1 token', 1, 128, 8],
   ['edge: 1 expert', 2, 1, 1],
   ['edge: top_k = n_experts', 2, 3, 3],
@@ -27,57 +27,31 @@ const SHAPES: [origin: string, tokens: number, experts: number, topK: number][] 
   ['edge: many tokens', 64, 96, 8],
 ];
 
-const INPUT_SETS = [
-  { name: 'normal', description: 'logits ~ N(0, 2²)' },
-  { name: 'large', description: 'large magnitudes: logits ~ N(0, 300²) (most probabilities underflow)' },
-  { name: 'shifted', description: 'logits ~ -1e4 + N(0,1): stable softmax must subtract the max' },
-  { name: 'ties', description: 'logits on a grid of 0.5: many exact ties' },
-  { name: 'zeros', description: 'all logits 0: every expert ties' },
-];
+const INPUT_SETS = inputSets(`
+  normal: logits ~ N(0, 2²)
+  large: large magnitudes: logits ~ N(0, 300²) (most probabilities underflow)
+  shifted: logits ~ -1e4 + N(0,1): stable softmax must subtract the max
+  ties: logits on a grid of 0.5: many exact ties
+  zeros: all logits 0: every expert ties
+`);
 
-export const softmaxTopk: KernelSpec = {
-  name: 'softmax-topk',
-  entry: 'moe_softmax_topk_f32',
-  shader: 'moe_softmax_topk.metal',
-  group: 'routing',
+export const softmaxTopk = defineKernel({
+  name: 'softmax-topk', entry: 'moe_softmax_topk_f32', shader: 'moe_softmax_topk.metal', group: 'routing',
   description: 'Fused softmax over experts, top-k selection and renormalisation, one threadgroup per token',
-  math: 'p = softmax(logits); ids = top-k of p (descending, ties to lower index); w = p_ids / Σ p_ids',
-  hasTopK: true,
-  params: [
-    { name: 'n_tokens', flag: 'tokens', description: 'tokens (rows of logits)', min: 1 },
-    { name: 'n_experts', flag: 'experts', description: 'experts (logits per token)', min: 1 },
-    { name: 'top_k', flag: 'top-k', description: 'experts selected per token', min: 1, max: MAX_TOP_K },
-  ],
-  defaults: { n_tokens: 4, n_experts: 128, top_k: 8 },
-  bench: { n_tokens: 4096 },
-  inputSets: INPUT_SETS,
+  params: [P_LOGIT_TOKENS, P_LOGIT_EXPERTS, { ...P_TOP_K, description: 'experts selected per token', max: MAX_TOP_K }],
   buffers: [
-    {
-      index: 0,
-      name: 'params',
-      kind: 'struct',
-      mslType: 'MoeSoftmaxTopkParams',
-      fields: [
-        { name: 'n_tokens', type: 'uint', value: (p) => p.n_tokens as number },
-        { name: 'n_experts', type: 'uint', value: (p) => p.n_experts as number },
-        { name: 'top_k', type: 'uint', value: (p) => p.top_k as number },
-        { name: '_pad', type: 'float', value: () => 0 },
-      ],
-    },
-    { index: 1, name: 'logits', kind: 'array', mslType: 'float', dtype: 'f32', access: 'read', length: (p) => (p.n_tokens as number) * (p.n_experts as number) },
-    { index: 2, name: 'ids', kind: 'array', mslType: 'uint', dtype: 'u32', access: 'write', length: (p) => (p.n_tokens as number) * (p.top_k as number) },
-    { index: 3, name: 'weights', kind: 'array', mslType: 'float', dtype: 'f32', access: 'write', length: (p) => (p.n_tokens as number) * (p.top_k as number) },
+    paramStruct(0, 'MoeSoftmaxTopkParams', ['n_tokens', 'n_experts', 'top_k', ['_pad', () => 0, 'float']]),
+    f32In(1, 'logits', product('n_tokens', 'n_experts')),
+    u32Out(2, 'ids', product('n_tokens', 'top_k')),
+    f32Out(3, 'weights', product('n_tokens', 'top_k')),
   ],
   threadgroup: [{ index: 0, name: 'shmem', bytes: (p) => (2 * tgSize(p) + (p.n_experts as number)) * 4 }],
-
-  cases(): KernelCase[] {
-    const out: KernelCase[] = [];
-    for (const [origin, n_tokens, n_experts, top_k] of SHAPES) {
-      for (const s of INPUT_SETS) out.push({ params: { n_tokens, n_experts, top_k }, inputSet: s.name, origin });
-    }
-    return out;
-  },
-
+  math: 'p = softmax(logits); ids = top-k of p (descending, ties to lower index); w = p_ids / Σ p_ids',
+  defaults: { n_tokens: 4, n_experts: 128, top_k: 8 },
+  bench: { n_tokens: 4096 },
+  presetParams: routingPreset,
+  inputSets: INPUT_SETS,
+  cases: () => cross(SHAPES.map(([origin, n_tokens, n_experts, top_k]) => [origin, { n_tokens, n_experts, top_k }, setNames(INPUT_SETS)])),
   validate(p) {
     const { n_tokens: t, n_experts: e, top_k: k } = p as { n_tokens: number; n_experts: number; top_k: number };
     if (e > 8192) return `n_experts = ${e} is above 8192: the threadgroup memory (${(2 * 128 + e) * 4} bytes) would exceed 32 KiB`;
@@ -86,7 +60,6 @@ export const softmaxTopk: KernelSpec = {
     if (t * e > 256 * 1024 * 1024) return `n_tokens × n_experts = ${t * e} logits is too large`;
     return null;
   },
-
   inputs(p, inputSet, rng: Rng): Tensors {
     const n = (p.n_tokens as number) * (p.n_experts as number);
     const logits = new Float32Array(n);
@@ -113,7 +86,6 @@ export const softmaxTopk: KernelSpec = {
     }
     return { logits };
   },
-
   launch(p) {
     return {
       mode: 'threadgroups',
@@ -122,7 +94,6 @@ export const softmaxTopk: KernelSpec = {
       threadgroupMemory: [(2 * tgSize(p) + (p.n_experts as number)) * 4],
     };
   },
-
   reference(p, inputs) {
     const nT = p.n_tokens as number;
     const nE = p.n_experts as number;
@@ -163,7 +134,6 @@ export const softmaxTopk: KernelSpec = {
       },
     };
   },
-
   cost(p) {
     const t = p.n_tokens as number;
     const e = p.n_experts as number;
@@ -174,4 +144,4 @@ export const softmaxTopk: KernelSpec = {
     const flops = t * (4 * e + 3 * k);
     return { bytes, flops };
   },
-};
+});

@@ -5,6 +5,7 @@
  */
 import type { NativeLaunch } from '../backend/addon-types.js';
 import type { Rng } from '../util/rng.js';
+import type { ModelShape } from './models.js';
 import type { FieldType } from './pack.js';
 
 export type DType = 'f32' | 'u32' | 'i32' | 'u16' | 'bf16' | 'u8';
@@ -133,14 +134,16 @@ export interface KernelSpec {
   entry: string;
   /** File under shaders/. */
   shader: string;
+  /** Family shown by `moe kernels` (routing, ffn, attention, ...). */
   group: string;
   description: string;
-  /** Named math the kernel follows (e.g. 'GELU(tanh)·up'); printed in reports. */
-  math: string;
   params: ParamDef[];
-  inputSets: InputSet[];
+  /** The kernel's signature: its [[buffer(n)]] and threadgroup memory arguments. */
   buffers: BufferDecl[];
   threadgroup: ThreadgroupDecl[];
+  /** Named math the kernel follows (e.g. 'GELU(tanh)·up'); printed in reports. */
+  math: string;
+  inputSets: InputSet[];
   /** Default sweep (shapes × input sets). */
   cases(): KernelCase[];
   /** Params of a case from the CLI: fill what the user did not give. */
@@ -153,8 +156,23 @@ export interface KernelSpec {
   cost(p: Params): Cost;
   /** Shape overrides for `moe bench` (larger than the verify sweep), merged over `defaults`. */
   bench?: Params;
-  /** Does this kernel have a top-k parameter (for `moe bench --top-k`)? */
-  hasTopK?: boolean;
+  /** The params a model of fixtures/models.json sets (`moe bench --preset`), merged over `bench`. */
+  presetParams?(m: ModelShape): Params;
+  /** Whether the kernel has a top_k parameter (`moe bench --top-k`): derived from `params` by defineKernel, never stated. */
+  readonly hasTopK?: boolean;
+}
+
+/** A kernel spec as written: everything but what is derived from it; no threadgroup memory unless stated. */
+export type KernelDef = Omit<KernelSpec, 'hasTopK' | 'threadgroup'> & { threadgroup?: ThreadgroupDecl[] };
+
+/** Whether a spec's params include top_k. */
+export function hasTopKParam(spec: Pick<KernelSpec, 'params'>): boolean {
+  return spec.params.some((p) => p.name === 'top_k');
+}
+
+/** The spec of a definition, with the fields derived from it. */
+export function defineKernel(def: KernelDef): KernelSpec {
+  return { ...def, threadgroup: def.threadgroup ?? [], hasTopK: hasTopKParam(def) };
 }
 
 export function shapeLabel(spec: KernelSpec, p: Params): string {

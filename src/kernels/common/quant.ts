@@ -4,11 +4,14 @@
  * generators, the buffer declarations of the common interface, and the
  * comparison rule.
  */
-import { checkQuantShape, quantize, type QuantBits, type QuantizedMatrix, type QuantMode } from '../quant/affine.js';
-import { f32ToBf16Bits } from '../util/bf16.js';
-import { fillUniform } from '../util/fastrng.js';
-import type { Rng } from '../util/rng.js';
-import type { BufferDecl, FloatRule, InputSet, ParamDef, Params } from './spec.js';
+import { checkQuantShape, quantize, type QuantBits, type QuantizedMatrix, type QuantMode } from '../../quant/affine.js';
+import { f32ToBf16Bits } from '../../util/bf16.js';
+import { fillUniform, hashString } from '../../util/fastrng.js';
+import type { Rng } from '../../util/rng.js';
+import { qmvRef } from '../../reference/quant.js';
+import type { BufferDecl, FloatRule, ParamDef, Params, Tensors } from '../spec.js';
+import { num } from './params.js';
+import { inputSets } from './cases.js';
 
 /** Tiled mat-vec geometry (#define QT_* in the shader). */
 export const QT = { SG: 4, ROWS: 4, XT: 2048 } as const;
@@ -19,7 +22,15 @@ export const QG_ROWS = 2;
 /** Threads per threadgroup of the naive kernels. */
 export const NAIVE_TG = 64;
 
-export const n = (p: Params, k: string): number => p[k] as number;
+export const QUANT_SHADER = 'moe_quant.metal';
+export const QUANT_GROUP = 'quantized experts';
+/** The dequantization every quantized kernel performs, for the `math` lines. */
+export const DEQ = 'W[r,i] = q[r,i]·scale[r,i/gs] + bias[r,i/gs] (bf16 scale/bias, q unpacked lowest bits first)';
+
+/** Bytes of one [out, in_dim] matrix: packed weights, and bf16 scales + biases. */
+export function qmvCost(bits: QuantBits, out: number, inDim: number, gs: number): { weights: number; sb: number } {
+  return { weights: (out * inDim * bits) / 8, sb: (2 * 2 * out * inDim) / gs };
+}
 
 export const QPARAMS: ParamDef[] = [
   { name: 'out_dim', flag: 'out-dim', description: 'output rows of the weight matrix', min: 1 },
@@ -27,22 +38,23 @@ export const QPARAMS: ParamDef[] = [
   { name: 'group_size', flag: 'group-size', description: 'input elements per scale/bias group (32, 64 or 128)', min: 8 },
 ];
 
-export const QUANT_INPUT_SETS: InputSet[] = [
-  { name: 'normal', description: 'weights U(-0.1, 0.1) quantized min/max (scale = range/(2^bits-1), bias = min); x ~ N(0,1)' },
-  { name: 'mlx', description: "the same weights quantized as MLX's affine_quantize does (zero snapped to the grid: negative scales, bias = the larger-magnitude end)" },
-  { name: 'constant-groups', description: 'a third of the groups constant (scale 0; 0, 0.0625, 0.05, -0.033, 1e-3: bf16-exact and not), a third two-valued, the rest U(-0.1, 0.1); x ~ N(0,1)' },
-  { name: 'large', description: 'weights ±3e4 + U(-50, 50) per row (bias ≫ scale·q), x ~ N(0, 1e3²): large magnitudes and cancellation' },
-  { name: 'zeros', description: 'x = 0: every output must be exactly 0' },
-];
+/** Whether each slot has its own input row: the expert-indexed mat-vecs' down (1) or gate/up (0) projection. */
+export const X_PER_PAIR: ParamDef = {
+  name: 'x_per_pair',
+  flag: 'x-per-pair',
+  description: '1: one input row per slot (down projection), 0: one input shared by all slots (gate/up)',
+  min: 0,
+  max: 1,
+};
 
-function hashString(s: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193) >>> 0;
-  }
-  return h >>> 0;
-}
+export const QUANT_INPUT_SETS = inputSets(`
+  normal: weights U(-0.1, 0.1) quantized min/max (scale = range/(2^bits-1), bias = min); x ~ N(0,1)
+  mlx: the same weights quantized as MLX's affine_quantize does (zero snapped to the grid: negative scales, bias = the larger-magnitude end)
+  constant-groups: a third of the groups constant (scale 0; 0, 0.0625, 0.05, -0.033, 1e-3: bf16-exact and not), a third two-valued, the rest U(-0.1, 0.1); x ~ N(0,1)
+  large: weights ±3e4 + U(-50, 50) per row (bias ≫ scale·q), x ~ N(0, 1e3²): large magnitudes and cancellation
+  zeros: x = 0: every output must be exactly 0
+`);
+export const ALL_QUANT_SETS = QUANT_INPUT_SETS.map((s) => s.name);
 
 /** A fast seeded stream of uint32 (mulberry32), for bulk packed words. */
 export function u32Stream(seed: string): () => number {
@@ -167,27 +179,45 @@ export function weightBuffers(
   prefix = '',
 ): BufferDecl[] {
   return [
-    { index: first, name: `${prefix}w`, kind: 'array', mslType: 'uint', dtype: 'u32', access: 'read', length: (p) => (rowsOf(p) * n(p, 'in_dim') * bits) / 32 },
-    { index: first + 1, name: `${prefix}scales`, kind: 'array', mslType: 'bfloat', dtype: 'bf16', access: 'read', length: (p) => (rowsOf(p) * n(p, 'in_dim')) / n(p, 'group_size') },
-    { index: first + 2, name: `${prefix}biases`, kind: 'array', mslType: 'bfloat', dtype: 'bf16', access: 'read', length: (p) => (rowsOf(p) * n(p, 'in_dim')) / n(p, 'group_size') },
+    { index: first, name: `${prefix}w`, kind: 'array', mslType: 'uint', dtype: 'u32', access: 'read', length: (p) => (rowsOf(p) * num(p, 'in_dim') * bits) / 32 },
+    { index: first + 1, name: `${prefix}scales`, kind: 'array', mslType: 'bfloat', dtype: 'bf16', access: 'read', length: (p) => (rowsOf(p) * num(p, 'in_dim')) / num(p, 'group_size') },
+    { index: first + 2, name: `${prefix}biases`, kind: 'array', mslType: 'bfloat', dtype: 'bf16', access: 'read', length: (p) => (rowsOf(p) * num(p, 'in_dim')) / num(p, 'group_size') },
   ];
 }
 
 export function dimBuffers(first: number): BufferDecl[] {
   return [
-    { index: first, name: 'out_dim', kind: 'scalar', mslType: 'uint', value: (p) => n(p, 'out_dim') },
-    { index: first + 1, name: 'in_dim', kind: 'scalar', mslType: 'uint', value: (p) => n(p, 'in_dim') },
-    { index: first + 2, name: 'group_size', kind: 'scalar', mslType: 'uint', value: (p) => n(p, 'group_size') },
+    { index: first, name: 'out_dim', kind: 'scalar', mslType: 'uint', value: (p) => num(p, 'out_dim') },
+    { index: first + 1, name: 'in_dim', kind: 'scalar', mslType: 'uint', value: (p) => num(p, 'in_dim') },
+    { index: first + 2, name: 'group_size', kind: 'scalar', mslType: 'uint', value: (p) => num(p, 'group_size') },
   ];
 }
 
 /** Shape checks shared by every quantized spec. */
 export function validateQuant(p: Params, bits: QuantBits, weightRows: number): string | null {
-  const bad = checkQuantShape(n(p, 'in_dim'), bits, n(p, 'group_size'));
+  const bad = checkQuantShape(num(p, 'in_dim'), bits, num(p, 'group_size'));
   if (bad !== null) return bad;
-  const bytes = (weightRows * n(p, 'in_dim') * bits) / 8;
+  const bytes = (weightRows * num(p, 'in_dim') * bits) / 8;
   if (bytes > 2 ** 30) return `packed weights of ${(bytes / 2 ** 30).toFixed(1)} GiB are too large to verify`;
   return null;
+}
+
+/**
+ * The reference of one packed 4-bit matrix applied in `slots`, each an
+ * [out_dim]-row mat-vec: slot i reads rows from `row0` and x from `xOffset`;
+ * a null slot stays 0. Outputs and magnitudes are [slots, out_dim].
+ */
+export function qmvSlotsRef(t: Tensors, outDim: number, inDim: number, groupSize: number, slots: ([row0: number, xOffset: number] | null)[]): { y: Float32Array; mag: Float64Array } {
+  const m = { bits: 4 as const, w: t.w as Uint32Array, scales: t.scales as Uint16Array, biases: t.biases as Uint16Array };
+  const y = new Float32Array(slots.length * outDim);
+  const mag = new Float64Array(slots.length * outDim);
+  slots.forEach((slot, i) => {
+    if (slot === null) return;
+    const r = qmvRef(m, slot[0], outDim, inDim, groupSize, t.x as Float32Array, slot[1]);
+    y.set(r.y, i * outDim);
+    mag.set(r.mag, i * outDim);
+  });
+  return { y, mag };
 }
 
 /** Unit roundoff of f32. */
