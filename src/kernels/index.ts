@@ -5,9 +5,10 @@ import { expertMatvec } from './expert-matvec.js';
 import { attnScores, attnSoftmax, attnValues, sigmoidGate } from './attention.js';
 import { FFN_SPECS } from './ffn.js';
 import { QUANT_SPECS } from './quant.js';
+import { AROUND_EXPERTS_SPECS } from './around-experts.js';
 import type { KernelSpec } from './spec.js';
 
-export const SPECS: KernelSpec[] = [softmaxTopk, expertMatvec, attnScores, attnSoftmax, attnValues, sigmoidGate, ...FFN_SPECS, ...QUANT_SPECS];
+export const SPECS: KernelSpec[] = [softmaxTopk, expertMatvec, attnScores, attnSoftmax, attnValues, sigmoidGate, ...FFN_SPECS, ...QUANT_SPECS, ...AROUND_EXPERTS_SPECS];
 
 export function findSpec(name: string): KernelSpec {
   const s = SPECS.find((k) => k.name === name || k.entry === name);
