@@ -4,6 +4,7 @@ import { accumulate } from './accumulate.js';
 import { attnScores } from './attn-scores.js';
 import { attnSoftmax } from './attn-softmax.js';
 import { attnValues } from './attn-values.js';
+import { AROUND_EXPERTS_SPECS } from './around-experts.js';
 import { expertMatvec } from './expert-matvec.js';
 import { gatherTopkWeights } from './gather-topk-weights.js';
 import { geluMul, geluMulBf16 } from './gelu-mul.js';
@@ -47,7 +48,7 @@ export const FFN_SPECS: KernelSpec[] = [
 /** Every quantized spec (moe_quant.metal), in the order `moe kernels` lists them. */
 export const QUANT_SPECS: KernelSpec[] = [qmv4, qmv4Tiled, qmv8, qmv8Tiled, qgateUp4, qmv4Batched, qmv4Expert, qmv4ExpertNaive];
 
-export const SPECS: KernelSpec[] = [softmaxTopk, expertMatvec, ...ATTENTION_SPECS, ...FFN_SPECS, ...QUANT_SPECS];
+export const SPECS: KernelSpec[] = [softmaxTopk, expertMatvec, ...ATTENTION_SPECS, ...FFN_SPECS, ...QUANT_SPECS, ...AROUND_EXPERTS_SPECS];
 
 export function findSpec(name: string): KernelSpec {
   const s = SPECS.find((k) => k.name === name || k.entry === name);
