@@ -18,8 +18,8 @@
 #include <thread>
 #include <vector>
 
-#include "fiber.h"
-#include "runtime.h"
+#include "../cpu/fiber.h"
+#include "../cpu/runtime.h"
 
 using namespace moe;
 

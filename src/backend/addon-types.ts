@@ -111,7 +111,7 @@ export interface NativeAddon {
     options: NativeTimeOptions,
   ): Promise<Float64Array>;
   /**
-   * The Metal backend (native/src/metal_glue.cc over native/metal/moe_metal.h):
+   * The Metal backend (native/src/metal_glue.cc over native/metal/metal_c_api.h):
    * present only in a macOS build; absent on Linux, where no Metal code is built.
    */
   readonly metal?: NativeMetal;

@@ -6,7 +6,7 @@
 #include <utility>
 
 #include "addon_args.h"
-#include "runtime.h"
+#include "../cpu/runtime.h"
 
 namespace moe_addon {
 

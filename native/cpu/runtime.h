@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "moe_rt_abi.h"
+#include "../include/moe_rt_abi.h"
 
 namespace moe {
 

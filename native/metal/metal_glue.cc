@@ -1,5 +1,5 @@
 // metal_glue.cc — `addon.metal`: the Node surface of the Metal backend, in
-// plain C++ over the C functions of native/metal/moe_metal.h (nothing here
+// plain C++ over the C functions of native/metal/metal_c_api.h (nothing here
 // knows Objective-C). Typed as NativeMetal in src/backend/addon-types.ts:
 //
 //   deviceInfo() -> { name, maxThreadsPerThreadgroup, recommendedWorkingSet,
@@ -31,9 +31,9 @@
 #include <string>
 #include <vector>
 
-#include "addon_args.h"
-#include "addon_worker.h"
-#include "moe_metal.h"
+#include "../common/addon_args.h"
+#include "../common/addon_worker.h"
+#include "metal_c_api.h"
 
 namespace moe_metal_glue {
 namespace {

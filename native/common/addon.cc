@@ -24,10 +24,10 @@
 
 #include "addon_launch.h"
 #include "addon_worker.h"
-#include "addon_cuda.h"  // exports.cuda (the libraries are dlopen'ed: built everywhere)
-#include "runtime.h"
+#include "../cuda/addon_cuda.h"  // exports.cuda (the libraries are dlopen'ed: built everywhere)
+#include "../cpu/runtime.h"
 #ifdef MOE_WITH_METAL
-#include "metal_glue.h"  // macOS only (binding.gyp): exports.metal
+#include "../metal/metal_glue.h"  // macOS only (binding.gyp): exports.metal
 #endif
 
 namespace {

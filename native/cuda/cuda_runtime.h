@@ -19,7 +19,7 @@
 #include <string>
 #include <vector>
 
-#include "runtime.h"
+#include "../cpu/runtime.h"
 
 namespace moe {
 namespace cuda {

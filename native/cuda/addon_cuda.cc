@@ -19,8 +19,8 @@
 #include <string>
 #include <vector>
 
-#include "addon_launch.h"
-#include "addon_worker.h"
+#include "../common/addon_launch.h"
+#include "../common/addon_worker.h"
 #include "addon_cuda.h"
 #include "cuda_runtime.h"
 

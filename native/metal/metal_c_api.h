@@ -1,5 +1,5 @@
 /*
- * moe_metal.h — the C interface of the Metal backend (metal_backend.mm).
+ * metal_c_api.h — the C interface of the Metal backend (metal_backend.mm).
  *
  * The .mm file holds only Metal calls. Everything else — argument checks,
  * launch geometry and limits, binding order, the setBytes/buffer split,
@@ -13,8 +13,8 @@
  * Every function that can fail returns 0 on success, or non-zero with a
  * message in `err` (NUL-terminated, truncated to errlen).
  */
-#ifndef MOE_METAL_H
-#define MOE_METAL_H
+#ifndef MOE_METAL_C_API_H
+#define MOE_METAL_C_API_H
 
 #include <stddef.h>
 #include <stdint.h>
