@@ -15,7 +15,12 @@
       "target_name": "moe_native",
       "sources": [
         "native/common/addon.cc",
-        "native/cpu/runtime.cc",
+        "native/cpu/buffers.cc",
+        "native/cpu/scheduler.cc",
+        "native/cpu/traps.cc",
+        "native/cpu/kernel_abi.cc",
+        "native/cpu/pool.cc",
+        "native/cpu/module.cc",
         "native/cpu/fiber.cc",
         "native/cuda/addon_cuda.cc",
         "native/cuda/cuda_runtime.cc"

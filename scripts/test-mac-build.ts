@@ -63,7 +63,12 @@ try {
   mkdirSync(bin);
   writeFileSync(join(bin, 'xcodebuild'), '#!/bin/sh\necho "Xcode 15.0"\necho "Build version 15A240d"\n');
   chmodSync(join(bin, 'xcodebuild'), 0o755);
-  const gyp = spawnSync(process.execPath, [nodeGyp(), 'configure', '--', '-DOS=mac', '-f', 'make-mac'], {
+  // Node's headers: npm's nodedir, else those of the running Node where it
+  // ships them (a system install), else node-gyp's own cache.
+  const prefix = resolve(dirname(process.execPath), '..');
+  const nodedir = process.env.npm_config_nodedir ?? (existsSync(join(prefix, 'include', 'node', 'common.gypi')) ? prefix : undefined);
+  const gypArgs = [nodeGyp(), 'configure', ...(nodedir !== undefined ? [`--nodedir=${nodedir}`] : []), '--', '-DOS=mac', '-f', 'make-mac'];
+  const gyp = spawnSync(process.execPath, gypArgs, {
     cwd: work,
     encoding: 'utf8',
     env: { ...process.env, PATH: `${bin}:${process.env.PATH ?? ''}` },
@@ -89,8 +94,9 @@ try {
     }
     targets.push({ name: vars.get('TARGET')?.[0] ?? mk, vars, sources });
   }
-} finally {
-  // the generated files are read; the sources are the repo's own (symlinks)
+} catch (e) {
+  rmSync(work, { recursive: true, force: true });
+  throw e;
 }
 
 function clang(args: string[], label: string): boolean {

@@ -1,6 +1,6 @@
 /**
  * The Metal backend on Linux: everything but the Metal calls, through the
- * real glue (native/src/metal_glue.cc) over the recording fake of
+ * real glue (native/metal/metal_glue.cc) over the recording fake of
  * native/metal/metal_c_api.h (build/Release/moe_metal_fake.node).
  */
 import { test } from 'node:test';

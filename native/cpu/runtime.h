@@ -1,5 +1,5 @@
 // runtime.h — the CPU runtime that executes kernel modules (shared objects
-// built from MSL, see native/include/moe_rt_abi.h) with Metal's semantics.
+// built from MSL, see native/include/msl_cpu/abi.h) with Metal's semantics.
 //
 // Used by the Node addon (addon.cc) and, without Node, by the test driver
 // (native/test/runtime_test.cc).
@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "../include/moe_rt_abi.h"
+#include "../include/msl_cpu/abi.h"
 
 namespace moe {
 
@@ -88,7 +88,7 @@ struct Binding {
 
 // A buffer placed between inaccessible (PROT_NONE) guard regions, so that an
 // out-of-bounds access by a kernel faults and becomes an error naming the
-// buffer and the offset (see runtime.cc, "Guarded buffers"):
+// buffer and the offset (see buffers.cc):
 //
 //   [lead guard 64 KiB][front slack | data (start 16-byte aligned) | tail slack][trail guard]
 //

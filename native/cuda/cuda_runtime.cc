@@ -12,7 +12,7 @@
 #include <mutex>
 #include <thread>
 
-#include "../include/moe_cuda_abi.h"
+#include "../include/msl_cuda/abi.h"
 #include "cuda_api.h"
 
 namespace moe {

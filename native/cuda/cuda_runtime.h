@@ -6,7 +6,7 @@
 //
 // Metal semantics kept here: a dispatchThreads grid that is not a multiple of
 // the threadgroup is launched as up to 8 grids with exact block sizes (see
-// moe_cuda_abi.h), so edge threadgroups are smaller and no extra thread runs;
+// msl_cuda/abi.h), so edge threadgroups are smaller and no extra thread runs;
 // launches Metal would refuse are refused (validate_launch of the CPU runtime,
 // and the function's own maximum threads per block, as a Metal pipeline's
 // maxTotalThreadsPerThreadgroup).

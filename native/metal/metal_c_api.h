@@ -4,7 +4,7 @@
  * The .mm file holds only Metal calls. Everything else — argument checks,
  * launch geometry and limits, binding order, the setBytes/buffer split,
  * timing statistics, async work, locking — lives in shared code
- * (src/backend/launch.ts, src/backend/metal.ts, native/src/metal_glue.cc)
+ * (src/backend/launch.ts, src/backend/metal.ts, native/metal/metal_glue.cc)
  * that the Linux tests exercise through a fake implementation of this header
  * (native/test/metal/fake_metal.cc). Callers guarantee what the comments
  * below say ("the caller checked ..."); the implementation does not check

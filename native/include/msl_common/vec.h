@@ -1,11 +1,11 @@
-// moe_metal/vec.h — MSL vector types: moe::vec<T, N> (float2..4, int3, ...),
+// msl_common/vec.h — MSL vector types: moe::vec<T, N> (float2..4, int3, ...),
 // laid out as in Metal (3-vectors padded to 4 elements, aligned to their size),
 // moe::packed_vec<T, N> (packed_float3, ...: no padding, element alignment),
 // constructors, conversions, element-wise operators and swizzles.
 //
 // Components: .x .y .z .w are data members; .r .g .b .a are members callable
 // as v.r() (what the emitter writes) and usable as v.r; multi-letter swizzles
-// are methods (v.xy(), v.zyx() = w). Part of moe_metal.h; not included alone.
+// are methods (v.xy(), v.zyx() = w). Part of msl_cpu.h; not included alone.
 #ifndef MOE_METAL_VEC_H
 #define MOE_METAL_VEC_H
 

@@ -1,6 +1,6 @@
-// moe_metal/rt.h — the module's side of the runtime ABI (moe_rt_abi.h):
+// msl_cpu/rt.h — the module's side of the runtime ABI (msl_cpu/abi.h):
 // __moe_bind_runtime, threadgroup storage (tg_static) and the compute builtins
-// the generated entries pass to kernels (bi_*, builtin_as). Part of moe_metal.h.
+// the generated entries pass to kernels (bi_*, builtin_as). Part of msl_cpu.h.
 #ifndef MOE_METAL_RT_H
 #define MOE_METAL_RT_H
 

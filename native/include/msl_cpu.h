@@ -1,4 +1,4 @@
-// moe_metal.h — Metal Shading Language on the CPU: the compat header every
+// msl_cpu.h — Metal Shading Language on the CPU: the compat header every
 // kernel module emitted by src/msl includes (DESIGN.md, "The CPU backend").
 // Included exactly once per module (one translation unit), so it also defines
 // the module's __moe_bind_runtime. Pieces, in order:
@@ -9,15 +9,15 @@
 //   intmath.h  integer/bit functions, select/all/any, as_type, numeric_limits
 //   sync.h     mem_flags, barriers, simd_* and quad_* collectives
 //   atomic.h   atomic<T> and the atomic_*_explicit functions
-#ifndef MOE_METAL_H
-#define MOE_METAL_H
+#ifndef MSL_CPU_H
+#define MSL_CPU_H
 
-#include "moe_metal/base.h"
-#include "moe_metal/vec.h"
-#include "moe_metal/rt.h"
-#include "moe_metal/math.h"
-#include "moe_metal/intmath.h"
-#include "moe_metal/sync.h"
-#include "moe_metal/atomic.h"
+#include "msl_common/base.h"
+#include "msl_common/vec.h"
+#include "msl_cpu/rt.h"
+#include "msl_common/math.h"
+#include "msl_common/intmath.h"
+#include "msl_cpu/sync.h"
+#include "msl_cpu/atomic.h"
 
-#endif  // MOE_METAL_H
+#endif  // MSL_CPU_H

@@ -1,7 +1,7 @@
 /*
- * moe_cuda_abi.h — the contract between the CUDA runtime of the addon
- * (native/src/cuda_runtime.cc, host C++) and the CUDA C++ that src/msl
- * emits from a .metal file (compiled by NVRTC, see moe_cuda.h).
+ * msl_cuda/abi.h — the contract between the CUDA runtime of the addon
+ * (native/cuda/cuda_runtime.cc, host C++) and the CUDA C++ that src/msl
+ * emits from a .metal file (compiled by NVRTC, see msl_cuda.h).
  *
  * Each kernel becomes `extern "C" __global__ void __moe_entry_<i>(const
  * MoeCudaArgs)`: one CUDA block per Metal threadgroup, one CUDA thread per

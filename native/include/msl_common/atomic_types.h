@@ -1,8 +1,8 @@
-// moe_metal/atomic_types.h — the types of MSL's atomics that both
-// implementations share (moe_metal/atomic.h on GCC's __atomic builtins,
-// moe_cuda/atomic.h on CUDA's atomic functions): atomic<T> and its typedefs,
+// msl_common/atomic_types.h — the types of MSL's atomics that both
+// implementations share (msl_cpu/atomic.h on GCC's __atomic builtins,
+// msl_cuda/atomic.h on CUDA's atomic functions): atomic<T> and its typedefs,
 // memory_order (numbered as GCC's __ATOMIC_* orders), thread_scope.
-// Part of moe_metal.h and moe_cuda.h; not included alone.
+// Part of msl_cpu.h and msl_cuda.h; not included alone.
 #ifndef MOE_METAL_ATOMIC_TYPES_H
 #define MOE_METAL_ATOMIC_TYPES_H
 

@@ -1,9 +1,9 @@
 /*
- * moe_rt_abi.h — the contract between the moe-kernels native runtime (the
- * Node addon, native/src) and the shared objects it compiles from MSL.
+ * msl_cpu/abi.h — the contract between the moe-kernels native runtime (the
+ * Node addon, native/cpu) and the shared objects it compiles from MSL.
  *
  * Every kernel module (the C++ emitted by src/msl from a .metal file, compiled
- * to a .so by the system compiler) includes moe_metal.h, which includes this
+ * to a .so by the system compiler) includes msl_cpu.h, which includes this
  * file. The module exports two C symbols:
  *
  *   int __moe_bind_runtime(const MoeRuntimeApi *api);

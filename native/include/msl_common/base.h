@@ -1,13 +1,13 @@
-// moe_metal/base.h — scalar types (uint, ushort, uchar, half, bfloat), the
+// msl_common/base.h — scalar types (uint, ushort, uchar, half, bfloat), the
 // traits the rest of the header builds on, MSL's constant macros, and the
-// runtime pointer (::moe_rt::api(), CPU only). Part of moe_metal.h and
-// moe_cuda.h; not included alone. Every function is MOE_FN (prelude.h).
+// runtime pointer (::moe_rt::api(), CPU only). Part of msl_cpu.h and
+// msl_cuda.h; not included alone. Every function is MOE_FN (prelude.h).
 #ifndef MOE_METAL_BASE_H
 #define MOE_METAL_BASE_H
 
 #include "prelude.h"
 #ifndef MOE_CUDA
-#include "../moe_rt_abi.h"
+#include "../msl_cpu/abi.h"
 #endif
 
 // ---------------------------------------------------------------- scalars

@@ -6,7 +6,7 @@ expanded inside moe::vbase<T, N, A> (vec.h).
   MOE_SW(name, M, a, b, c, d)  distinct components: writable (a proxy) and readable
   MOE_SR(name, M, a, b, c, d)  repeated components: read only
 
-Run: python3 native/include/moe_metal/gen_swizzles.py [--check]
+Run: python3 native/include/msl_common/gen_swizzles.py [--check]
 (--check: exit 1 when swizzles.inc differs from what this script writes)
 """
 import itertools

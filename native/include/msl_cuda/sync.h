@@ -1,4 +1,4 @@
-// moe_cuda/sync.h — mem_flags, threadgroup_barrier (__syncthreads),
+// msl_cuda/sync.h — mem_flags, threadgroup_barrier (__syncthreads),
 // simdgroup_barrier (__syncwarp) and the SIMD-group (32 lanes = a warp) and
 // quad-group (4 lanes) collectives as warp shuffles over the active mask
 // (__activemask(): the lanes that exist and are executing the call).
@@ -8,11 +8,11 @@
 // partial warp (an edge threadgroup, divergent code) a fold of the active
 // lanes in lane order, as on the CPU backend. A shuffle from a lane that is
 // not active returns the caller's own value, as on the CPU backend. Values:
-// scalars and vectors, moved as 32-bit words. Part of moe_cuda.h.
+// scalars and vectors, moved as 32-bit words. Part of msl_cuda.h.
 #ifndef MOE_CUDA_SYNC_H
 #define MOE_CUDA_SYNC_H
 
-#include "../moe_metal/collectives.h"
+#include "../msl_common/collectives.h"
 
 namespace metal {
 // __syncthreads orders shared and global memory for the block's threads.

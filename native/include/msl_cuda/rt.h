@@ -1,6 +1,6 @@
-// moe_cuda/rt.h — the compute builtins the generated entries pass to kernels
+// msl_cuda/rt.h — the compute builtins the generated entries pass to kernels
 // (bi_*, builtin_as), computed from CUDA's blockIdx/threadIdx/blockDim and the
-// launch's MoeCudaArgs, and the dynamic threadgroup memory. Part of moe_cuda.h.
+// launch's MoeCudaArgs, and the dynamic threadgroup memory. Part of msl_cuda.h.
 //
 // Metal's threadgroup is a CUDA block, its threads in the same linear order
 // (x fastest), so thread_index_in_threadgroup / 32 is both the SIMD-group and

@@ -1,15 +1,15 @@
-// moe_cuda/atomic.h — metal::atomic<T> (atomic_int, atomic_uint, atomic_float,
+// msl_cuda/atomic.h — metal::atomic<T> (atomic_int, atomic_uint, atomic_float,
 // atomic_bool, atomic_long, atomic_ulong), memory_order, thread_scope,
 // atomic_thread_fence and the atomic_*_explicit functions on CUDA's atomic
 // functions (atomicAdd, atomicCAS, ...): native where CUDA has the operation
 // for the type, a compare-and-swap loop on the same-sized word otherwise
 // (float min/max, 64-bit signed min/max...; bool on its aligned 32-bit word).
 // Device-scope atomics, so never weaker than Metal's relaxed order.
-// Part of moe_cuda.h.
+// Part of msl_cuda.h.
 #ifndef MOE_CUDA_ATOMIC_H
 #define MOE_CUDA_ATOMIC_H
 
-#include "../moe_metal/atomic_types.h"
+#include "../msl_common/atomic_types.h"
 
 namespace metal {
 MOE_FN inline void atomic_thread_fence(mem_flags f, memory_order = memory_order_seq_cst, thread_scope = thread_scope_device) {

@@ -1,4 +1,4 @@
-// moe_metal/math.h — metal:: floating-point math for scalars and vectors.
+// msl_common/math.h — metal:: floating-point math for scalars and vectors.
 //
 // Scalar functions are templates over every MSL scalar (float, half, bfloat,
 // the integers, double literals), so calls such as max(x, 0.0f), max(a, b)
@@ -6,7 +6,7 @@
 // resolve without ambiguity; arguments of different types meet in
 // moe::common_t. Float work calls float builtins (MOE_B(expf), ...), never
 // double; half and bfloat compute in float and round once. <cmath> is not
-// included, so nothing clashes in the global namespace. Part of moe_metal.h.
+// included, so nothing clashes in the global namespace. Part of msl_cpu.h.
 #ifndef MOE_METAL_MATH_H
 #define MOE_METAL_MATH_H
 

@@ -1,9 +1,9 @@
-// moe_metal/prelude.h — what differs between the two targets of the compat
+// msl_common/prelude.h — what differs between the two targets of the compat
 // headers, so that base.h, vec.h, math.h and intmath.h are one text for both:
 //
-//   CPU  (moe_metal.h, compiled by the system C++ compiler): MOE_FN is empty,
+//   CPU  (msl_cpu.h, compiled by the system C++ compiler): MOE_FN is empty,
 //        mstd is the standard library's <type_traits>.
-//   CUDA (moe_cuda.h, compiled by NVRTC or nvcc; MOE_CUDA is defined): MOE_FN
+//   CUDA (msl_cuda.h, compiled by NVRTC or nvcc; MOE_CUDA is defined): MOE_FN
 //        is __device__, and mstd is the subset of <type_traits> the headers
 //        use, defined here, because NVRTC has no standard library.
 //

@@ -1,11 +1,11 @@
-// moe_metal/collectives.h — what the two implementations of MSL's
-// synchronisation share (moe_metal/sync.h on the CPU runtime's exchange,
-// moe_cuda/sync.h on warp shuffles): mem_flags, the value type of a
+// msl_common/collectives.h — what the two implementations of MSL's
+// synchronisation share (msl_cpu/sync.h on the CPU runtime's exchange,
+// msl_cuda/sync.h on warp shuffles): mem_flags, the value type of a
 // collective, the folding operators, simd_vote, and the lists of the SIMD-
 // and quad-group functions as X-macros, each entry with what defines it —
 // its operator and scope (reductions), or its source lane as an expression of
 // `lane` and the argument `k` (shuffles; MOE_SIMD_WIDTH or more: no such lane).
-// Part of moe_metal.h and moe_cuda.h; not included alone.
+// Part of msl_cpu.h and msl_cuda.h; not included alone.
 #ifndef MOE_METAL_COLLECTIVES_H
 #define MOE_METAL_COLLECTIVES_H
 

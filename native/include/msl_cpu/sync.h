@@ -1,12 +1,12 @@
-// moe_metal/sync.h — mem_flags, threadgroup_barrier, simdgroup_barrier and the
+// msl_cpu/sync.h — mem_flags, threadgroup_barrier, simdgroup_barrier and the
 // SIMD-group (32 lanes) and quad-group (4 lanes) collectives, all built on the
-// runtime's simd_exchange (moe_rt_abi.h). Reductions and prefixes visit only
+// runtime's simd_exchange (msl_cpu/abi.h). Reductions and prefixes visit only
 // the active lanes, in lane order, so results are deterministic. Values:
-// scalars and vectors up to MOE_SIMD_SLOT_BYTES. Part of moe_metal.h.
+// scalars and vectors up to MOE_SIMD_SLOT_BYTES. Part of msl_cpu.h.
 #ifndef MOE_METAL_SYNC_H
 #define MOE_METAL_SYNC_H
 
-#include "collectives.h"
+#include "../msl_common/collectives.h"
 
 namespace metal {
 inline void threadgroup_barrier(mem_flags = mem_flags::mem_none) { ::moe_rt::api()->tg_barrier(); }

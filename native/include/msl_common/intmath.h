@@ -1,6 +1,6 @@
-// moe_metal/intmath.h — metal:: integer and bit functions (popcount, clz, ctz,
+// msl_common/intmath.h — metal:: integer and bit functions (popcount, clz, ctz,
 // reverse_bits, rotate, mulhi, abs_diff, extract_bits, insert_bits), relational
-// functions (select, all, any), as_type and numeric_limits. Part of moe_metal.h.
+// functions (select, all, any), as_type and numeric_limits. Part of msl_cpu.h.
 #ifndef MOE_METAL_INTMATH_H
 #define MOE_METAL_INTMATH_H
 

@@ -1,14 +1,14 @@
-// moe_metal/atomic.h — metal::atomic<T> (atomic_int, atomic_uint, atomic_float,
+// msl_cpu/atomic.h — metal::atomic<T> (atomic_int, atomic_uint, atomic_float,
 // atomic_bool, atomic_ulong), memory_order, thread_scope, atomic_thread_fence
 // and the atomic_*_explicit functions. Device atomics are hit by several OS
 // threads at once (one per threadgroup in flight), so every operation is a
 // GCC __atomic builtin (sequentially consistent, whatever order is asked:
 // never weaker than Metal's); float add/sub/min/max are compare-and-swap loops.
-// Part of moe_metal.h.
+// Part of msl_cpu.h.
 #ifndef MOE_METAL_ATOMIC_H
 #define MOE_METAL_ATOMIC_H
 
-#include "atomic_types.h"
+#include "../msl_common/atomic_types.h"
 
 namespace metal {
 // Orders the calling thread's memory accesses. Threadgroup memory is only
