@@ -27,9 +27,11 @@ function have(cmd: string, args: string[]): boolean {
 
 const missing: string[] = [];
 if (!have('clang++', ['--version'])) missing.push('clang++');
+// GCC's Objective-C runtime headers, which Debian's GNUstep is built on.
+if (!have('gcc', ['--version'])) missing.push('gcc');
 if (!existsSync(join(gnustepHeaders, 'Foundation', 'Foundation.h'))) missing.push('GNUstep Foundation headers');
 if (missing.length > 0) {
-  const line = `test:mac-build skipped: ${missing.join(' and ')} not found (apt-get install clang libgnustep-base-dev; MOE_REQUIRE_MAC_BUILD=1 makes this an error)`;
+  const line = `test:mac-build skipped: ${missing.join(' and ')} not found (apt-get install clang gcc libgnustep-base-dev; MOE_REQUIRE_MAC_BUILD=1 makes this an error)`;
   if (process.env.MOE_REQUIRE_MAC_BUILD === '1') {
     console.error(line.replace('skipped', 'cannot run'));
     process.exit(1);
