@@ -1,18 +1,32 @@
 {
+  # Every quoted #include in native/ names its file relative to the file that
+  # includes it ("../cpu/runtime.h"), so no include-directory order can pick
+  # the wrong one of two same-named headers; the only include directory is
+  # node-addon-api's.
+  "variables": {
+    # The recording fake of the Metal C interface is built only where its
+    # sources are: in the repository, for its own tests. The published
+    # package leaves native/test out (package.json "files"), so a consumer's
+    # install never builds it.
+    "moe_fake_metal%": "<!(node -p \"require('fs').existsSync('native/test/metal/fake_addon.cc') ? 1 : 0\")"
+  },
   "targets": [
     {
       "target_name": "moe_native",
       "sources": [
-        "native/src/addon.cc",
-        "native/src/runtime.cc",
-        "native/src/fiber.cc",
-        "native/src/addon_cuda.cc",
-        "native/src/cuda_runtime.cc"
+        "native/common/addon.cc",
+        "native/cpu/buffers.cc",
+        "native/cpu/scheduler.cc",
+        "native/cpu/traps.cc",
+        "native/cpu/kernel_abi.cc",
+        "native/cpu/pool.cc",
+        "native/cpu/module.cc",
+        "native/cpu/fiber.cc",
+        "native/cuda/addon_cuda.cc",
+        "native/cuda/cuda_runtime.cc"
       ],
       "include_dirs": [
-        "<!(node -p \"require('node-addon-api').include_dir\")",
-        "native/include",
-        "native/src"
+        "<!(node -p \"require('node-addon-api').include_dir\")"
       ],
       "defines": [
         "NAPI_VERSION=8",
@@ -39,11 +53,11 @@
         # Metal calls (Objective-C++ with ARC) and their Node glue, linked
         # with Metal, Foundation and CoreGraphics (without CoreGraphics a
         # command-line process may get no default Metal device). Other OSes
-        # build no Metal code at all.
+        # build no Metal code at all. `npm run test:mac-build` checks this
+        # build on Linux.
         # ------------------------------------------------------------------
         ["OS=='mac'", {
-          "sources": ["native/metal/metal_backend.mm", "native/src/metal_glue.cc"],
-          "include_dirs": ["native/metal"],
+          "sources": ["native/metal/metal_backend.mm", "native/metal/metal_glue.cc"],
           "defines": ["MOE_WITH_METAL"],
           "xcode_settings": {
             "CLANG_ENABLE_OBJC_ARC": "YES",
@@ -62,24 +76,22 @@
   "conditions": [
     # ----------------------------------------------------------------------
     # Tests only, never loaded unless MOE_METAL_ADDON names it: the Metal
-    # glue over a recording fake of native/metal/moe_metal.h
+    # glue over a recording fake of native/metal/metal_c_api.h
     # (native/test/metal), so that everything of the Metal backend but the
-    # Metal calls runs on Linux.
+    # Metal calls runs on Linux. Built in the repository only (see
+    # moe_fake_metal above).
     # ----------------------------------------------------------------------
-    ["OS!='mac'", {
+    ["OS!='mac' and moe_fake_metal==1", {
       "targets": [
         {
           "target_name": "moe_metal_fake",
           "sources": [
-            "native/src/metal_glue.cc",
+            "native/metal/metal_glue.cc",
             "native/test/metal/fake_metal.cc",
             "native/test/metal/fake_addon.cc"
           ],
           "include_dirs": [
-            "<!(node -p \"require('node-addon-api').include_dir\")",
-            "native/metal",
-            "native/src",
-            "native/test/metal"
+            "<!(node -p \"require('node-addon-api').include_dir\")"
           ],
           "defines": [
             "NAPI_VERSION=8",

@@ -43,9 +43,9 @@ fi
 mkdir -p "$BUILD/addon"
 "$CXX_BIN" -std=c++17 -O1 -g $SAN -fPIC -shared -fexceptions \
   -DNAPI_VERSION=8 -DNAPI_CPP_EXCEPTIONS -DNODE_ADDON_API_CPP_EXCEPTIONS_ALL \
-  -I"$NODE_INC" -I"$(node -p "require('node-addon-api').include_dir")" -Inative/include -Inative/src \
-  -o "$BUILD/addon/moe_native.node" native/src/addon.cc native/src/runtime.cc native/src/fiber.cc \
-  native/src/addon_cuda.cc native/src/cuda_runtime.cc -ldl -pthread
+  -I"$NODE_INC" -I"$(node -p "require('node-addon-api').include_dir")" \
+  -o "$BUILD/addon/moe_native.node" native/common/addon.cc native/cpu/*.cc \
+  native/cuda/addon_cuda.cc native/cuda/cuda_runtime.cc -ldl -pthread
 # (Node's own allocations are not ours to check for leaks.)
 LD_PRELOAD="$ASAN_RT" ASAN_OPTIONS="${ASAN_OPTIONS}:detect_leaks=0" MOE_NATIVE_ADDON="$PWD/$BUILD/addon/moe_native.node" \
   node native/test/smoke.mjs

@@ -95,7 +95,7 @@ test('NVRTC messages are located in the .metal file, the header and the entries 
   const log = [
     '/x/shaders/k.metal(23): error: expected a ";"',
     '/x/shaders/k.metal(27): warning #12-D: parsing restarts here after previous syntax error',
-    '/x/native/include/moe_metal/math.h(40): error: no instance of overloaded function "metal::max" matches',
+    '/x/native/include/msl_common/math.h(40): error: no instance of overloaded function "metal::max" matches',
     '/x/shaders/k.metal.entries.cu(3): error: a value of type "float *" cannot be used',
     '3 errors detected in the compilation of "k.metal.cu".',
   ].join('\n');
@@ -115,11 +115,11 @@ describe('moe translate', () => {
     const f = join(ROOT, 'shaders', 'moe_weighted_reduce.metal');
     const c = moe(['translate', f]);
     assert.equal(c.code, 0, c.stderr);
-    assert.match(c.stdout, /^#include "moe_cuda.h"/);
+    assert.match(c.stdout, /^#include "msl_cuda.h"/);
     assert.match(c.stdout, /extern "C" __global__ void __moe_entry_0/);
     const p = moe(['translate', f, '--target', 'cpp']);
     assert.equal(p.code, 0, p.stderr);
-    assert.match(p.stdout, /^#include "moe_metal.h"/);
+    assert.match(p.stdout, /^#include "msl_cpu.h"/);
     assert.match(p.stdout, /__moe_kernels/);
     const j = moe(['translate', f, '--json']);
     const doc = JSON.parse(j.stdout) as { target: string; kernels: { name: string }[] };

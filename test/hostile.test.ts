@@ -126,7 +126,7 @@ async function stillWorks(): Promise<void> {
 function assertNoCrash(r: ReturnType<typeof moe>, what: string): void {
   assert.equal(r.signal, null, `${what}: killed by ${String(r.signal)}\n${r.stdout}\n${r.stderr}`);
   assert.doesNotMatch(r.stdout + r.stderr, /\n\s+at .+:\d+:\d+/, `${what}: a stack trace`);
-  assert.doesNotMatch(r.stdout + r.stderr, /\.cpp:\d+|moe_metal\.h:\d+:\d+: error|entries\.cpp/, `${what}: C++ about generated code`);
+  assert.doesNotMatch(r.stdout + r.stderr, /\.cpp:\d+|msl_cpu\.h:\d+:\d+: error|entries\.cpp/, `${what}: C++ about generated code`);
 }
 
 for (const h of HOSTILE) {
@@ -216,15 +216,15 @@ test('source errors: compiler output is mapped to the .metal file and line, neve
   // GCC: a static_assert in the compat header, instantiated from the user's line (the site comes before the error).
   const gcc = [
     'In file included from /cache/0123.cpp:1:',
-    "/pkg/native/include/moe_metal.h: In instantiation of 'To metal::as_type(const From&) [with To = float; From = double]':",
+    "/pkg/native/include/msl_cpu.h: In instantiation of 'To metal::as_type(const From&) [with To = float; From = double]':",
     '/src/k.metal:7:24:   required from here',
-    '/pkg/native/include/moe_metal.h:369:28: error: static assertion failed: as_type: the two types must have the same size',
+    '/pkg/native/include/msl_cpu.h:369:28: error: static assertion failed: as_type: the two types must have the same size',
     '  369 |   static_assert(sizeof(To) == sizeof(From), "as_type");',
   ].join('\n');
-  assert.equal(mapCompilerOutput(gcc, f), '/src/k.metal:7:24: error: static assertion failed: as_type: the two types must have the same size (raised in moe_metal.h:369)');
+  assert.equal(mapCompilerOutput(gcc, f), '/src/k.metal:7:24: error: static assertion failed: as_type: the two types must have the same size (raised in msl_cpu.h:369)');
   // clang: the instantiation site is a note after the error.
   const clang = [
-    "/pkg/native/include/moe_metal/vec.h:40:5: error: no matching function for call to 'fma'",
+    "/pkg/native/include/msl_common/vec.h:40:5: error: no matching function for call to 'fma'",
     "/src/k.metal:12:10: note: in instantiation of function template specialization 'metal::fma<float4>' requested here",
   ].join('\n');
   assert.equal(mapCompilerOutput(clang, f), "/src/k.metal:12:10: error: no matching function for call to 'fma' (raised in vec.h:40)");

@@ -1,7 +1,7 @@
 /**
  * The Metal backend on Linux: everything but the Metal calls, through the
- * real glue (native/src/metal_glue.cc) over the recording fake of
- * native/metal/moe_metal.h (build/Release/moe_metal_fake.node).
+ * real glue (native/metal/metal_glue.cc) over the recording fake of
+ * native/metal/metal_c_api.h (build/Release/moe_metal_fake.node).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

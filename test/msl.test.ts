@@ -430,7 +430,7 @@ describe('emitCpp', () => {
   test('entries and kernel table', () => {
     const p = parseFixture('moe_softmax_topk.metal');
     const e = emitCpp(p);
-    assert.ok(e.code.startsWith('#include "moe_metal.h"\n#line 1 "moe_softmax_topk.metal"\n'));
+    assert.ok(e.code.startsWith('#include "msl_cpu.h"\n#line 1 "moe_softmax_topk.metal"\n'));
     assert.deepEqual(e.kernels, [{ name: 'moe_softmax_topk_f32', entrySymbol: '__moe_entry_0', usesSync: true }]);
     assert.match(e.code, /\/\/ #include <metal_stdlib>/);
     assert.match(e.code, /extern "C" void __moe_entry_0\(const MoeThreadCtx\* __t\)/);
@@ -571,9 +571,9 @@ describe('emitCpp', () => {
 });
 
 describe('emitted C++ compiles (g++ -fsyntax-only -I native/include)', () => {
-  const header = join(ROOT, 'native', 'include', 'moe_metal.h');
+  const header = join(ROOT, 'native', 'include', 'msl_cpu.h');
   const gxx = spawnSync('g++', ['--version'], { encoding: 'utf8' });
-  const skip = !existsSync(header) ? 'native/include/moe_metal.h is missing' : gxx.status !== 0 ? 'g++ is not installed' : false;
+  const skip = !existsSync(header) ? 'native/include/msl_cpu.h is missing' : gxx.status !== 0 ? 'g++ is not installed' : false;
   const compile = (code: string, name: string): string => {
     const dir = mkdtempSync(join(tmpdir(), 'moe-msl-'));
     try {

@@ -56,3 +56,26 @@ test('Apple Silicon workflow: the hosted macos-14 job verifies on the CPU and sh
   assert.match(linux, /runs-on: ubuntu-latest/);
   assert.match(linux, /- run: npm test/);
 });
+
+test('Apple Silicon workflow: the hosted macos-14 job builds the addon first, as a named step, and checks its Metal backend', () => {
+  const hosted = job('hosted-macos');
+  const steps = [...hosted.matchAll(/^ {6}- (?:name: (.*)|uses: (.*)|run: (.*))$/gm)].map((m) => m[0].trim());
+  const firstOwn = steps.findIndex((s) => !s.startsWith('- uses: actions/'));
+  assert.ok(firstOwn >= 0, 'the job has steps of its own');
+  assert.match(steps[firstOwn] as string, /^- name: build the native addon/, 'the first step after checkout and setup-node builds the addon, by name');
+  const build = hosted.slice(hosted.indexOf(steps[firstOwn] as string));
+  const body = build.slice(0, build.indexOf('\n      - ', 1));
+  assert.match(body, /npm ci/, 'the build step is npm ci (what a user runs)');
+  assert.match(body, /moe_native\.node/, 'the build step loads the addon');
+  assert.match(body, /a\.metal/, 'the build step checks that the Metal backend was built');
+});
+
+test('.ci/run installs clang and GNUstep and makes test:mac-build mandatory', () => {
+  const ci = readFileSync(join(ROOT, '.ci', 'run'), 'utf8');
+  assert.match(ci, /apt-get update/);
+  assert.match(ci, /apt-get install[^\n]*clang[^\n]*libgnustep-base-dev/);
+  assert.match(ci, /MOE_REQUIRE_MAC_BUILD=1/);
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string>; files: string[] };
+  assert.match(pkg.scripts.test ?? '', /test:mac-build/);
+  assert.ok(pkg.files.includes('!native/test'), 'the fake-Metal sources (native/test) are not published');
+});

@@ -1,6 +1,6 @@
 // metal_backend.mm — the Metal calls of the Metal backend, and nothing else.
 // Built only on macOS (binding.gyp), with ARC, linked with Metal, Foundation
-// and CoreGraphics. The interface and what callers guarantee: moe_metal.h.
+// and CoreGraphics. The interface and what callers guarantee: metal_c_api.h.
 // Each call is walked through, with Apple's documentation, in
 // docs/metal-backend.md.
 #import <Foundation/Foundation.h>
@@ -11,7 +11,7 @@
 
 #include <vector>
 
-#include "moe_metal.h"
+#include "metal_c_api.h"
 
 static void set_err(char *err, size_t errlen, NSString *msg) {
   if (err == NULL || errlen == 0) return;

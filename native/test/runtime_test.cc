@@ -1,5 +1,5 @@
 // runtime_test.cc — tests and micro-benchmarks of the CPU runtime, without
-// Node: links native/src/runtime.cc + fiber.cc directly and runs the
+// Node: links the CPU runtime (native/cpu/*.cc) directly and runs the
 // hand-written kernel modules of native/test/modules.
 //
 //   runtime_test MODULE_DIR [--no-bench] [--quick]
@@ -18,8 +18,8 @@
 #include <thread>
 #include <vector>
 
-#include "fiber.h"
-#include "runtime.h"
+#include "../cpu/fiber.h"
+#include "../cpu/runtime.h"
 
 using namespace moe;
 

@@ -111,11 +111,11 @@ export interface NativeAddon {
     options: NativeTimeOptions,
   ): Promise<Float64Array>;
   /**
-   * The Metal backend (native/src/metal_glue.cc over native/metal/moe_metal.h):
+   * The Metal backend (native/metal/metal_glue.cc over native/metal/metal_c_api.h):
    * present only in a macOS build; absent on Linux, where no Metal code is built.
    */
   readonly metal?: NativeMetal;
-  /** The CUDA backend (native/src/addon_cuda.cc): in every build; libcuda and NVRTC are opened at run time. */
+  /** The CUDA backend (native/cuda/addon_cuda.cc): in every build; libcuda and NVRTC are opened at run time. */
   readonly cuda?: NativeCuda;
 }
 

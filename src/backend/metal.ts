@@ -1,6 +1,6 @@
 /**
  * The Metal backend (DESIGN.md, "The Metal backend"; issue 8): the real GPU
- * of a Mac, through addon.metal (native/src/metal_glue.cc over the Metal calls
+ * of a Mac, through addon.metal (native/metal/metal_glue.cc over the Metal calls
  * of native/metal/metal_backend.mm). Everything here — signature parsing,
  * the binding plan, launch limits, timing, device facts, error mapping — is
  * plain TypeScript that the Linux tests run against a recording fake of the

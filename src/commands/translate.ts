@@ -14,8 +14,8 @@ export interface TranslateResult {
 export default class Translate extends MoeCommand {
   static override summary = 'Print the C++ (cpu backend) or CUDA C++ (cuda backend) emitted from a .metal file';
   static override description = `The same parse of the MSL source feeds both emitters. The output keeps the .metal file's line structure under #line directives (compiler messages point at the .metal lines), then one generated entry per kernel:
-  cpp   included with native/include/moe_metal.h, compiled by the system C++ compiler into a shared object;
-  cuda  included with native/include/moe_cuda.h, compiled by NVRTC (or: nvcc -arch=sm_90 -std=c++17 -c -I native/include).
+  cpp   included with native/include/msl_cpu.h, compiled by the system C++ compiler into a shared object;
+  cuda  included with native/include/msl_cuda.h, compiled by NVRTC (or: nvcc -arch=sm_90 -std=c++17 -c -I native/include).
 Use it to debug how a kernel is executed, or to read what a compile error refers to.`;
 
   static override examples = [

@@ -2,9 +2,9 @@
  * The C++ emitter of the CPU backend. Output: the compat header's include, the
  * user's source rewritten site by site with its line structure kept (under
  * `#line 1 "<file>"`, so compiler messages point at the .metal lines), then one
- * generated entry per kernel and the kernel table (moe_rt_abi.h).
+ * generated entry per kernel and the kernel table (msl_cpu/abi.h).
  *
- * Contract with native/include/moe_metal.h:
+ * Contract with native/include/msl_cpu.h:
  *   ::moe_rt::tg_static<T>(slot)      → T&, storage shared by the threadgroup
  *   ::moe_rt::bi_<builtin>(const MoeThreadCtx*) and ::moe_rt::builtin_as<T>(v)
  *   vector swizzles as member functions: v.xy(), v.rgb() (single letters stay members)
@@ -17,7 +17,7 @@ import { applyEdits, type Edit, type Render } from './rewrite.js';
 import type { EmitResult, MslKernel, MslParam, ParsedMsl } from './types.js';
 
 export interface EmitCppOptions {
-  /** The compat header to include (default "moe_metal.h"). */
+  /** The compat header to include (default "msl_cpu.h"). */
   headerName?: string;
 }
 
@@ -134,7 +134,7 @@ function entry(k: MslKernel, ns: string[], bareName: string, i: number): string 
 }
 
 export function emitCppFromAnalysis(a: Analysis, options: EmitCppOptions = {}): EmitResult {
-  const header = options.headerName ?? 'moe_metal.h';
+  const header = options.headerName ?? 'msl_cpu.h';
   const user = applyEdits(a.source, a.sites.map(cppEdit));
   const parts: string[] = [`#include ${cString(header)}\n`, `#line 1 ${cString(a.file)}\n`, user.endsWith('\n') ? user : `${user}\n`];
   parts.push(`#line 1 ${cString(`${a.file}.entries.cpp`)}\n`);

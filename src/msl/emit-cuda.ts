@@ -12,9 +12,9 @@
  *   `threadgroup T a[N];` in a body                  `__shared__ T a[N];`
  *   [[threadgroup(i)]] parameters                    slices of the dynamic shared memory
  *   float4, uint3, packed_half3, ...                 moe_float4, ... (CUDA has its own float4)
- *   builtins                                         from blockIdx/threadIdx/blockDim (moe_cuda/rt.h)
+ *   builtins                                         from blockIdx/threadIdx/blockDim (msl_cuda/rt.h)
  *
- * Contract with native/include/moe_cuda.h and moe_cuda_abi.h: the entry takes
+ * Contract with native/include/msl_cuda.h and msl_cuda/abi.h: the entry takes
  * one MoeCudaArgs by value; __moe_dyn_smem is the dynamic shared memory.
  */
 import type { Analysis, Site } from './analyze.js';
@@ -25,7 +25,7 @@ import { applyEdits, type Edit } from './rewrite.js';
 import type { EmitResult, MslParam, ParsedMsl } from './types.js';
 
 export interface EmitCudaOptions {
-  /** The compat header to include (default "moe_cuda.h"). */
+  /** The compat header to include (default "msl_cuda.h"). */
   headerName?: string;
 }
 
@@ -81,7 +81,7 @@ function cudaArg(p: MslParam): string {
 }
 
 export function emitCudaFromAnalysis(a: Analysis, options: EmitCudaOptions = {}): EmitResult {
-  const header = options.headerName ?? 'moe_cuda.h';
+  const header = options.headerName ?? 'msl_cuda.h';
   const user = applyEdits(a.source, a.sites.map(cudaEdit));
   const parts: string[] = [`#include ${cString(header)}\n`, `#line 1 ${cString(a.file)}\n`, user.endsWith('\n') ? user : `${user}\n`];
   parts.push(`#line 1 ${cString(`${a.file}.entries.cu`)}\n`);

@@ -1,5 +1,5 @@
 // fake_rt.h — a hand-written MoeRuntimeApi for the header tests, and a tiny
-// check framework. Include after moe_metal.h, in exactly one TU per program.
+// check framework. Include after msl_cpu.h, in exactly one TU per program.
 //
 // SIMD-group collectives are driven, not run: a test fills the 32 lane slots
 // (fake::set_lane) and the active mask, picks the calling lane

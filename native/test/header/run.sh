@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds and runs the tests of the MSL compat header (native/include/moe_metal.h):
+# Builds and runs the tests of the MSL compat header (native/include/msl_cpu.h):
 #   1. swizzles.inc matches gen_swizzles.py
 #   2. the test programs (g++ -std=c++17 -O2 -Wall -Wextra -Werror), run
 #   3. a small kernel module built as the runtime builds it (-O2 -fPIC -shared
@@ -16,7 +16,7 @@ FLAGS=(-std=c++17 -O2 -Wall -Wextra -Werror -I"$INC")
 MODULE_FLAGS=(-std=c++17 -O2 -fPIC -shared -fno-strict-aliasing -fvisibility=hidden -Wall -Wextra -Werror -I"$INC")
 mkdir -p "$OUT"
 
-python3 "$INC/moe_metal/gen_swizzles.py" --check
+python3 "$INC/msl_common/gen_swizzles.py" --check
 
 status=0
 for t in test_types test_math test_nons test_sync; do
@@ -38,7 +38,7 @@ fi
 # Code MSL rejects must not compile.
 reject() {
   local name=$1 body=$2
-  printf '#include "moe_metal.h"\nusing namespace metal;\nvoid f() {\n%s\n}\n' "$body" > "$OUT/reject_$name.cc"
+  printf '#include "msl_cpu.h"\nusing namespace metal;\nvoid f() {\n%s\n}\n' "$body" > "$OUT/reject_$name.cc"
   if "$CXX" -std=c++17 -fsyntax-only -I"$INC" "$OUT/reject_$name.cc" 2>/dev/null; then
     echo "reject_$name: compiled, but MSL rejects it"
     status=1
@@ -52,7 +52,7 @@ reject too_many_components 'float2 v = float2(float2(1.0f), 1.0f); (void)v;'
 reject as_type_size 'uint u = as_type<uint>(half(1.0f)); (void)u;'
 reject mixed_vector_types 'float4 v = float4(1.0f) + int4(1); (void)v;'
 reject simd_value_too_large 'struct Big { float a[32]; }; Big b{}; (void)simd_broadcast_first(b);'
-printf '#include "moe_metal.h"\nfloat f(float x) { return max(x, 0.0f); }\n' > "$OUT/reject_no_using.cc"
+printf '#include "msl_cpu.h"\nfloat f(float x) { return max(x, 0.0f); }\n' > "$OUT/reject_no_using.cc"
 if "$CXX" -std=c++17 -fsyntax-only -I"$INC" "$OUT/reject_no_using.cc" 2>/dev/null; then
   echo "reject_no_using: max() found without using namespace metal"
   status=1

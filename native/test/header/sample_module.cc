@@ -1,5 +1,5 @@
 // A small kernel module as src/msl emits it (for compile checks and timing).
-#include "moe_metal.h"
+#include "msl_cpu.h"
 #line 1 "sample.metal"
 // #include <metal_stdlib>
 using namespace metal;

@@ -1,7 +1,7 @@
 // Header tests: metal:: math with `using namespace metal;` — the overload cases
 // kernels write (max(x, 0.0f), min(i, n - 1u), abs(int), fmax(m, x[e]), ...),
 // float/half/bfloat results, integer and bit functions, as_type, numeric_limits.
-#include "moe_metal.h"
+#include "msl_cpu.h"
 #include "fake_rt.h"
 
 using namespace metal;

@@ -1,7 +1,7 @@
 // Header tests without `using namespace metal;`: the MSL types are global,
 // functions are reached as metal::f, and the user's own global functions with
 // metal's names (max, sign, exp, clamp, dot, ...) do not clash with the header.
-#include "moe_metal.h"
+#include "msl_cpu.h"
 
 // User helpers with metal's names, as a shader without the using-directive may have.
 inline float max(float a, float b) { return a > b ? a : b; }

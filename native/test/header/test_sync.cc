@@ -3,7 +3,7 @@
 // several OS threads at once.
 #include <pthread.h>
 
-#include "moe_metal.h"
+#include "msl_cpu.h"
 #include "fake_rt.h"
 
 using namespace metal;

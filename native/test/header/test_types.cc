@@ -1,6 +1,6 @@
 // Header tests: scalar and vector types, layout, constructors, conversions,
 // swizzles (read and write), operators, bfloat rounding, builtins, tg_static.
-#include "moe_metal.h"
+#include "msl_cpu.h"
 #include "fake_rt.h"
 
 using namespace metal;

@@ -1,13 +1,13 @@
 // fake_addon.cc — the test-only addon build/Release/moe_metal_fake.node: the
-// real Metal glue (native/src/metal_glue.cc) over the recording fake of
-// moe_metal.h (fake_metal.cc), plus `fake`, its control:
+// real Metal glue (native/metal/metal_glue.cc) over the recording fake of
+// metal_c_api.h (fake_metal.cc), plus `fake`, its control:
 //   fake.setProfile(name), fake.profile(), fake.calls() -> string[], fake.clearCalls()
 // Built only where OS != 'mac' (binding.gyp); never part of the package's
 // runtime: the Metal backend loads it only when MOE_METAL_ADDON names it.
 #include <napi.h>
 
 #include "fake_metal.h"
-#include "metal_glue.h"
+#include "../../metal/metal_glue.h"
 
 namespace {
 

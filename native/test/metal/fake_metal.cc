@@ -1,5 +1,5 @@
-// fake_metal.cc — a recording fake of native/metal/moe_metal.h for the Linux
-// tests (see fake_metal.h). It also checks what moe_metal.h says callers
+// fake_metal.cc — a recording fake of native/metal/metal_c_api.h for the Linux
+// tests (see fake_metal.h). It also checks what metal_c_api.h says callers
 // guarantee (setBytes sizes, threadgroup sizes and memory, non-zero grids):
 // a violation is an error naming the broken promise, so a glue bug cannot
 // hide behind the fake.
@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "moe_metal.h"
+#include "../../metal/metal_c_api.h"
 
 namespace {
 

@@ -1,6 +1,6 @@
-// fake_metal.h — control of the recording fake of moe_metal.h (tests only).
+// fake_metal.h — control of the recording fake of metal_c_api.h (tests only).
 //
-// fake_metal.cc implements the C interface of native/metal/moe_metal.h
+// fake_metal.cc implements the C interface of native/metal/metal_c_api.h
 // without Metal: it records every call (bindings in order, setBytes vs
 // buffer, threadgroup memory lengths, dispatch mode and sizes, warm-up and
 // batches), emulates a few tiny kernels on the host, and plays a device

@@ -1,5 +1,5 @@
 // bad_abi.cc — a module that rejects the runtime (as one built for another ABI would).
-#include "moe_rt_abi.h"
+#include "msl_cpu/abi.h"
 
 #define MOE_EXPORT extern "C" __attribute__((visibility("default")))
 

@@ -1,12 +1,12 @@
 // test_module.h — what a hand-written test kernel module needs: the runtime
-// table and the two exported symbols of native/include/moe_rt_abi.h.
+// table and the two exported symbols of native/include/msl_cpu/abi.h.
 #ifndef MOE_TEST_MODULE_H
 #define MOE_TEST_MODULE_H
 
 #include <stdint.h>
 #include <string.h>
 
-#include "moe_rt_abi.h"
+#include "msl_cpu/abi.h"
 
 #define MOE_EXPORT extern "C" __attribute__((visibility("default")))
 

@@ -1,0 +1,176 @@
+// kernel_abi.cc: the runtime API that kernel modules call (msl_cpu/abi.h):
+// barriers, SIMD-group exchange, threadgroup variables, failure.
+#include "cpu_internal.h"
+
+namespace moe {
+namespace cpu {
+
+
+// ---------------------------------------------------------------------------
+// The runtime API called by kernels
+// ---------------------------------------------------------------------------
+
+// Abort the dispatch from kernel code. Nothing with a destructor may be live
+// on the caller's stack: the calling fiber (or the plain loop's) is abandoned.
+[[noreturn]] void fail_current(const char *msg) {
+  Worker *w = t_worker;
+  if (w == nullptr || w->d == nullptr) {
+    std::fprintf(stderr, "moe runtime: kernel failure outside a dispatch: %s\n", msg);
+    std::abort();
+  }
+  if (w->in_plain) {
+    w->d->set_error(msg);
+    w->group_failed = true;
+    fiber_exit(&w->plain_ctx, &w->sched);
+  }
+  Fiber *f = w->cur;
+  FiberCtx *to = w->fail_group(msg);
+  fiber_exit(&f->ctx, to);
+}
+
+// Leave the dispatch without an error of our own (it was aborted).
+[[noreturn]] void abandon_current(Worker *w) {
+  w->group_failed = true;
+  if (w->in_plain) fiber_exit(&w->plain_ctx, &w->sched);
+  Fiber *f = w->cur;
+  w->cur = nullptr;
+  fiber_exit(&f->ctx, &w->sched);
+}
+
+[[noreturn]] void fail_fmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+[[noreturn]] void fail_fmt(const char *fmt, ...) {
+  char buf[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  std::vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  fail_current(buf);
+}
+
+[[noreturn]] void fail_sync_in_plain(Worker *w, const char *what) {
+  fail_fmt("%s called by kernel '%s', which its module marks as not using synchronisation (uses_sync = 0)", what,
+           w->d->kernel->name.c_str());
+}
+
+// Every runtime call that may block, allocate or fail starts here: the worker
+// leaves kernel code (the watchdog's signal must not unwind the runtime) and
+// leaves the dispatch at once when it was aborted (timeout, another worker's
+// error). The call marks kernel code again before it returns to the kernel
+// (blocking calls: in block(), right before the switch).
+inline __attribute__((always_inline)) Worker *api_enter(const char *what) {
+  Worker *w = t_worker;
+  if (w == nullptr || w->d == nullptr) {
+    std::fprintf(stderr, "moe runtime: %s called outside a kernel dispatch\n", what);
+    std::abort();
+  }
+  leave_kernel(w);
+  if (w->d->abort.load(std::memory_order_relaxed)) abandon_current(w);
+  return w;
+}
+
+void api_tg_barrier() {
+  Worker *w = api_enter("threadgroup_barrier");
+  if (w->in_plain) fail_sync_in_plain(w, "threadgroup_barrier");
+  ++w->n_barrier;
+  w->block(w->cur, kAtBarrier, nullptr);
+}
+
+void api_simd_barrier() {
+  Worker *w = api_enter("simdgroup_barrier");
+  if (w->in_plain) fail_sync_in_plain(w, "simdgroup_barrier");
+  const uint32_t idx = w->cur->t.index;
+  w->simd_bar[idx / MOE_SIMD_WIDTH] |= 1u << (idx % MOE_SIMD_WIDTH);
+  w->simd_waiting |= 1u << (idx / MOE_SIMD_WIDTH);
+  w->block(w->cur, kAtSimdBarrier, nullptr);
+}
+
+const void *api_simd_exchange(const void *value, uint32_t size, uint64_t *active_mask) {
+  Worker *w = api_enter("simd_exchange");
+  if (w->in_plain) fail_sync_in_plain(w, "a SIMD-group collective");
+  if (size > MOE_SIMD_SLOT_BYTES) {
+    fail_fmt("SIMD-group exchange of %u bytes exceeds the maximum of %u", size, MOE_SIMD_SLOT_BYTES);
+  }
+  Fiber *f = w->cur;
+  const uint32_t idx = f->t.index;
+  const uint32_t sgi = idx / MOE_SIMD_WIDTH, lane = idx % MOE_SIMD_WIDTH;
+  SimdGroup &sg = w->simd[sgi];
+  const uint32_t p = sg.parity;
+  if (size > 0) std::memcpy(sg.slots[p][lane], value, size);
+  w->simd_exch[sgi] |= 1u << lane;
+  w->simd_waiting |= 1u << sgi;
+  f->mask_out = active_mask;  // written by the release (no code runs here after the switch)
+  return w->block(f, kAtSimdExchange, sg.slots[p]);
+}
+
+void *tg_static_impl(Worker *w, uint32_t slot, uint64_t size, uint64_t align) {
+  if (slot < w->static_slots.size()) {
+    StaticSlot &s = w->static_slots[slot];
+    if (s.gen == w->gen) {
+      if (size > s.size) {
+        fail_fmt("threadgroup variable slot %u requested with %llu bytes after %llu", slot, (unsigned long long)size,
+                 (unsigned long long)s.size);
+      }
+      return s.ptr;
+    }
+  }
+  if (slot >= kMaxStaticSlot) fail_fmt("threadgroup variable slot %u out of range", slot);
+  if (align == 0) align = 1;
+  if ((align & (align - 1)) != 0 || align > 4096) {
+    fail_fmt("threadgroup variable alignment %llu is not a power of two up to 4096", (unsigned long long)align);
+  }
+  const uint64_t dyn = w->d->tg_dyn_total;
+  const uint64_t rounded = round_up(std::min<uint64_t>(size, uint64_t(1) << 40), 16);
+  if (dyn + w->static_bytes + rounded > kMaxThreadgroupMemory) {
+    fail_fmt("threadgroup memory of %llu bytes exceeds the maximum of %llu (%llu dynamic + %llu in threadgroup "
+             "variables)",
+             (unsigned long long)(dyn + w->static_bytes + rounded), (unsigned long long)kMaxThreadgroupMemory,
+             (unsigned long long)dyn, (unsigned long long)(w->static_bytes + rounded));
+  }
+  uint64_t off = round_up(w->arena_used, align);
+  if (off + size > kArenaCapacity) {
+    fail_current("threadgroup variables do not fit the threadgroup memory arena (alignment padding)");
+  }
+  w->arena_used = off + size;
+  w->static_bytes += rounded;
+  if (slot >= w->static_slots.size()) w->static_slots.resize(size_t(slot) + 1);
+  StaticSlot &s = w->static_slots[slot];
+  s.gen = w->gen;
+  s.ptr = w->arena + off;
+  s.size = size;
+  return s.ptr;
+}
+
+void *api_tg_static(uint32_t slot, uint64_t size, uint64_t align) {
+  Worker *w = api_enter("tg_static");
+  void *p = tg_static_impl(w, slot, size, align);
+  enter_kernel(w);
+  return p;
+}
+
+void api_fail(const char *message) {
+  Worker *w = api_enter("fail");
+  const MoeThreadCtx *t = w->in_plain ? &w->plain_t : (w->cur ? &w->cur->t : nullptr);
+  const char *m = message != nullptr ? message : "kernel failed";
+  if (t == nullptr) fail_current(m);
+  fail_fmt("%s (threadgroup (%u,%u,%u), thread (%u,%u,%u))", m, w->g.tg_pos.x, w->g.tg_pos.y, w->g.tg_pos.z, t->tid.x,
+           t->tid.y, t->tid.z);
+}
+
+const MoeThreadCtx *api_current_thread() {
+  Worker *w = t_worker;
+  if (w == nullptr || w->d == nullptr) return nullptr;
+  if (w->in_plain) return &w->plain_t;
+  return w->cur != nullptr ? &w->cur->t : nullptr;
+}
+
+const MoeRuntimeApi g_api = {
+    MOE_ABI_VERSION, api_tg_barrier, api_simd_barrier, api_simd_exchange, api_tg_static, api_fail, api_current_thread,
+};
+
+}  // namespace cpu
+
+using namespace cpu;
+
+const MoeRuntimeApi *runtime_api() { return &g_api; }
+
+}  // namespace moe
