@@ -4,7 +4,7 @@ import { attnScoresRef, attnSoftmaxRef, attnValuesRef, sigmoidGateRef, sigmoidSt
 import { ATTENTION_SPECS, attnScale, attnScores, attnSoftmax, attnValues, sigmoidGate } from '../src/kernels/attention.js';
 import type { FloatRule, KernelSpec, Params } from '../src/kernels/spec.js';
 import { getBackend } from '../src/backend/index.js';
-import { verifySpec } from '../src/verify/run.js';
+import { verifySpec } from '../src/harness/run.js';
 import { makeRng } from '../src/util/rng.js';
 import { model } from '../src/kernels/models.js';
 import { moe, shader } from './helpers.js';

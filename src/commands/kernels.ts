@@ -1,6 +1,6 @@
 import Table from 'cli-table3';
 import { SPECS } from '../kernels/index.js';
-import { MoeCommand } from './base.js';
+import { MoeCommand } from '../cli/base.js';
 
 export interface KernelListing {
   name: string;
