@@ -29,16 +29,18 @@ export const reportFlags = {
   markdown: Flags.boolean({ description: 'print a Markdown summary (for CI step summaries) instead of the table' }),
 };
 
-export const timeoutFlag = Flags.string({
-  description:
-    'watchdog: abandon a dispatch still running after this long: seconds, or with a unit (500ms, 30s, 2m); 0 for none (default: max(10 s, 100 ns per thread or byte/flop of the case))',
-  helpGroup: 'SAFETY',
-});
-
-export const stackSizeFlag = Flags.string({
-  description: 'stack of each kernel thread on the cpu backend: bytes, or with K/M (512K, 4M); 16K to 64M (default 256K)',
-  helpGroup: 'SAFETY',
-});
+/** --timeout and --stack-size: the watchdog and the kernel threads' stack (safetyRunOptions reads them). */
+export const safetyFlags = {
+  timeout: Flags.string({
+    description:
+      'watchdog: abandon a dispatch still running after this long: seconds, or with a unit (500ms, 30s, 2m); 0 for none (default: max(10 s, 100 ns per thread or byte/flop of the case))',
+    helpGroup: 'SAFETY',
+  }),
+  'stack-size': Flags.string({
+    description: 'stack of each kernel thread on the cpu backend: bytes, or with K/M (512K, 4M); 16K to 64M (default 256K)',
+    helpGroup: 'SAFETY',
+  }),
+};
 
 /** --timeout in milliseconds (undefined: the backend's default scaled to the work). */
 export function parseTimeout(value: string | undefined): number | undefined {

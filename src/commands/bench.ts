@@ -15,8 +15,8 @@ import { copySpec, emptySpec, readSpec } from '../bench/specs.js';
 import { checkCaseResources } from '../harness/launch.js';
 import { preparePipeline, shaderSource } from '../harness/source.js';
 import { benchRenderers, BENCH_SCHEMA, type BenchReport } from '../report/bench.js';
-import { toolVersion } from '../util/env.js';
-import { backendFlag, MoeCommand, parseList, reportFlags, safetyRunOptions, seedFlag, stackSizeFlag, timeoutFlag } from '../cli/base.js';
+import { reportHead } from '../report/common.js';
+import { backendFlag, MoeCommand, parseList, reportFlags, safetyRunOptions, seedFlag, safetyFlags } from '../cli/base.js';
 
 const BENCH_ONLY = [emptySpec, copySpec, readSpec];
 
@@ -93,8 +93,7 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
     baseline: Flags.string({ description: 'compare with a saved --json report; exit 1 on regressions' }),
     'max-regression': Flags.string({ description: '% slowdown beyond the noise that fails against --baseline', default: '5' }),
     ...reportFlags,
-    timeout: timeoutFlag,
-    'stack-size': stackSizeFlag,
+    ...safetyFlags,
     ...shapeFlags(),
   };
 
@@ -200,11 +199,8 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
     }
 
     const report: BenchReport = {
-      schema: BENCH_SCHEMA,
-      tool: { name: 'moe-kernels', version: toolVersion() },
-      backend: backend.name,
+      ...reportHead(BENCH_SCHEMA, backend.name, device),
       clock: cudaClock(backend.name, backend.clock, flags.batch, flags.graph),
-      device,
       peak,
       seed: flags.seed,
       flags: { ...flags },

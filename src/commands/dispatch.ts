@@ -8,8 +8,8 @@ import { UsageError } from '../errors.js';
 import { model, models } from '../kernels/models.js';
 import type { LayerShape } from '../reference/moe-layer.js';
 import { dispatchRenderers, DISPATCH_SCHEMA, type DispatchReport } from '../report/dispatch.js';
-import { toolVersion } from '../util/env.js';
-import { backendFlag, MoeCommand, reportFlags, safetyRunOptions, seedFlag, stackSizeFlag, timeoutFlag } from '../cli/base.js';
+import { reportHead } from '../report/common.js';
+import { backendFlag, MoeCommand, reportFlags, safetyRunOptions, seedFlag, safetyFlags } from '../cli/base.js';
 
 const int = (name: string, v: string | undefined, min: number): number | undefined => {
   if (v === undefined) return undefined;
@@ -49,8 +49,7 @@ Exit codes: 0 PASS, 1 FAIL (a wrong stage, or a kernel that failed while running
     seed: seedFlag,
     shader: Flags.string({ description: 'your .metal file: its kernels replace ours of the same entry names' }),
     ...reportFlags,
-    timeout: timeoutFlag,
-    'stack-size': stackSizeFlag,
+    ...safetyFlags,
   };
 
   async run(): Promise<DispatchReport> {
@@ -98,10 +97,7 @@ Exit codes: 0 PASS, 1 FAIL (a wrong stage, or a kernel that failed while running
     }
     const { output: _output, ...rest } = layer;
     const report: DispatchReport = {
-      schema: DISPATCH_SCHEMA,
-      tool: { name: 'moe-kernels', version: toolVersion() },
-      backend: backend.name,
-      device,
+      ...reportHead(DISPATCH_SCHEMA, backend.name, device),
       preset: flags.preset ?? null,
       activation: 'GELU(tanh)·up',
       ...rest,

@@ -7,9 +7,9 @@ import { findSpec, SPECS } from '../kernels/index.js';
 import { model, models } from '../kernels/models.js';
 import type { KernelCase, KernelSpec, Params } from '../kernels/spec.js';
 import { kernelStatus, verifyRenderers, VERIFY_SCHEMA, type VerifyReport } from '../report/verify.js';
-import { toolVersion } from '../util/env.js';
+import { reportHead } from '../report/common.js';
 import { verifySpec, type CaseResult } from '../harness/run.js';
-import { backendFlag, MoeCommand, parseList, reportFlags, safetyRunOptions, seedFlag, stackSizeFlag, timeoutFlag } from '../cli/base.js';
+import { backendFlag, MoeCommand, parseList, reportFlags, safetyRunOptions, seedFlag, safetyFlags } from '../cli/base.js';
 
 /** One flag per spec parameter (e.g. --tokens, --experts, --top-k), shared by every spec that has it. */
 function paramFlags(): Record<string, Interfaces.OptionFlag<string | undefined>> {
@@ -105,8 +105,7 @@ Exit codes: 0 all cases pass, 1 a case failed (wrong output, out-of-bounds acces
       max: 64,
       helpGroup: 'SAFETY',
     }),
-    timeout: timeoutFlag,
-    'stack-size': stackSizeFlag,
+    ...safetyFlags,
     ...paramFlags(),
   };
 
@@ -169,10 +168,7 @@ Exit codes: 0 all cases pass, 1 a case failed (wrong output, out-of-bounds acces
     if (results.length === 0) throw new UsageError('no cases selected (check --preset, --inputs and the shape flags)');
     const ms = performance.now() - t0;
     const report: VerifyReport = {
-      schema: VERIFY_SCHEMA,
-      tool: { name: 'moe-kernels', version: toolVersion() },
-      backend: backend.name,
-      device,
+      ...reportHead(VERIFY_SCHEMA, backend.name, device),
       seed: flags.seed,
       startedAt: started.toISOString(),
       durationMs: ms,

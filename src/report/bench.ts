@@ -2,17 +2,12 @@
 import Table from 'cli-table3';
 import type { BaselineResult, Comparison } from '../bench/baseline.js';
 import type { BenchCase } from '../bench/run.js';
-import type { DeviceInfo } from '../backend/types.js';
-import { mdText, renderJunitXml, us, type JunitCase, type JunitSuite, type Renderers } from './common.js';
+import { mdText, renderJunitXml, us, type JunitCase, type JunitSuite, type Renderers, type ReportHead } from './common.js';
 
 export const BENCH_SCHEMA = 'moe-kernels/bench-report@1';
 
-export interface BenchReport {
-  schema: typeof BENCH_SCHEMA;
-  tool: { name: 'moe-kernels'; version: string };
-  backend: string;
+export interface BenchReport extends ReportHead<typeof BENCH_SCHEMA> {
   clock: string;
-  device: DeviceInfo;
   peak: { bandwidthGBs: number; source: string } | null;
   seed: number;
   flags: Record<string, unknown>;

@@ -4,6 +4,21 @@
  * formatting, and one JUnit XML writer.
  */
 
+import type { DeviceInfo } from '../backend/types.js';
+import { toolVersion } from '../util/env.js';
+
+/** The first fields of every report: which document, which tool, where it ran. */
+export interface ReportHead<S extends string> {
+  schema: S;
+  tool: { name: 'moe-kernels'; version: string };
+  backend: string;
+  device: DeviceInfo;
+}
+
+export function reportHead<S extends string>(schema: S, backend: string, device: DeviceInfo): ReportHead<S> {
+  return { schema, tool: { name: 'moe-kernels', version: toolVersion() }, backend, device };
+}
+
 /** The renderers of one command's report. */
 export interface Renderers<R> {
   /** The human report (tables), coloured when `color`. */

@@ -1,17 +1,12 @@
 /** Reports of `moe dispatch`: table, JSON document (docs/dispatch-report.schema.json), JUnit XML, Markdown. */
 import Table from 'cli-table3';
-import type { DeviceInfo } from '../backend/types.js';
 import type { LayerReport, StageReport } from '../dispatch/layer.js';
 import type { OutputComparison } from '../verify/compare.js';
-import { fmt, mdText, renderJunitXml, type JunitCase, type Renderers } from './common.js';
+import { fmt, mdText, renderJunitXml, type JunitCase, type Renderers, type ReportHead } from './common.js';
 
 export const DISPATCH_SCHEMA = 'moe-kernels/dispatch-report@1';
 
-export interface DispatchReport extends Omit<LayerReport, 'output'> {
-  schema: typeof DISPATCH_SCHEMA;
-  tool: { name: 'moe-kernels'; version: string };
-  backend: string;
-  device: DeviceInfo;
+export interface DispatchReport extends Omit<LayerReport, 'output'>, ReportHead<typeof DISPATCH_SCHEMA> {
   preset: string | null;
   activation: string;
 }

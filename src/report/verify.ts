@@ -2,16 +2,11 @@
 import Table from 'cli-table3';
 import type { CaseResult } from '../harness/run.js';
 import type { OutputComparison } from '../verify/compare.js';
-import type { DeviceInfo } from '../backend/types.js';
-import { fmt, mdText, renderJunitXml, type JunitCase, type Renderers } from './common.js';
+import { fmt, mdText, renderJunitXml, type JunitCase, type Renderers, type ReportHead } from './common.js';
 
 export const VERIFY_SCHEMA = 'moe-kernels/verify-report@1';
 
-export interface VerifyReport {
-  schema: typeof VERIFY_SCHEMA;
-  tool: { name: 'moe-kernels'; version: string };
-  backend: string;
-  device: DeviceInfo;
+export interface VerifyReport extends ReportHead<typeof VERIFY_SCHEMA> {
   seed: number;
   startedAt: string;
   durationMs: number;
