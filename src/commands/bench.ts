@@ -16,7 +16,7 @@ import { checkCaseResources } from '../harness/launch.js';
 import { preparePipeline, shaderSource } from '../harness/source.js';
 import { benchRenderers, BENCH_SCHEMA, type BenchReport } from '../report/bench.js';
 import { reportHead } from '../report/common.js';
-import { backendFlag, MoeCommand, parseList, reportFlags, safetyRunOptions, seedFlag, safetyFlags } from '../cli/base.js';
+import { backendFlag, MoeCommand, parseList, reportFlags, safetyFlags, safetyRunOptions, seedFlag } from '../cli/base.js';
 
 const BENCH_ONLY = [emptySpec, copySpec, readSpec];
 
@@ -61,6 +61,7 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
     '<%= config.bin %> bench --kernel softmax-topk --tokens 1,16,256,4096',
     '<%= config.bin %> bench --kernel empty',
     '<%= config.bin %> bench --json > base.json && <%= config.bin %> bench --baseline base.json',
+    '<%= config.bin %> bench --baseline base.json --junit bench.xml --markdown >> $GITHUB_STEP_SUMMARY',
   ];
 
   static override flags = {

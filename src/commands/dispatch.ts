@@ -9,7 +9,7 @@ import { model, models } from '../kernels/models.js';
 import type { LayerShape } from '../reference/moe-layer.js';
 import { dispatchRenderers, DISPATCH_SCHEMA, type DispatchReport } from '../report/dispatch.js';
 import { reportHead } from '../report/common.js';
-import { backendFlag, MoeCommand, reportFlags, safetyRunOptions, seedFlag, safetyFlags } from '../cli/base.js';
+import { backendFlag, MoeCommand, reportFlags, safetyFlags, safetyRunOptions, seedFlag } from '../cli/base.js';
 
 const int = (name: string, v: string | undefined, min: number): number | undefined => {
   if (v === undefined) return undefined;
@@ -30,6 +30,7 @@ Exit codes: 0 PASS, 1 FAIL (a wrong stage, or a kernel that failed while running
   static override examples = [
     '<%= config.bin %> dispatch --preset qwen3-30b-a3b --tokens 4',
     '<%= config.bin %> dispatch --preset qwen1.5-moe-a2.7b --strategy loop',
+    '<%= config.bin %> dispatch --preset qwen3-30b-a3b --junit dispatch.xml --markdown >> $GITHUB_STEP_SUMMARY',
     '<%= config.bin %> dispatch --hidden 512 --intermediate 256 --experts 16 --top-k 4 --shared-intermediate 512 --tokens 3',
   ];
 

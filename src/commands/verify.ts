@@ -9,7 +9,7 @@ import type { KernelCase, KernelSpec, Params } from '../kernels/spec.js';
 import { kernelStatus, verifyRenderers, VERIFY_SCHEMA, type VerifyReport } from '../report/verify.js';
 import { reportHead } from '../report/common.js';
 import { verifySpec, type CaseResult } from '../harness/run.js';
-import { backendFlag, MoeCommand, parseList, reportFlags, safetyRunOptions, seedFlag, safetyFlags } from '../cli/base.js';
+import { backendFlag, MoeCommand, parseList, reportFlags, safetyFlags, safetyRunOptions, seedFlag } from '../cli/base.js';
 
 /** One flag per spec parameter (e.g. --tokens, --experts, --top-k), shared by every spec that has it. */
 function paramFlags(): Record<string, Interfaces.OptionFlag<string | undefined>> {
