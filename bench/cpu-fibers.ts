@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { getBackend } from '../src/backend/index.js';
 import { loadAddon } from '../src/backend/addon.js';
 import { softmaxTopk } from '../src/kernels/softmax-topk.js';
-import { bindCase, bytesOf } from '../src/verify/bindings.js';
+import { bindCase, bytesOf } from '../src/harness/bindings.js';
 import { makeRng } from '../src/util/rng.js';
 import { PACKAGE_ROOT, SHADER_DIR } from '../src/util/paths.js';
 

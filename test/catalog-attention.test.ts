@@ -9,7 +9,7 @@ import { ATTENTION_SPECS } from '../src/kernels/index.js';
 import { sigmoidGate } from '../src/kernels/sigmoid-gate.js';
 import type { FloatRule, KernelSpec, Params } from '../src/kernels/spec.js';
 import { getBackend } from '../src/backend/index.js';
-import { verifySpec } from '../src/verify/run.js';
+import { verifySpec } from '../src/harness/run.js';
 import { makeRng } from '../src/util/rng.js';
 import { model } from '../src/kernels/models.js';
 import { moe, shader } from './helpers.js';

@@ -28,7 +28,7 @@ import { model } from '../src/kernels/models.js';
 import { bf16BitsToF32, f32ToBf16Bits } from '../src/util/bf16.js';
 import { makeRng } from '../src/util/rng.js';
 import { getBackend } from '../src/backend/index.js';
-import { verifySpec } from '../src/verify/run.js';
+import { verifySpec } from '../src/harness/run.js';
 import { shader } from './helpers.js';
 
 const close = (got: ArrayLike<number>, want: number[], eps = 1e-12): void => {

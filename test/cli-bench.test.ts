@@ -6,7 +6,7 @@ import { moe, tmp } from './helpers.js';
 import { SPECS } from '../src/kernels/index.js';
 import { getBackend } from '../src/backend/index.js';
 import { copySpec, readSpec } from '../src/bench/specs.js';
-import { verifySpec } from '../src/verify/run.js';
+import { verifySpec } from '../src/harness/run.js';
 
 interface Case {
   kernel: string;

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { getBackend } from '../src/backend/index.js';
 import { expertMatvec } from '../src/kernels/expert-matvec.js';
-import { verifySpec } from '../src/verify/run.js';
+import { verifySpec } from '../src/harness/run.js';
 import { shader } from './helpers.js';
 
 const cases = expertMatvec.cases();

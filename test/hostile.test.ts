@@ -21,7 +21,7 @@ import type { NativeRunOptions } from '../src/backend/addon-types.js';
 import { ShaderCompileError } from '../src/errors.js';
 import { softmaxTopk } from '../src/kernels/softmax-topk.js';
 import type { KernelCase } from '../src/kernels/spec.js';
-import { verifySpec } from '../src/verify/run.js';
+import { verifySpec } from '../src/harness/run.js';
 import { moe, shader, tmp } from './helpers.js';
 
 const SMALL = { n_tokens: 2, n_experts: 8, top_k: 2 };

@@ -15,7 +15,7 @@ import { deviceSelfTest, ensureDeviceTrusted } from '../src/backend/selftest.js'
 import type { Backend } from '../src/backend/types.js';
 import { KernelRuntimeError, ShaderCompileError, UsageError } from '../src/errors.js';
 import { findSpec } from '../src/kernels/index.js';
-import { verifySpec } from '../src/verify/run.js';
+import { verifySpec } from '../src/harness/run.js';
 import { ROOT } from './helpers.js';
 
 interface FakeAddon {

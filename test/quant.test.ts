@@ -22,7 +22,7 @@ import {
 import { geluTanh, qgateUpRef, qmvRef, silu } from '../src/reference/quant.js';
 import { bf16BitsToF32, f32ToBf16Bits, roundBf16 } from '../src/util/bf16.js';
 import { fillUniform } from '../src/util/fastrng.js';
-import { verifySpec } from '../src/verify/run.js';
+import { verifySpec } from '../src/harness/run.js';
 import { moe, ROOT, shader, tmp } from './helpers.js';
 import { QB, QG_ROWS, QT } from '../src/kernels/common/quant.js';
 

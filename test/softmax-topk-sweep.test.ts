@@ -9,8 +9,9 @@ import assert from 'node:assert/strict';
 import { getBackend } from '../src/backend/index.js';
 import { findSpec } from '../src/kernels/index.js';
 import type { KernelCase } from '../src/kernels/spec.js';
-import { preparePipeline, shaderSource, verifySpec } from '../src/verify/run.js';
-import { bindCase } from '../src/verify/bindings.js';
+import { verifySpec } from '../src/harness/run.js';
+import { preparePipeline, shaderSource } from '../src/harness/source.js';
+import { bindCase } from '../src/harness/bindings.js';
 import { makeRng } from '../src/util/rng.js';
 
 test('softmax-topk: every n_experts 1..512 with top_k 1, a middle value and min(64, n_experts)', async () => {

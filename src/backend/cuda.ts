@@ -13,6 +13,7 @@ import { emitCuda } from '../msl/index.js';
 import { cacheDir, NATIVE_INCLUDE_DIR } from '../util/paths.js';
 import { loadAddon } from './addon.js';
 import type { NativeCuda, NativeCudaDevice, NativeCudaModule, NativeLaunch, NativeRunOptions, NativeTimeOptions } from './addon-types.js';
+import { LaunchError, SHARED_MAX_THREADGROUP_MEMORY, validateLaunch } from './launch.js';
 import { defaultTimeoutMs } from './limits.js';
 import { asCompileError, headerText, parseEntry, sourceHashOf } from './shader.js';
 import type { Backend, BackendStatus, Buffers, DeviceInfo, Pipeline } from './types.js';
@@ -176,12 +177,17 @@ export class CudaBackend implements Backend {
     return p;
   }
 
+  /** A launch this kernel cannot have on this GPU is a KernelRuntimeError before dispatch. */
   private check(p: CudaPipeline, launch: NativeLaunch): void {
-    const [x, y, z] = launch.threadgroup;
-    if (x * y * z > p.maxThreads) {
-      throw new KernelRuntimeError(
-        `${p.entry}: threadgroup of ${x * y * z} threads exceeds the ${p.maxThreads} this kernel can have on ${this.dev.name} (its maxTotalThreadsPerThreadgroup)`,
-      );
+    try {
+      validateLaunch(launch, {
+        maxThreadsPerThreadgroup: p.maxThreads,
+        threadsLimitName: `this kernel's maxTotalThreadsPerThreadgroup on ${this.dev.name}`,
+        maxThreadgroupMemory: SHARED_MAX_THREADGROUP_MEMORY,
+      });
+    } catch (e) {
+      if (e instanceof LaunchError) throw new KernelRuntimeError(`${p.entry}: ${e.message}`);
+      throw e;
     }
   }
 

@@ -1,9 +1,10 @@
 /**
- * Launch geometry, binding order and timing shared by the GPU backends
- * (issue 8): everything of a dispatch that is not a call into the GPU API,
- * so that it runs, and is tested, on Linux. Backend-neutral: limits are
- * passed in (Metal takes them from the pipeline and the device; CUDA may take
- * its own).
+ * Launch geometry, binding order and timing shared by the backends:
+ * everything of a dispatch that is not a call into the GPU API, so that it
+ * runs, and is tested, on Linux. One validateLaunch for every backend, against
+ * a limits object each: Metal takes them from the pipeline and the device,
+ * CUDA from the compiled function, and every case is held to PORTABLE_LIMITS
+ * before anything is allocated (the harness).
  */
 import type { MslKernel } from '../msl/index.js';
 import type { NativeLaunch } from './addon-types.js';
@@ -24,6 +25,8 @@ export interface LaunchLimits {
   threadsLimitName?: string;
   /** Bytes of threadgroup memory one threadgroup may use in all, static and dynamic. */
   maxThreadgroupMemory: number;
+  /** Words for that limit in messages (default "the maximum"). */
+  memoryLimitName?: string;
   /** Threadgroup memory the kernel declares itself (Metal: staticThreadgroupMemoryLength). */
   staticThreadgroupMemory?: number;
   /** Each dynamic threadgroup memory length is rounded up to a multiple of this (Metal: 16; default 1). */
@@ -40,6 +43,15 @@ export const METAL_THREADGROUP_MEMORY_GRANULE = 16;
 export const MAX_SET_BYTES = 4096;
 /** Metal's buffer argument table: [[buffer(0)]] .. [[buffer(30)]]. */
 export const MAX_BUFFER_INDICES = 31;
+
+/** What Metal allows any kernel on any device (1024 threads, 32 KiB): every case must fit, whatever the backend. */
+export const PORTABLE_LIMITS: LaunchLimits = {
+  maxThreadsPerThreadgroup: 1024,
+  threadsLimitName: "Metal's maximum",
+  maxThreadgroupMemory: SHARED_MAX_THREADGROUP_MEMORY,
+  memoryLimitName: "Metal's maximum",
+  threadgroupMemoryGranule: METAL_THREADGROUP_MEMORY_GRANULE,
+};
 
 const roundUp = (n: number, m: number): number => Math.ceil(n / m) * m;
 const dims = (d: readonly number[]): string => d.join('×');
@@ -85,7 +97,7 @@ export function validateLaunch(launch: NativeLaunch, limits: LaunchLimits): Nati
   const total = rounded.reduce((a, b) => a + b, stat);
   if (total > limits.maxThreadgroupMemory) {
     const parts = stat > 0 ? ` (${stat} declared in the kernel, ${total - stat} set at launch)` : '';
-    throw new LaunchError(`threadgroup memory of ${total} bytes${parts} exceeds the maximum of ${limits.maxThreadgroupMemory}`);
+    throw new LaunchError(`threadgroup memory of ${total} bytes${parts} exceeds ${limits.memoryLimitName ?? 'the maximum'} of ${limits.maxThreadgroupMemory}`);
   }
   return { mode: launch.mode, grid: [...grid], threadgroup: [...tg], threadgroupMemory: rounded };
 }

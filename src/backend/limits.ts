@@ -1,7 +1,7 @@
 /**
- * Limits a dispatch runs under (issue 7: hostile kernels never take the tool
- * down): the watchdog's default time budget, the per-thread stack, Metal's
- * launch limits, and the memory a case may ask for.
+ * Limits a dispatch runs under, so that hostile kernels never take the tool
+ * down: the watchdog's default time budget, the per-thread stack, and the
+ * memory a case may ask for. Launch limits are in launch.ts.
  */
 import { freemem, totalmem } from 'node:os';
 import type { NativeLaunch } from './addon-types.js';
@@ -11,8 +11,6 @@ export const MIN_DEFAULT_TIMEOUT_MS = 10_000;
 /** Nanoseconds granted per thread of the grid, or per byte or flop of the spec's cost, whichever is more. */
 export const TIMEOUT_NS_PER_UNIT = 100;
 
-export const MAX_THREADS_PER_THREADGROUP = 1024;
-export const MAX_THREADGROUP_MEMORY = 32 * 1024;
 export const MIN_STACK_SIZE = 16 * 1024;
 export const MAX_STACK_SIZE = 64 * 1024 * 1024;
 export const DEFAULT_STACK_SIZE = 256 * 1024;
@@ -33,20 +31,6 @@ export function gridThreads(launch: NativeLaunch): number {
 export function defaultTimeoutMs(launch: NativeLaunch, cost?: { bytes: number; flops: number }): number {
   const units = Math.max(gridThreads(launch), cost ? cost.bytes + cost.flops : 0);
   return Math.ceil(Math.max(MIN_DEFAULT_TIMEOUT_MS, (units * TIMEOUT_NS_PER_UNIT) / 1e6));
-}
-
-/** Why Metal would refuse this launch, or null (checked before any buffer is made). */
-export function launchProblem(launch: NativeLaunch): string | null {
-  const [tx, ty, tz] = launch.threadgroup;
-  const per = tx * ty * tz;
-  if (per > MAX_THREADS_PER_THREADGROUP) {
-    return `a threadgroup of ${tx}×${ty}×${tz} = ${per} threads exceeds Metal's maximum of ${MAX_THREADS_PER_THREADGROUP}`;
-  }
-  const tgm = launch.threadgroupMemory.reduce((a, b) => a + Math.ceil(b / 16) * 16, 0);
-  if (tgm > MAX_THREADGROUP_MEMORY) {
-    return `threadgroup memory of ${tgm} bytes exceeds Metal's maximum of ${MAX_THREADGROUP_MEMORY} (32 KiB)`;
-  }
-  return null;
 }
 
 const GiB = 2 ** 30;

@@ -1,5 +1,5 @@
 /**
- * The Metal backend (DESIGN.md, "The Metal backend"; issue 8): the real GPU
+ * The Metal backend (DESIGN.md, "The Metal backend"): the real GPU
  * of a Mac, through addon.metal (native/metal/metal_glue.cc over the Metal calls
  * of native/metal/metal_backend.mm). Everything here — signature parsing,
  * the binding plan, launch limits, timing, device facts, error mapping — is

@@ -18,22 +18,21 @@ export interface DevicePeak {
 
 const APPLE = 'Apple tech specs / newsroom announcement of the chip (unified memory bandwidth)';
 
+/** One Apple chip generation, its tiers most specific first (Ultra, Max, Pro, then '' for the base chip). */
+function apple(chip: string, tiers: [tier: string, bandwidthGBs: number, note?: string][]): DevicePeak[] {
+  return tiers.map(([tier, bandwidthGBs, note]) => ({
+    pattern: tier ? new RegExp(`${chip} ${tier}`, 'i') : new RegExp(`Apple ${chip}\\b`, 'i'),
+    name: `Apple ${chip}${tier ? ` ${tier}` : ''}${note ? ` (${note})` : ''}`,
+    bandwidthGBs,
+    source: APPLE,
+  }));
+}
+
 export const PEAKS: DevicePeak[] = [
-  { pattern: /M1 Ultra/i, name: 'Apple M1 Ultra', bandwidthGBs: 800, source: APPLE },
-  { pattern: /M1 Max/i, name: 'Apple M1 Max', bandwidthGBs: 400, source: APPLE },
-  { pattern: /M1 Pro/i, name: 'Apple M1 Pro', bandwidthGBs: 200, source: APPLE },
-  { pattern: /Apple M1\b/i, name: 'Apple M1', bandwidthGBs: 68.25, source: APPLE },
-  { pattern: /M2 Ultra/i, name: 'Apple M2 Ultra', bandwidthGBs: 800, source: APPLE },
-  { pattern: /M2 Max/i, name: 'Apple M2 Max', bandwidthGBs: 400, source: APPLE },
-  { pattern: /M2 Pro/i, name: 'Apple M2 Pro', bandwidthGBs: 200, source: APPLE },
-  { pattern: /Apple M2\b/i, name: 'Apple M2', bandwidthGBs: 100, source: APPLE },
-  { pattern: /M3 Ultra/i, name: 'Apple M3 Ultra', bandwidthGBs: 819, source: APPLE },
-  { pattern: /M3 Max/i, name: 'Apple M3 Max (16-core CPU; the 14-core bin has 300)', bandwidthGBs: 400, source: APPLE },
-  { pattern: /M3 Pro/i, name: 'Apple M3 Pro', bandwidthGBs: 150, source: APPLE },
-  { pattern: /Apple M3\b/i, name: 'Apple M3', bandwidthGBs: 100, source: APPLE },
-  { pattern: /M4 Max/i, name: 'Apple M4 Max (16-core CPU; the 14-core bin has 410)', bandwidthGBs: 546, source: APPLE },
-  { pattern: /M4 Pro/i, name: 'Apple M4 Pro', bandwidthGBs: 273, source: APPLE },
-  { pattern: /Apple M4\b/i, name: 'Apple M4', bandwidthGBs: 120, source: APPLE },
+  ...apple('M1', [['Ultra', 800], ['Max', 400], ['Pro', 200], ['', 68.25]]),
+  ...apple('M2', [['Ultra', 800], ['Max', 400], ['Pro', 200], ['', 100]]),
+  ...apple('M3', [['Ultra', 819], ['Max', 400, '16-core CPU; the 14-core bin has 300'], ['Pro', 150], ['', 100]]),
+  ...apple('M4', [['Max', 546, '16-core CPU; the 14-core bin has 410'], ['Pro', 273], ['', 120]]),
   { pattern: /H200/i, name: 'NVIDIA H200', bandwidthGBs: 4800, fp32Tflops: 67, source: 'NVIDIA H200 Tensor Core GPU datasheet (HBM3e, 4.8 TB/s)' },
   { pattern: /H100.*PCIe/i, name: 'NVIDIA H100 PCIe', bandwidthGBs: 2000, fp32Tflops: 51, source: 'NVIDIA H100 Tensor Core GPU datasheet (PCIe: 2 TB/s)' },
   { pattern: /H100.*NVL/i, name: 'NVIDIA H100 NVL', bandwidthGBs: 3900, fp32Tflops: 60, source: 'NVIDIA H100 Tensor Core GPU datasheet (NVL: 3.9 TB/s)' },

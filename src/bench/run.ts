@@ -1,11 +1,11 @@
 /** Timing of one kernel case on a backend, with the noise-driven stopping rule. */
 import type { NativeRunOptions } from '../backend/addon-types.js';
-import { defaultTimeoutMs } from '../backend/limits.js';
 import type { Backend, Pipeline } from '../backend/types.js';
 import type { KernelSpec, Params } from '../kernels/spec.js';
 import { shapeLabel } from '../kernels/spec.js';
 import { caseSeed, makeRng } from '../util/rng.js';
-import { bindCase } from '../verify/bindings.js';
+import { bindCase } from '../harness/bindings.js';
+import { caseRunOptions } from '../harness/launch.js';
 import { sampleUntilStable, stats, type StopRule } from './stats.js';
 
 export interface BenchCase {
@@ -59,8 +59,7 @@ export async function benchCase(
   const bound = bindCase(spec, params, inputs);
   const launch = spec.launch(params);
   const cost = spec.cost(params);
-  const run: NativeRunOptions = { ...o.runOptions, bufferNames: bound.names };
-  if (run.timeoutMs === undefined) run.timeoutMs = defaultTimeoutMs(launch, cost);
+  const run = caseRunOptions(spec, params, bound, o.runOptions);
   const timing = {
     warmCache: o.warmCache,
     touchedBytes: cost.bytes,

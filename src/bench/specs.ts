@@ -8,6 +8,23 @@ import type { KernelSpec, Params } from '../kernels/spec.js';
 
 const n4 = (p: Params): number => Math.ceil((p.n_elements as number) / 4);
 
+/**
+ * What the copy and read kernels share: n_elements 32-bit words (16 Mi by
+ * default) read as 4-vectors from `src` (index 0), their count in 4-vectors
+ * bound at index 2.
+ */
+function wordStream(words: string, src: { mslType: 'float4' | 'uint4'; dtype: 'f32' | 'u32' }) {
+  return {
+    params: [{ name: 'n_elements', flag: 'elements', description: `${words} (rounded up to a multiple of 4)`, min: 4 }],
+    defaults: { n_elements: 16 * 1024 * 1024 },
+    src: { index: 0, name: 'src', kind: 'array', ...src, access: 'read', length: (p: Params) => n4(p) * 4 } as const,
+    count: { index: 2, name: 'n4', kind: 'scalar', mslType: 'uint', value: n4 } as const,
+  };
+}
+
+const copyWords = wordStream('floats copied', { mslType: 'float4', dtype: 'f32' });
+const readWords = wordStream('32-bit words read', { mslType: 'uint4', dtype: 'u32' });
+
 export const emptySpec: KernelSpec = {
   name: 'empty',
   entry: 'moe_empty',
@@ -35,13 +52,13 @@ export const copySpec: KernelSpec = {
   group: 'bench',
   description: 'dst = src with float4 loads and stores: the bandwidth a streaming kernel can reach',
   math: 'dst[i] = src[i]',
-  params: [{ name: 'n_elements', flag: 'elements', description: 'floats copied (rounded up to a multiple of 4)', min: 4 }],
-  defaults: { n_elements: 16 * 1024 * 1024 },
+  params: copyWords.params,
+  defaults: copyWords.defaults,
   inputSets: [{ name: 'normal', description: 'uniform floats' }],
   buffers: [
-    { index: 0, name: 'src', kind: 'array', mslType: 'float4', dtype: 'f32', access: 'read', length: (p) => n4(p) * 4 },
+    copyWords.src,
     { index: 1, name: 'dst', kind: 'array', mslType: 'float4', dtype: 'f32', access: 'write', length: (p) => n4(p) * 4 },
-    { index: 2, name: 'n4', kind: 'scalar', mslType: 'uint', value: n4 },
+    copyWords.count,
   ],
   threadgroup: [],
   cases: () => [{ params: { n_elements: 1 << 20 }, inputSet: 'normal', origin: 'bench' }],
@@ -71,13 +88,13 @@ export const readSpec: KernelSpec = {
   description:
     'Reads n_elements 32-bit words once (uint4 loads, all independent) and folds them: what reading that many bytes costs in one dispatch, the ceiling for a kernel that must (e.g. a quantized mat-vec over as many packed weights)',
   math: 'out[g] = XOR of the words its SIMD-group read',
-  params: [{ name: 'n_elements', flag: 'elements', description: '32-bit words read (rounded up to a multiple of 4)', min: 4 }],
-  defaults: { n_elements: 16 * 1024 * 1024 },
+  params: readWords.params,
+  defaults: readWords.defaults,
   inputSets: [{ name: 'normal', description: 'random words' }],
   buffers: [
-    { index: 0, name: 'src', kind: 'array', mslType: 'uint4', dtype: 'u32', access: 'read', length: (p) => n4(p) * 4 },
+    readWords.src,
     { index: 1, name: 'out', kind: 'array', mslType: 'uint', dtype: 'u32', access: 'write', length: (p) => Math.ceil(readThreads(p) / 32) },
-    { index: 2, name: 'n4', kind: 'scalar', mslType: 'uint', value: n4 },
+    readWords.count,
   ],
   threadgroup: [],
   cases: () => [

@@ -1,7 +1,7 @@
 import Table from 'cli-table3';
 import { detectBackends, getBackend, type BackendStatus } from '../backend/index.js';
 import { deviceSelfTest } from '../backend/selftest.js';
-import { MoeCommand } from './base.js';
+import { MoeCommand } from '../cli/base.js';
 
 export default class Backends extends MoeCommand {
   static override summary = 'List the backends, the device each would use, and why any is unavailable';

@@ -1,6 +1,5 @@
 import { Flags, type Interfaces } from '@oclif/core';
 import { existsSync, readFileSync } from 'node:fs';
-import Table from 'cli-table3';
 import ora from 'ora';
 import { getBackend } from '../backend/index.js';
 import { featureSkip } from '../backend/features.js';
@@ -9,34 +8,15 @@ import { UsageError } from '../errors.js';
 import { SPECS } from '../kernels/index.js';
 import { benchShapes, presetModel } from '../kernels/select.js';
 import type { KernelSpec } from '../kernels/spec.js';
-import { compareRuns, type BaselineResult } from '../bench/baseline.js';
+import { compareRuns } from '../bench/baseline.js';
 import { findPeak } from '../bench/peaks.js';
 import { benchCase, type BenchCase } from '../bench/run.js';
 import { copySpec, emptySpec, readSpec } from '../bench/specs.js';
-import { toolVersion } from '../util/env.js';
-import { preparePipeline, shaderSource } from '../verify/run.js';
-import { backendFlag, MoeCommand, parseList, safetyRunOptions, seedFlag, stackSizeFlag, timeoutFlag } from './base.js';
-import { checkCaseResources } from '../verify/resources.js';
-import type { DeviceInfo } from '../backend/types.js';
-
-export const BENCH_SCHEMA = 'moe-kernels/bench-report@1';
-
-export interface BenchReport {
-  schema: typeof BENCH_SCHEMA;
-  tool: { name: 'moe-kernels'; version: string };
-  backend: string;
-  clock: string;
-  device: DeviceInfo;
-  peak: { bandwidthGBs: number; source: string } | null;
-  seed: number;
-  flags: Record<string, unknown>;
-  shaders: Record<string, string>;
-  startedAt: string;
-  cases: BenchCase[];
-  baseline?: BaselineResult & { file: string; maxRegression: number };
-  /** Kernels not timed: their shader needs a feature the device lacks (e.g. bfloat without MSL 3.1). */
-  skipped?: { kernel: string; reason: string }[];
-}
+import { checkCaseResources } from '../harness/launch.js';
+import { preparePipeline, shaderSource } from '../harness/source.js';
+import { benchRenderers, BENCH_SCHEMA, type BenchReport } from '../report/bench.js';
+import { reportHead } from '../report/common.js';
+import { backendFlag, MoeCommand, parseList, reportFlags, safetyFlags, safetyRunOptions, seedFlag } from '../cli/base.js';
 
 const BENCH_ONLY = [emptySpec, copySpec, readSpec];
 
@@ -51,7 +31,6 @@ function shapeFlags(): Record<string, Interfaces.OptionFlag<string | undefined>>
   return out;
 }
 
-const us = (ns: number): string => (ns / 1000).toFixed(ns < 10_000 ? 2 : 1);
 
 export default class Bench extends MoeCommand {
   static override summary = 'Time kernels: warm-up, samples until the noise is low, GB/s, GFLOP/s and % of peak; gate on a baseline';
@@ -64,6 +43,7 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
     '<%= config.bin %> bench --kernel softmax-topk --tokens 1,16,256,4096',
     '<%= config.bin %> bench --kernel empty',
     '<%= config.bin %> bench --json > base.json && <%= config.bin %> bench --baseline base.json',
+    '<%= config.bin %> bench --baseline base.json --junit bench.xml --markdown >> $GITHUB_STEP_SUMMARY',
   ];
 
   static override flags = {
@@ -95,9 +75,8 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
     }),
     baseline: Flags.string({ description: 'compare with a saved --json report; exit 1 on regressions' }),
     'max-regression': Flags.string({ description: '% slowdown beyond the noise that fails against --baseline', default: '5' }),
-    markdown: Flags.boolean({ description: 'print Markdown (for CI step summaries) instead of the table' }),
-    timeout: timeoutFlag,
-    'stack-size': stackSizeFlag,
+    ...reportFlags,
+    ...safetyFlags,
     ...shapeFlags(),
   };
 
@@ -155,7 +134,7 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
     const rule = { minSamples: flags['min-samples'], maxNoise, maxTimeNs: maxTime * 1e9, maxSamples: 100_000 };
     const runOptions = safetyRunOptions(flags);
     const timing = { rule, warmup: flags.warmup, seed: flags.seed, runOptions, warmCache: flags['warm-cache'], perSample: flags.batch, graph: flags.graph };
-    const spinner = process.stderr.isTTY && !this.jsonEnabled() && !flags.markdown ? ora({ stream: process.stderr }).start('compiling') : null;
+    const spinner = this.interactive(flags) ? ora({ stream: process.stderr }).start('compiling') : null;
     const cases: BenchCase[] = [];
     const skipped: { kernel: string; reason: string }[] = [];
     const shaders: Record<string, string> = {};
@@ -196,11 +175,8 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
     }
 
     const report: BenchReport = {
-      schema: BENCH_SCHEMA,
-      tool: { name: 'moe-kernels', version: toolVersion() },
-      backend: backend.name,
+      ...reportHead(BENCH_SCHEMA, backend.name, device),
       clock: cudaClock(backend.name, backend.clock, flags.batch, flags.graph),
-      device,
       peak,
       seed: flags.seed,
       flags: { ...flags },
@@ -214,19 +190,8 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
       report.baseline = { ...cmp, file: flags.baseline, maxRegression };
       if (cmp.comparisons.some((c) => c.regression)) process.exitCode = 1;
     }
-    if (!this.jsonEnabled()) this.log(flags.markdown ? renderBenchMarkdown(report) : renderBenchTable(report));
-    return report;
+    return this.emit(report, benchRenderers, flags);
   }
-}
-
-/** Whether the report has the packed-weights columns: when some case is a quantized kernel. */
-const hasWeights = (r: BenchReport): boolean => r.cases.some((x) => x.weightGBs !== undefined);
-
-/** A case's packed-weights columns (none when the report has none). */
-function weightCells(weights: boolean, c: BenchCase): string[] {
-  if (!weights) return [];
-  if (c.weightGBs === undefined) return ['-', '-'];
-  return [c.weightGBs.toFixed(2), c.weightPctPeak === null || c.weightPctPeak === undefined ? '-' : c.weightPctPeak.toFixed(1)];
 }
 
 /** The clock line of a report: the backend's, and how CUDA samples were taken. */
@@ -236,67 +201,3 @@ function cudaClock(backend: string, clock: string, batch: number, graph: boolean
   return `${clock}; each sample the mean of ${batch} dispatches (rounded up to whole rounds of the buffer copies) replayed from a CUDA graph between two events`;
 }
 
-export function renderBenchTable(r: BenchReport): string {
-  const weights = hasWeights(r);
-  const t = new Table({
-    head: ['kernel', 'shape', 'median µs', 'min µs', 'noise %', 'samples', 'GB/s', 'GFLOP/s', '% peak BW', ...(weights ? ['weights GB/s', 'weights % peak'] : [])],
-    style: { head: [], border: [] },
-  });
-  for (const c of r.cases) {
-    t.push([
-      c.kernel,
-      c.shape,
-      us(c.medianNs),
-      us(c.minNs),
-      (100 * c.noise).toFixed(2),
-      `${c.samples}${c.stopReason === 'time' ? ' (time cap)' : ''}`,
-      c.gbps.toFixed(2),
-      c.gflops.toFixed(2),
-      c.pctPeakBandwidth === null ? '-' : c.pctPeakBandwidth.toFixed(1),
-      ...weightCells(weights, c),
-    ]);
-  }
-  const lines = [
-    `backend: ${r.backend} (${r.device.name}); clock: ${r.clock}`,
-    `peak bandwidth: ${r.peak ? `${r.peak.bandwidthGBs.toFixed(1)} GB/s (${r.peak.source})` : 'unknown for this device (use --measure-peak)'}`,
-    t.toString(),
-  ];
-  if (weights) lines.push('weights: the packed weight words alone (not scales, biases or activations), over the same median time');
-  for (const k of r.skipped ?? []) lines.push(`SKIP ${k.kernel}: ${k.reason}`);
-  if (r.baseline) {
-    const b = new Table({ head: ['kernel', 'shape', 'old µs', 'new µs', 'new/old', '± noise %', 'verdict'], style: { head: [], border: [] } });
-    for (const c of r.baseline.comparisons) {
-      b.push([c.kernel, c.shape, us(c.oldNs), us(c.newNs), c.ratio.toFixed(3), (100 * c.combinedNoise).toFixed(2), c.regression ? 'SLOWER (regression)' : c.verdict]);
-    }
-    lines.push(`baseline: ${r.baseline.file} (fail beyond ${(100 * r.baseline.maxRegression).toFixed(1)}% + noise)`, b.toString());
-    if (r.baseline.missing.length > 0) lines.push(`not in the baseline: ${r.baseline.missing.join('; ')}`);
-    const regs = r.baseline.comparisons.filter((c) => c.regression).length;
-    lines.push(regs > 0 ? `FAIL: ${regs} regression(s)` : 'PASS: no regression');
-  }
-  return lines.join('\n');
-}
-
-export function renderBenchMarkdown(r: BenchReport): string {
-  const lines = [
-    `## moe bench: ${r.backend} (${r.device.name})`,
-    '',
-  ];
-  const weights = hasWeights(r);
-  lines.push(
-    `| kernel | shape | median µs | noise % | samples | GB/s | GFLOP/s | % peak BW |${weights ? ' weights GB/s | weights % peak |' : ''}`,
-    `|---|---|---:|---:|---:|---:|---:|---:|${weights ? '---:|---:|' : ''}`,
-  );
-  for (const c of r.cases) {
-    const wc = weightCells(weights, c);
-    lines.push(`| ${c.kernel} | ${c.shape} | ${us(c.medianNs)} | ${(100 * c.noise).toFixed(2)} | ${c.samples} | ${c.gbps.toFixed(2)} | ${c.gflops.toFixed(2)} | ${c.pctPeakBandwidth === null ? '-' : c.pctPeakBandwidth.toFixed(1)} |${wc.map((x) => ` ${x} |`).join('')}`);
-  }
-  if (r.skipped && r.skipped.length > 0) {
-    lines.push('', '### Skipped (not timed)', '');
-    for (const k of r.skipped) lines.push(`- **${k.kernel}**: ${k.reason.replace(/`/g, "'")}`);
-  }
-  if (r.baseline) {
-    lines.push('', '| kernel | shape | new/old | verdict |', '|---|---|---:|---|');
-    for (const c of r.baseline.comparisons) lines.push(`| ${c.kernel} | ${c.shape} | ${c.ratio.toFixed(3)} | ${c.regression ? '❌ regression' : c.verdict} |`);
-  }
-  return lines.join('\n') + '\n';
-}

@@ -1,27 +1,15 @@
 import { Flags } from '@oclif/core';
-import Table from 'cli-table3';
 import ora from 'ora';
 import { getBackend } from '../backend/index.js';
 import { ensureDeviceTrusted } from '../backend/selftest.js';
 import { memoryBudget } from '../backend/limits.js';
-import type { DeviceInfo } from '../backend/types.js';
 import { layerBytes, runLayer, type LayerReport, type Strategy } from '../dispatch/layer.js';
 import { UsageError } from '../errors.js';
 import { presetModel } from '../kernels/select.js';
 import type { LayerShape } from '../reference/moe-layer.js';
-import { toolVersion } from '../util/env.js';
-import { backendFlag, MoeCommand, safetyRunOptions, seedFlag, stackSizeFlag, timeoutFlag } from './base.js';
-
-export const DISPATCH_SCHEMA = 'moe-kernels/dispatch-report@1';
-
-export interface DispatchReport extends Omit<LayerReport, 'output'> {
-  schema: typeof DISPATCH_SCHEMA;
-  tool: { name: 'moe-kernels'; version: string };
-  backend: string;
-  device: DeviceInfo;
-  preset: string | null;
-  activation: string;
-}
+import { dispatchRenderers, DISPATCH_SCHEMA, type DispatchReport } from '../report/dispatch.js';
+import { reportHead } from '../report/common.js';
+import { backendFlag, MoeCommand, reportFlags, safetyFlags, safetyRunOptions, seedFlag } from '../cli/base.js';
 
 const int = (name: string, v: string | undefined, min: number): number | undefined => {
   if (v === undefined) return undefined;
@@ -42,6 +30,7 @@ Exit codes: 0 PASS, 1 FAIL (a wrong stage, or a kernel that failed while running
   static override examples = [
     '<%= config.bin %> dispatch --preset qwen3-30b-a3b --tokens 4',
     '<%= config.bin %> dispatch --preset qwen1.5-moe-a2.7b --strategy loop',
+    '<%= config.bin %> dispatch --preset qwen3-30b-a3b --junit dispatch.xml --markdown >> $GITHUB_STEP_SUMMARY',
     '<%= config.bin %> dispatch --hidden 512 --intermediate 256 --experts 16 --top-k 4 --shared-intermediate 512 --tokens 3',
   ];
 
@@ -60,8 +49,8 @@ Exit codes: 0 PASS, 1 FAIL (a wrong stage, or a kernel that failed while running
     backend: backendFlag,
     seed: seedFlag,
     shader: Flags.string({ description: 'your .metal file: its kernels replace ours of the same entry names' }),
-    timeout: timeoutFlag,
-    'stack-size': stackSizeFlag,
+    ...reportFlags,
+    ...safetyFlags,
   };
 
   async run(): Promise<DispatchReport> {
@@ -99,7 +88,7 @@ Exit codes: 0 PASS, 1 FAIL (a wrong stage, or a kernel that failed while running
     const backend = getBackend(flags.backend);
     await ensureDeviceTrusted(backend);  // GPU backends: the device self-test, or exit 2
     const device = backend.device();
-    const spinner = process.stderr.isTTY && !this.jsonEnabled() ? ora({ stream: process.stderr }).start(`running the layer (${strategy})`) : null;
+    const spinner = this.interactive(flags) ? ora({ stream: process.stderr }).start(`running the layer (${strategy})`) : null;
     let layer: LayerReport;
     try {
       layer = await runLayer(backend, { shape, strategy, seed: flags.seed, shaderFile: flags.shader, quant: flags.quant === 'q4' ? 4 : flags.quant === 'q8' ? 8 : undefined, runOptions });
@@ -108,55 +97,13 @@ Exit codes: 0 PASS, 1 FAIL (a wrong stage, or a kernel that failed while running
     }
     const { output: _output, ...rest } = layer;
     const report: DispatchReport = {
-      schema: DISPATCH_SCHEMA,
-      tool: { name: 'moe-kernels', version: toolVersion() },
-      backend: backend.name,
-      device,
+      ...reportHead(DISPATCH_SCHEMA, backend.name, device),
       preset: flags.preset ?? null,
       activation: 'GELU(tanh)·up',
       ...rest,
     };
-    if (!this.jsonEnabled()) this.log(renderDispatch(report));
     if (!report.pass) process.exitCode = 1;
-    return report;
+    return this.emit(report, dispatchRenderers, flags);
   }
 }
 
-const fmt = (v: number | null): string => (v === null ? '-' : v === 0 ? '0' : Math.abs(v) >= 1e-3 && Math.abs(v) < 1e4 ? v.toPrecision(4) : v.toExponential(2));
-
-export function renderDispatch(r: DispatchReport): string {
-  const s = r.shape;
-  const lines = [
-    `MoE layer${r.preset ? ` ${r.preset}` : ''}: tokens ${s.tokens}, hidden ${s.hidden}, intermediate ${s.intermediate}, experts ${s.experts}, top-k ${s.topK}` +
-      (s.sharedIntermediate > 0 ? `, shared expert ${s.sharedIntermediate}${s.sharedGate ? ' (sigmoid-gated)' : ''}` : '') +
-      `; activation ${r.activation}; strategy ${r.strategy}; backend ${r.backend} (${r.device.name}); seed ${r.seed}`,
-  ];
-  const t = new Table({ head: ['stage', 'kernels', 'dispatches', 'time µs', 'share %', 'cosine', 'rel_max_abs', 'status'], style: { head: [], border: [] } });
-  for (const st of r.stages) {
-    const f = st.comparisons.filter((c) => c.kind === 'float');
-    const cos = f.length ? Math.min(...f.map((c) => c.cosine ?? 0)) : null;
-    const rel = f.length ? Math.max(...f.map((c) => c.relMaxAbs ?? 0)) : null;
-    t.push([st.stage, st.kernels.join(', '), st.dispatches, (st.ns / 1000).toFixed(1), (100 * st.share).toFixed(1), cos === null ? '-' : cos.toFixed(6), fmt(rel), st.pass ? 'PASS' : 'FAIL']);
-  }
-  lines.push(t.toString());
-  lines.push(
-    `layer: ${(r.totalNs / 1000).toFixed(1)} µs device time, ${r.tokensPerSecond.toFixed(1)} tokens/s; expert and router weights read ${(r.weightBytes / 2 ** 20).toFixed(1)} MiB → ${r.effectiveGBs.toFixed(2)} GB/s effective`,
-  );
-  if (r.quant !== null) {
-    const expertNs = r.stages.filter((x) => x.stage === 'expert gate/up' || x.stage === 'expert down').reduce((a, x) => a + x.ns, 0);
-    lines.push(
-      `quantized experts (${r.quant}-bit, group ${64}): packed weights + scales + biases read ${(r.packedBytes / 2 ** 20).toFixed(1)} MiB in ${(expertNs / 1000).toFixed(1)} µs of expert projections → ${(expertNs > 0 ? r.packedBytes / expertNs : 0).toFixed(2)} GB/s effective`,
-    );
-  }
-  const fc = r.final;
-  lines.push(`final hidden state: cosine ${fc.cosine?.toFixed(7)}, max_abs ${fmt(fc.maxAbs)}, rel_max_abs ${fmt(fc.relMaxAbs)} — ${r.pass ? 'PASS' : 'FAIL'}`);
-  if (r.firstDivergence) {
-    const st = r.stages.find((x) => x.stage === r.firstDivergence);
-    const bad = st?.comparisons.find((c) => !c.pass);
-    const w = bad?.worst ?? bad?.firstViolation;
-    lines.push(
-      `first divergence: stage '${r.firstDivergence}' (${st?.kernels.join(', ')}): ${bad?.name}: ${bad?.failure}${w ? `; worst at [${w.index}]: got ${w.got}, expected ${w.expected}` : ''}`,
-    );
-  }
-  return lines.join('\n');
-}

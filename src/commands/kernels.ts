@@ -1,16 +1,11 @@
 import Table from 'cli-table3';
 import { SPECS } from '../kernels/index.js';
-import { MoeCommand } from './base.js';
+import type { KernelSpec } from '../kernels/spec.js';
+import { MoeCommand } from '../cli/base.js';
 
-export interface KernelListing {
-  name: string;
-  entry: string;
-  shader: string;
-  group: string;
-  description: string;
-  math: string;
+/** A spec as `moe kernels --json` lists it: its own fields, and its interface in words. */
+export interface KernelListing extends Pick<KernelSpec, 'name' | 'entry' | 'shader' | 'group' | 'description' | 'math' | 'inputSets'> {
   params: { name: string; flag: string; description: string }[];
-  inputSets: { name: string; description: string }[];
   buffers: { index: number; name: string; kind: string; type: string; access?: string }[];
   cases: number;
 }

@@ -2,7 +2,7 @@ import { Args, Flags } from '@oclif/core';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { ShaderCompileError, UsageError } from '../errors.js';
 import { emitCpp, emitCuda, MslError, parseMsl } from '../msl/index.js';
-import { MoeCommand } from './base.js';
+import { MoeCommand } from '../cli/base.js';
 
 export interface TranslateResult {
   file: string;

@@ -1,15 +1,14 @@
 import { Flags, type Interfaces } from '@oclif/core';
-import { writeFileSync } from 'node:fs';
 import ora, { type Ora } from 'ora';
 import { getBackend } from '../backend/index.js';
 import { ensureDeviceTrusted } from '../backend/selftest.js';
 import { UsageError } from '../errors.js';
 import { findSpec, SPECS } from '../kernels/index.js';
 import { buildCases, presetModel } from '../kernels/select.js';
-import { kernelStatus, renderJunit, renderMarkdown, renderTable, summaryLine, VERIFY_SCHEMA, type VerifyReport } from '../report/verify.js';
-import { toolVersion, useColor } from '../util/env.js';
-import { verifySpec, type CaseResult } from '../verify/run.js';
-import { backendFlag, MoeCommand, parseList, safetyRunOptions, seedFlag, stackSizeFlag, timeoutFlag } from './base.js';
+import { kernelStatus, verifyRenderers, VERIFY_SCHEMA, type VerifyReport } from '../report/verify.js';
+import { reportHead } from '../report/common.js';
+import { verifySpec, type CaseResult } from '../harness/run.js';
+import { backendFlag, MoeCommand, parseList, reportFlags, safetyFlags, safetyRunOptions, seedFlag } from '../cli/base.js';
 
 /** One flag per spec parameter (e.g. --tokens, --experts, --top-k), shared by every spec that has it. */
 function paramFlags(): Record<string, Interfaces.OptionFlag<string | undefined>> {
@@ -49,8 +48,7 @@ Exit codes: 0 all cases pass, 1 a case failed (wrong output, out-of-bounds acces
     entry: Flags.string({ description: "entry point in --shader (default: the spec's entry name)", dependsOn: ['shader'] }),
     inputs: Flags.string({ description: 'input set(s), comma-separated (default: all of the kernel\'s sets)' }),
     preset: Flags.string({ description: 'only the shapes of one model from fixtures/models.json (e.g. qwen3-30b-a3b)' }),
-    junit: Flags.string({ description: 'also write a JUnit XML report to this file' }),
-    markdown: Flags.boolean({ description: 'print a Markdown summary (for CI step summaries) instead of the table' }),
+    ...reportFlags,
     schedules: Flags.integer({
       description: 'run each case under N thread orders between barriers (forward, reverse, seeded shuffles); fail when outputs differ bit for bit',
       default: 1,
@@ -58,8 +56,7 @@ Exit codes: 0 all cases pass, 1 a case failed (wrong output, out-of-bounds acces
       max: 64,
       helpGroup: 'SAFETY',
     }),
-    timeout: timeoutFlag,
-    'stack-size': stackSizeFlag,
+    ...safetyFlags,
     ...paramFlags(),
   };
 
@@ -81,8 +78,7 @@ Exit codes: 0 all cases pass, 1 a case failed (wrong output, out-of-bounds acces
     const backend = getBackend(flags.backend);
     await ensureDeviceTrusted(backend);  // GPU backends: the device self-test, or exit 2
     const device = backend.device();
-    const interactive = process.stderr.isTTY === true && !this.jsonEnabled() && !flags.markdown;
-    const spinner: Ora | null = interactive ? ora({ stream: process.stderr }).start('compiling') : null;
+    const spinner: Ora | null = this.interactive(flags) ? ora({ stream: process.stderr }).start('compiling') : null;
     const started = new Date();
     const t0 = performance.now();
     const results: CaseResult[] = [];
@@ -121,10 +117,7 @@ Exit codes: 0 all cases pass, 1 a case failed (wrong output, out-of-bounds acces
     if (results.length === 0) throw new UsageError('no cases selected (check --preset, --inputs and the shape flags)');
     const ms = performance.now() - t0;
     const report: VerifyReport = {
-      schema: VERIFY_SCHEMA,
-      tool: { name: 'moe-kernels', version: toolVersion() },
-      backend: backend.name,
-      device,
+      ...reportHead(VERIFY_SCHEMA, backend.name, device),
       seed: flags.seed,
       startedAt: started.toISOString(),
       durationMs: ms,
@@ -139,16 +132,7 @@ Exit codes: 0 all cases pass, 1 a case failed (wrong output, out-of-bounds acces
       kernels,
       cases: results,
     };
-    if (flags.junit) writeFileSync(flags.junit, renderJunit(report));
-    if (!this.jsonEnabled()) {
-      if (flags.markdown) this.log(renderMarkdown(report));
-      else {
-        this.log(`backend: ${backend.name} (${device.name}), seed ${flags.seed}`);
-        this.log(renderTable(results, useColor()));
-        this.log(summaryLine(results, ms));
-      }
-    }
     if (report.summary.failed + report.summary.errors > 0) process.exitCode = 1;
-    return report;
+    return this.emit(report, verifyRenderers, flags);
   }
 }

@@ -31,7 +31,8 @@ import { probsTie } from '../reference/softmax-topk.js';
 import { fillUniform } from '../util/fastrng.js';
 import { makeRng } from '../util/rng.js';
 import { compareOutput, type OutputComparison } from '../verify/compare.js';
-import { makeRunner, pipelineFor, bindStage, bufferNames, type StageRunner } from './stage.js';
+import { bindTensors } from '../harness/bindings.js';
+import { makeRunner, pipelineFor, type StageRunner } from './stage.js';
 
 export type Strategy = 'loop' | 'batched';
 
@@ -172,9 +173,9 @@ async function dispatch(r: StageRunner, rec: Recorder, stage: string, spec: Kern
   const why = spec.validate(params);
   if (why !== null) throw new UsageError(`${stage}: ${spec.name}: ${why}`);
   const p = await pipelineFor(r, spec);
-  const { buffers, launch } = bindStage({ spec, params, tensors });
+  const { buffers, names } = bindTensors(spec, params, tensors);
   // One timed dispatch: it is the run (results copied back) and its device time.
-  const t = await r.backend.time(p, buffers, launch, { ...r.runOptions, bufferNames: bufferNames(spec), warmup: 0, iterations: 1 });
+  const t = await r.backend.time(p, buffers, spec.launch(params), { ...r.runOptions, bufferNames: names, warmup: 0, iterations: 1 });
   rec.ns.set(stage, (rec.ns.get(stage) ?? 0) + (t[0] as number));
   rec.dispatches.set(stage, (rec.dispatches.get(stage) ?? 0) + 1);
   const ks = rec.kernels.get(stage) ?? new Set<string>();

@@ -57,16 +57,21 @@ export const UNSUPPORTED_IDENTS: [RegExp, (name: string) => string][] = [
   [/^(indirect_command_buffer|render_command|compute_command)$/, (n) => `indirect command buffers (${n}) are not supported by the cpu backend`],
 ];
 
-/** Attributes that name an unsupported feature, wherever they appear. */
-export const UNSUPPORTED_ATTRS: ReadonlyMap<string, string> = new Map([
-  ['stage_in', '[[stage_in]] is not supported by the cpu backend: only compute kernels'],
-  ['function_constant', 'function constants ([[function_constant(n)]]) are not supported by the cpu backend'],
+/** Functions other than kernels, by the qualifier (or attribute) that makes them so. */
+const FUNCTION_KINDS: [string, string][] = [
   ['vertex', 'vertex functions are not supported by the cpu backend: only compute kernels'],
   ['fragment', 'fragment functions are not supported by the cpu backend: only compute kernels'],
   ['visible', 'visible functions are not supported by the cpu backend'],
   ['intersection', 'intersection functions are not supported by the cpu backend'],
   ['mesh', 'mesh functions are not supported by the cpu backend: only compute kernels'],
   ['object', 'object functions are not supported by the cpu backend: only compute kernels'],
+];
+
+/** Attributes that name an unsupported feature, wherever they appear. */
+export const UNSUPPORTED_ATTRS: ReadonlyMap<string, string> = new Map([
+  ['stage_in', '[[stage_in]] is not supported by the cpu backend: only compute kernels'],
+  ['function_constant', 'function constants ([[function_constant(n)]]) are not supported by the cpu backend'],
+  ...FUNCTION_KINDS,
   ['texture', 'textures ([[texture(n)]]) are not supported by the cpu backend: compute kernels over buffers only'],
   ['sampler', 'samplers ([[sampler(n)]]) are not supported by the cpu backend: compute kernels over buffers only'],
   ['imageblock_data', 'imageblocks ([[imageblock_data]]) are not supported by the cpu backend'],
@@ -76,14 +81,7 @@ export const UNSUPPORTED_ATTRS: ReadonlyMap<string, string> = new Map([
 ]);
 
 /** Function qualifiers (keywords in front of a function) of unsupported kinds. */
-export const UNSUPPORTED_QUALIFIERS: ReadonlyMap<string, string> = new Map([
-  ['vertex', 'vertex functions are not supported by the cpu backend: only compute kernels'],
-  ['fragment', 'fragment functions are not supported by the cpu backend: only compute kernels'],
-  ['visible', 'visible functions are not supported by the cpu backend'],
-  ['intersection', 'intersection functions are not supported by the cpu backend'],
-  ['mesh', 'mesh functions are not supported by the cpu backend: only compute kernels'],
-  ['object', 'object functions are not supported by the cpu backend: only compute kernels'],
-]);
+export const UNSUPPORTED_QUALIFIERS: ReadonlyMap<string, string> = new Map(FUNCTION_KINDS);
 
 /**
  * `.xy`, `.rgba`: multi-letter swizzles the compat header provides as member

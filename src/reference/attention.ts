@@ -15,6 +15,7 @@
  * rounding error scales with (Σ|terms| of the largest dot product), so specs
  * can derive tolerances from the data.
  */
+import { softmaxInto } from './softmax-topk.js';
 
 export interface DotResult {
   /** Exact (f64) results. */
@@ -63,16 +64,7 @@ export function attnScoresRef(
 export function attnSoftmaxRef(scores: Float32Array, nHeads: number, seqLen: number, seqStride: number): Float64Array {
   const out = Float64Array.from(scores);
   for (let h = 0; h < nHeads; h++) {
-    const b = h * seqStride;
-    let m = -Infinity;
-    for (let p = 0; p < seqLen; p++) m = Math.max(m, scores[b + p] as number);
-    let s = 0;
-    for (let p = 0; p < seqLen; p++) {
-      const e = Math.exp((scores[b + p] as number) - m);
-      out[b + p] = e;
-      s += e;
-    }
-    for (let p = 0; p < seqLen; p++) out[b + p] = (out[b + p] as number) / s;
+    softmaxInto(scores, h * seqStride, seqLen, out);
   }
   return out;
 }

@@ -13,6 +13,19 @@ export interface SoftmaxTopkResult {
   probs: Float64Array;
 }
 
+/** out[base + i] = softmax of x[base .. base + n), max-subtracted, in f64. */
+export function softmaxInto(x: ArrayLike<number>, base: number, n: number, out: Float64Array): void {
+  let m = -Infinity;
+  for (let i = 0; i < n; i++) m = Math.max(m, x[base + i] as number);
+  let s = 0;
+  for (let i = 0; i < n; i++) {
+    const e = Math.exp((x[base + i] as number) - m);
+    out[base + i] = e;
+    s += e;
+  }
+  for (let i = 0; i < n; i++) out[base + i] = (out[base + i] as number) / s;
+}
+
 export function softmaxTopkRef(
   logits: Float32Array,
   nTokens: number,
@@ -25,15 +38,7 @@ export function softmaxTopkRef(
   const order = new Array<number>(nExperts);
   for (let t = 0; t < nTokens; t++) {
     const base = t * nExperts;
-    let m = -Infinity;
-    for (let e = 0; e < nExperts; e++) m = Math.max(m, logits[base + e] as number);
-    let s = 0;
-    for (let e = 0; e < nExperts; e++) {
-      const v = Math.exp((logits[base + e] as number) - m);
-      probs[base + e] = v;
-      s += v;
-    }
-    for (let e = 0; e < nExperts; e++) probs[base + e] = (probs[base + e] as number) / s;
+    softmaxInto(logits, base, nExperts, probs);
     for (let e = 0; e < nExperts; e++) order[e] = e;
     order.sort((a, b) => (probs[base + b] as number) - (probs[base + a] as number) || a - b);
     let ks = 0;

@@ -1,16 +1,12 @@
-/** Reports of `moe verify`: table, JSON document, JUnit XML, Markdown. */
+/** Reports of `moe verify`: table, JSON document (docs/verify-report.schema.json), JUnit XML, Markdown. */
 import Table from 'cli-table3';
-import type { CaseResult } from '../verify/run.js';
+import type { CaseResult } from '../harness/run.js';
 import type { OutputComparison } from '../verify/compare.js';
-import type { DeviceInfo } from '../backend/types.js';
+import { fmt, mdText, renderJunitXml, type JunitCase, type Renderers, type ReportHead } from './common.js';
 
 export const VERIFY_SCHEMA = 'moe-kernels/verify-report@1';
 
-export interface VerifyReport {
-  schema: typeof VERIFY_SCHEMA;
-  tool: { name: 'moe-kernels'; version: string };
-  backend: string;
-  device: DeviceInfo;
+export interface VerifyReport extends ReportHead<typeof VERIFY_SCHEMA> {
   seed: number;
   startedAt: string;
   durationMs: number;
@@ -27,14 +23,6 @@ export function kernelStatus(rows: CaseResult[]): KernelStatus {
   if (rows.length > 0 && rows.every((r) => r.status === 'SKIP')) return 'SKIP';
   return rows.every((r) => r.status === 'PASS' || r.status === 'SKIP') ? 'PASS' : 'FAIL';
 }
-
-const fmt = (v: number | null, digits = 3): string => {
-  if (v === null) return '-';
-  if (!Number.isFinite(v)) return String(v);
-  if (v === 0) return '0';
-  if (Math.abs(v) >= 1e-3 && Math.abs(v) < 1e4) return v.toPrecision(digits + 1);
-  return v.toExponential(digits - 1);
-};
 
 function cosineText(o: OutputComparison[]): string {
   const f = o.filter((x) => x.kind === 'float');
@@ -103,51 +91,29 @@ export function summaryLine(results: CaseResult[], ms: number): string {
   return `${verdict}: ${passed} passed, ${failed} failed, ${errors} errors${skipText} — ${results.length} cases of ${kernels} kernel(s) in ${(ms / 1000).toFixed(2)} s`;
 }
 
-const xmlEscape = (s: string): string =>
-  s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&apos;');
-
 /** JUnit XML: one testsuite per kernel, one testcase per kernel × case. */
 export function renderJunit(report: VerifyReport): string {
-  const lines = ['<?xml version="1.0" encoding="UTF-8"?>'];
-  const s = report.summary;
-  lines.push(
-    `<testsuites name="moe verify" tests="${s.cases}" failures="${s.failed}" errors="${s.errors}" skipped="${s.skipped}" time="${(report.durationMs / 1000).toFixed(3)}">`,
-  );
   const byKernel = new Map<string, CaseResult[]>();
   for (const r of report.cases) byKernel.set(r.kernel, [...(byKernel.get(r.kernel) ?? []), r]);
-  for (const [kernel, rows] of byKernel) {
-    const f = rows.filter((r) => r.status === 'FAIL').length;
-    const e = rows.filter((r) => r.status === 'ERROR').length;
-    const sk = rows.filter((r) => r.status === 'SKIP').length;
-    const t = rows.reduce((a, r) => a + r.ms, 0) / 1000;
-    lines.push(
-      `  <testsuite name="${xmlEscape(kernel)}" tests="${rows.length}" failures="${f}" errors="${e}" skipped="${sk}" time="${t.toFixed(3)}">`,
-    );
-    lines.push('    <properties>');
-    lines.push(`      <property name="backend" value="${xmlEscape(report.backend)}"/>`);
-    lines.push(`      <property name="device" value="${xmlEscape(report.device.name)}"/>`);
-    lines.push(`      <property name="seed" value="${report.seed}"/>`);
-    lines.push('    </properties>');
-    for (const r of rows) {
-      const name = `${r.shape} inputs=${r.inputSet}`;
-      lines.push(
-        `    <testcase classname="moe.${xmlEscape(kernel)}" name="${xmlEscape(name)}" time="${(r.ms / 1000).toFixed(3)}">`,
-      );
-      const text = xmlEscape(failureLines(r).join('\n'));
+  const properties: [string, string | number][] = [['backend', report.backend], ['device', report.device.name], ['seed', report.seed]];
+  const suites = [...byKernel].map(([kernel, rows]) => ({
+    name: kernel,
+    properties,
+    cases: rows.map((r): JunitCase => {
+      const c: JunitCase = { name: `${r.shape} inputs=${r.inputSet}`, seconds: r.ms / 1000 };
+      const text = failureLines(r).join('\n');
       if (r.status === 'FAIL') {
-        const msg = r.outputs.filter((o) => !o.pass).map((o) => `${o.name}: ${o.failure}`).join('; ');
-        lines.push(`      <failure message="${xmlEscape(msg)}" type="tolerance">${text}</failure>`);
+        const message = r.outputs.filter((o) => !o.pass).map((o) => `${o.name}: ${o.failure}`).join('; ');
+        c.failure = { message, type: 'tolerance', text };
       } else if (r.status === 'ERROR') {
-        lines.push(`      <error message="${xmlEscape(r.error ?? '')}" type="runtime">${text}</error>`);
+        c.error = { message: r.error ?? '', type: 'runtime', text };
       } else if (r.status === 'SKIP') {
-        lines.push(`      <skipped message="${xmlEscape(r.skipReason ?? '')}"/>`);
+        c.skipped = r.skipReason ?? '';
       }
-      lines.push('    </testcase>');
-    }
-    lines.push('  </testsuite>');
-  }
-  lines.push('</testsuites>');
-  return lines.join('\n') + '\n';
+      return c;
+    }),
+  }));
+  return renderJunitXml('moe verify', report.durationMs / 1000, suites);
 }
 
 /** Markdown for CI step summaries. */
@@ -174,15 +140,26 @@ export function renderMarkdown(report: VerifyReport): string {
   for (const r of report.cases) if (r.status === 'SKIP' && !skippedKernels.has(r.kernel)) skippedKernels.set(r.kernel, r.skipReason ?? '');
   if (skippedKernels.size > 0) {
     lines.push('', '### Skipped', '');
-    for (const [k, why] of skippedKernels) lines.push(`- **${k}**: ${why.replace(/`/g, "'")}`);
+    for (const [k, why] of skippedKernels) lines.push(`- **${k}**: ${mdText(why)}`);
   }
   const bad = report.cases.filter((r) => r.status === 'FAIL' || r.status === 'ERROR');
   if (bad.length > 0) {
     lines.push('', '### Failures', '');
     for (const r of bad) {
       lines.push(`- **${r.kernel}** ${r.shape} inputs=${r.inputSet}: ${r.status}`);
-      for (const l of failureLines(r)) lines.push(`  - \`${l.replace(/`/g, "'")}\``);
+      for (const l of failureLines(r)) lines.push(`  - \`${mdText(l)}\``);
     }
   }
   return lines.join('\n') + '\n';
 }
+
+/** The human report: the header, a table per kernel, the summary line. */
+export function renderText(report: VerifyReport, color: boolean): string {
+  return [
+    `backend: ${report.backend} (${report.device.name}), seed ${report.seed}`,
+    renderTable(report.cases, color),
+    summaryLine(report.cases, report.durationMs),
+  ].join('\n');
+}
+
+export const verifyRenderers: Renderers<VerifyReport> = { table: renderText, markdown: renderMarkdown, junit: renderJunit };

@@ -3,6 +3,7 @@
  * of megabytes: seedrandom's generators are too slow for that). xoshiro128**
  * seeded through splitmix32 from a string hash; reproducible across runs.
  */
+/** 32-bit FNV-1a hash of a string: the seed of a stream. */
 export function hashString(s: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < s.length; i++) {

@@ -1,10 +1,13 @@
 /**
  * What a case asks of the machine, checked before anything is allocated:
- * Metal's launch limits (threads per threadgroup, 32 KiB of threadgroup
- * memory) and the memory its buffers need. Refusals are UsageErrors (exit 2)
- * that give the figures.
+ * the portable launch limits (validateLaunch against PORTABLE_LIMITS: what
+ * Metal allows any kernel) and the memory its buffers need; and the run
+ * options of its dispatches (the watchdog's budget scaled to its cost).
+ * Refusals are UsageErrors (exit 2) that give the figures.
  */
-import { gib, launchProblem, memoryBudget } from '../backend/limits.js';
+import type { NativeRunOptions } from '../backend/addon-types.js';
+import { LaunchError, PORTABLE_LIMITS, validateLaunch } from '../backend/launch.js';
+import { defaultTimeoutMs, gib, memoryBudget } from '../backend/limits.js';
 import { UsageError } from '../errors.js';
 import type { DType, KernelSpec, Params } from '../kernels/spec.js';
 import { shapeLabel } from '../kernels/spec.js';
@@ -40,6 +43,17 @@ export function checkCaseResources(spec: KernelSpec, p: Params, opts: { schedule
       `${where}: the buffers take ${gib(bytes)}, about ${gib(need)} with the copies a run holds, more than the ${gib(budget)} of memory available${process.env.MOE_MEMORY_LIMIT ? ' (MOE_MEMORY_LIMIT)' : ''}: use smaller sizes`,
     );
   }
-  const problem = launchProblem(spec.launch(p));
-  if (problem !== null) throw new UsageError(`${where}: ${problem}, as Metal would refuse the launch`);
+  try {
+    validateLaunch(spec.launch(p), PORTABLE_LIMITS);
+  } catch (e) {
+    if (e instanceof LaunchError) throw new UsageError(`${where}: ${e.message}, as Metal would refuse the launch`);
+    throw e;
+  }
+}
+
+/** The native run options of a case's dispatches: the caller's, the buffers' names, and a watchdog budget scaled to the case's cost. */
+export function caseRunOptions(spec: KernelSpec, p: Params, bound: { names: (string | null)[] }, base?: NativeRunOptions): NativeRunOptions {
+  const run: NativeRunOptions = { ...base, bufferNames: bound.names };
+  if (run.timeoutMs === undefined) run.timeoutMs = defaultTimeoutMs(spec.launch(p), spec.cost(p));
+  return run;
 }

@@ -1,13 +1,15 @@
 /**
  * Binding of a spec's buffers to a kernel: the signature check (the spec's
  * buffers against the parsed signature of the shader, before anything runs)
- * and building the byte views handed to the backend.
+ * and building the byte views handed to the backend, for a verified case
+ * (fresh copies, canary-filled outputs) or a stage of a larger computation
+ * (the caller's tensors, written in place).
  */
 import { UsageError } from '../errors.js';
 import type { MslKernel, MslParam, MslStruct } from '../msl/index.js';
 import { packStruct, type FieldType } from '../kernels/pack.js';
 import type { BufferDecl, DType, KernelSpec, Params, Tensors, TypedArray } from '../kernels/spec.js';
-import { fillCanary } from './compare.js';
+import { fillCanary } from '../verify/compare.js';
 
 /** MSL spellings that share one storage type. */
 const TYPE_CLASS: Record<string, string> = {
@@ -147,12 +149,13 @@ export interface Bound {
   names: (string | null)[];
 }
 
+type ArrayDecl = Extract<BufferDecl, { kind: 'array' }>;
+
 /**
- * Build the buffers for one case: params packed, inputs copied (so a kernel
- * writing them cannot change the caller's tensors), outputs filled with the
- * canary (readwrite outputs start from their input values).
+ * The buffers of one dispatch in [[buffer(n)]] order: param structs packed,
+ * scalars one per index, arrays as `array` gives them.
  */
-export function bindCase(spec: KernelSpec, p: Params, inputs: Tensors): Bound {
+function bindBuffers(spec: KernelSpec, p: Params, array: (b: ArrayDecl, n: number) => TypedArray): Bound {
   const maxIndex = Math.max(...spec.buffers.map((b) => b.index));
   const buffers: (Uint8Array | null)[] = new Array<Uint8Array | null>(maxIndex + 1).fill(null);
   const names: (string | null)[] = new Array<string | null>(maxIndex + 1).fill(null);
@@ -167,18 +170,43 @@ export function bindCase(spec: KernelSpec, p: Params, inputs: Tensors): Bound {
       buffers[b.index] = bytesOf(a);
     } else {
       const n = b.length(p);
-      const a = allocate(b.dtype, Math.max(n, 1));
-      if (b.access === 'write') {
-        fillCanary(a, b.dtype === 'f32' ? 'float' : 'int');
-      } else {
-        const src = inputs[b.name];
-        if (!src) throw new Error(`spec ${spec.name}: input '${b.name}' was not generated`);
-        if (src.length !== n) throw new Error(`spec ${spec.name}: input '${b.name}' has ${src.length} elements, expected ${n}`);
-        a.set(src as unknown as ArrayLike<number>);
-      }
+      const a = array(b, n);
       if (b.access !== 'read') outputs[b.name] = a.length === n ? a : a.subarray(0, n);
       buffers[b.index] = bytesOf(a);
     }
   }
   return { buffers, outputs, names };
+}
+
+/**
+ * Build the buffers for one case: params packed, inputs copied (so a kernel
+ * writing them cannot change the caller's tensors), outputs filled with the
+ * canary (readwrite outputs start from their input values).
+ */
+export function bindCase(spec: KernelSpec, p: Params, inputs: Tensors): Bound {
+  return bindBuffers(spec, p, (b, n) => {
+    const a = allocate(b.dtype, Math.max(n, 1));
+    if (b.access === 'write') {
+      fillCanary(a, b.dtype === 'f32' ? 'float' : 'int');
+    } else {
+      const src = inputs[b.name];
+      if (!src) throw new Error(`spec ${spec.name}: input '${b.name}' was not generated`);
+      if (src.length !== n) throw new Error(`spec ${spec.name}: input '${b.name}' has ${src.length} elements, expected ${n}`);
+      a.set(src as unknown as ArrayLike<number>);
+    }
+    return a;
+  });
+}
+
+/**
+ * Bind the caller's tensors by the spec's buffer names, without copies: the
+ * kernel reads and writes them in place (a stage of a larger computation).
+ */
+export function bindTensors(spec: KernelSpec, p: Params, tensors: Record<string, TypedArray>): Bound {
+  return bindBuffers(spec, p, (b, n) => {
+    const t = tensors[b.name];
+    if (!t) throw new Error(`stage ${spec.entry}: no tensor bound to '${b.name}'`);
+    if (t.length < n) throw new Error(`stage ${spec.entry}: tensor '${b.name}' has ${t.length} elements, needs ${n}`);
+    return t;
+  });
 }

@@ -3,22 +3,19 @@
  * the user's), check its signature against the spec, then for every case
  * generate seeded inputs, run, and compare each output with the reference.
  */
-import { createHash } from 'node:crypto';
-import { readFileSync, existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { UsageError } from '../errors.js';
 import type { NativeRunOptions } from '../backend/addon-types.js';
 import { featureSkip } from '../backend/features.js';
-import { defaultTimeoutMs } from '../backend/limits.js';
+import { sourceHashOf } from '../backend/shader.js';
 import type { Backend, Pipeline } from '../backend/types.js';
 import type { KernelCase, KernelSpec, Params } from '../kernels/spec.js';
 import { shapeLabel } from '../kernels/spec.js';
 import { bf16BitsToF32 } from '../util/bf16.js';
 import { caseSeed, makeRng } from '../util/rng.js';
-import { SHADER_DIR } from '../util/paths.js';
-import { checkBindings, bindCase, type Bound } from './bindings.js';
-import { compareOutput, type OutputComparison } from './compare.js';
-import { checkCaseResources } from './resources.js';
+import { compareOutput, type OutputComparison } from '../verify/compare.js';
+import { bindCase, type Bound } from './bindings.js';
+import { caseRunOptions, checkCaseResources } from './launch.js';
+import { preparePipeline, shaderSource } from './source.js';
 
 /** SKIP: the kernel needs a feature the device lacks (e.g. bfloat without MSL 3.1); never a pass, never a failure. */
 export type CaseStatus = 'PASS' | 'FAIL' | 'ERROR' | 'SKIP';
@@ -67,31 +64,6 @@ export function scheduleOf(k: number): { label: string; options: NativeRunOption
   return { label: `shuffle (seed ${k - 1})`, options: { schedule: 'shuffle', scheduleSeed: k - 1 } };
 }
 
-export interface ShaderSource {
-  file: string;
-  source: string;
-  entry: string;
-}
-
-export function shaderSource(spec: KernelSpec, shaderFile?: string, entry?: string): ShaderSource {
-  const file = shaderFile ?? join(SHADER_DIR, spec.shader);
-  if (!existsSync(file)) throw new UsageError(`shader file not found: ${file}`);
-  let source: string;
-  try {
-    source = readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new UsageError(`cannot read shader ${file}: ${(e as Error).message}`);
-  }
-  return { file, source, entry: entry ?? spec.entry };
-}
-
-/** Compile and check the signature; errors are UsageErrors (exit 2). */
-export async function preparePipeline(spec: KernelSpec, backend: Backend, src: ShaderSource): Promise<Pipeline> {
-  const pipeline = await backend.compile(src.source, src.file, src.entry);
-  checkBindings(spec, pipeline.kernel, pipeline.structs, src.file);
-  return pipeline;
-}
-
 export function reproCommand(spec: KernelSpec, c: KernelCase, o: VerifyOptions): string {
   const parts = ['npx moe verify', `--kernel ${spec.name}`];
   for (const d of spec.params) parts.push(`--${d.flag ?? d.name} ${c.params[d.name]}`);
@@ -132,8 +104,7 @@ export async function runCase(
     ms: 0,
   };
   const launch = spec.launch(c.params);
-  const runOptions: NativeRunOptions = { ...o.runOptions, bufferNames: bound.names };
-  if (runOptions.timeoutMs === undefined) runOptions.timeoutMs = defaultTimeoutMs(launch, spec.cost(c.params));
+  const runOptions = caseRunOptions(spec, c.params, bound, o.runOptions);
   try {
     await backend.run(pipeline, bound.buffers, launch, runOptions);
   } catch (e) {
@@ -265,7 +236,7 @@ export async function verifySpec(
   if (skip !== null) {
     const results = cases.map((c) => skippedCase(spec, c, src.entry, o, skip));
     for (const r of results) o.onCase?.(r);
-    return { results, sourceHash: createHash('sha256').update(src.source).digest('hex').slice(0, 16) };
+    return { results, sourceHash: sourceHashOf(src.source) };
   }
   const pipeline = await preparePipeline(spec, backend, src);
   const results: CaseResult[] = [];

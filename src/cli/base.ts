@@ -1,8 +1,15 @@
-/** Shared flags and error handling of the moe commands. */
+/**
+ * What every moe command shares: flags, their parsing, error handling and
+ * exit codes, and emit(), which writes a report the same way for every
+ * command (--json, --markdown, --junit FILE, else the table).
+ */
 import { Command, Errors, Flags } from '@oclif/core';
+import { writeFileSync } from 'node:fs';
 import type { NativeRunOptions } from '../backend/addon-types.js';
 import { MAX_STACK_SIZE, MIN_STACK_SIZE } from '../backend/limits.js';
 import { KernelRuntimeError, UsageError } from '../errors.js';
+import type { Renderers } from '../report/common.js';
+import { useColor } from '../util/env.js';
 
 export const backendFlag = Flags.string({
   description: 'backend to run on: metal, cuda or cpu (default: the best available)',
@@ -16,16 +23,24 @@ export const seedFlag = Flags.integer({
   default: 42,
 });
 
-export const timeoutFlag = Flags.string({
-  description:
-    'watchdog: abandon a dispatch still running after this long: seconds, or with a unit (500ms, 30s, 2m); 0 for none (default: max(10 s, 100 ns per thread or byte/flop of the case))',
-  helpGroup: 'SAFETY',
-});
+/** --junit and --markdown: the same on every command that reports cases (emit() writes them). */
+export const reportFlags = {
+  junit: Flags.string({ description: 'also write a JUnit XML report to this file' }),
+  markdown: Flags.boolean({ description: 'print a Markdown summary (for CI step summaries) instead of the table' }),
+};
 
-export const stackSizeFlag = Flags.string({
-  description: 'stack of each kernel thread on the cpu backend: bytes, or with K/M (512K, 4M); 16K to 64M (default 256K)',
-  helpGroup: 'SAFETY',
-});
+/** --timeout and --stack-size: the watchdog and the kernel threads' stack (safetyRunOptions reads them). */
+export const safetyFlags = {
+  timeout: Flags.string({
+    description:
+      'watchdog: abandon a dispatch still running after this long: seconds, or with a unit (500ms, 30s, 2m); 0 for none (default: max(10 s, 100 ns per thread or byte/flop of the case))',
+    helpGroup: 'SAFETY',
+  }),
+  'stack-size': Flags.string({
+    description: 'stack of each kernel thread on the cpu backend: bytes, or with K/M (512K, 4M); 16K to 64M (default 256K)',
+    helpGroup: 'SAFETY',
+  }),
+};
 
 /** --timeout in milliseconds (undefined: the backend's default scaled to the work). */
 export function parseTimeout(value: string | undefined): number | undefined {
@@ -63,6 +78,28 @@ export function safetyRunOptions(flags: { timeout?: string; 'stack-size'?: strin
 
 export abstract class MoeCommand extends Command {
   static override enableJsonFlag = true;
+
+  /**
+   * Write the report: the JUnit file with --junit FILE; then, unless --json
+   * (whose document is the returned report), Markdown with --markdown, else
+   * the table. Returns the report, for oclif's --json.
+   */
+  protected emit<R>(report: R, render: Renderers<R>, flags: { junit?: string; markdown?: boolean }): R {
+    if (flags.junit) {
+      try {
+        writeFileSync(flags.junit, render.junit(report));
+      } catch (e) {
+        throw new UsageError(`--junit: cannot write ${flags.junit}: ${(e as Error).message}`);
+      }
+    }
+    if (!this.jsonEnabled()) this.log(flags.markdown ? render.markdown(report) : render.table(report, useColor()));
+    return report;
+  }
+
+  /** Whether a spinner may run: stderr is a terminal and stdout is not a report for a machine. */
+  protected interactive(flags: { markdown?: boolean }): boolean {
+    return process.stderr.isTTY === true && !this.jsonEnabled() && !flags.markdown;
+  }
 
   /** A warning on stderr, also under --json (whose stdout stays the report alone). */
   protected note(message: string): void {
