@@ -1,5 +1,5 @@
 import { Flags, type Interfaces } from '@oclif/core';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import Table from 'cli-table3';
 import ora from 'ora';
 import { getBackend } from '../backend/index.js';
@@ -11,6 +11,8 @@ import { model, models } from '../kernels/models.js';
 import type { KernelSpec, Params } from '../kernels/spec.js';
 import { compareRuns, type BaselineResult } from '../bench/baseline.js';
 import { findPeak } from '../bench/peaks.js';
+import { checkPhysics, renderPhysics, type PhysicsVerdict } from '../bench/physics.js';
+import { renderRoofline } from '../report/roofline.js';
 import { benchCase, type BenchCase } from '../bench/run.js';
 import { copySpec, emptySpec, readSpec } from '../bench/specs.js';
 import { toolVersion } from '../util/env.js';
@@ -36,6 +38,8 @@ export interface BenchReport {
   baseline?: BaselineResult & { file: string; maxRegression: number };
   /** Kernels not timed: their shader needs a feature the device lacks (e.g. bfloat without MSL 3.1). */
   skipped?: { kernel: string; reason: string }[];
+  /** Every case against the device's bandwidth and compute ceilings (src/bench/physics.ts). */
+  physics?: PhysicsVerdict;
 }
 
 const BENCH_ONLY = [emptySpec, copySpec, readSpec];
@@ -115,6 +119,7 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
     baseline: Flags.string({ description: 'compare with a saved --json report; exit 1 on regressions' }),
     'max-regression': Flags.string({ description: '% slowdown beyond the noise that fails against --baseline', default: '5' }),
     markdown: Flags.boolean({ description: 'print Markdown (for CI step summaries) instead of the table' }),
+    html: Flags.string({ description: 'also write a self-contained HTML roofline of the cases to this file' }),
     timeout: timeoutFlag,
     'stack-size': stackSizeFlag,
     ...shapeFlags(),
@@ -240,7 +245,11 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
       report.baseline = { ...cmp, file: flags.baseline, maxRegression };
       if (cmp.comparisons.some((c) => c.regression)) process.exitCode = 1;
     }
-    if (!this.jsonEnabled()) this.log(flags.markdown ? renderBenchMarkdown(report) : renderBenchTable(report));
+    report.physics = checkPhysics(report);
+    if (report.physics.impossible.length > 0) process.exitCode = 1;
+    if (flags.html) writeFileSync(flags.html, renderRoofline(report));
+    if (this.jsonEnabled() && report.physics.impossible.length > 0) process.stderr.write(renderPhysics(report.physics, false) + '\n');
+    if (!this.jsonEnabled()) this.log((flags.markdown ? renderBenchMarkdown(report) : renderBenchTable(report)) + renderPhysics(report.physics, flags.markdown));
     return report;
   }
 }
