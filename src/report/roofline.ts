@@ -16,6 +16,8 @@ export interface RooflineInput {
   backend: string;
   clock: string;
   device: { name: string };
+  /** The report's peak: a measured copy bandwidth is drawn even where it is no ceiling (the CPU). */
+  peak?: { bandwidthGBs: number; source: string } | null;
   startedAt?: string;
   tool?: { version: string };
   cases: {
@@ -79,10 +81,14 @@ export function rooflineChart(r: RooflineInput): RooflineChart {
     points.push({ index, label: `${c.kernel} ${c.shape}`, ai: c.flops / c.bytes, gflops: c.gflops, gbps: c.gbps, impossible: bad.has(`${c.kernel}\u0000${c.shape}`) });
   });
   const ceilings: Ceiling[] = r.physics?.ceilings ?? [];
+  const bandwidth = ceilings.filter((k) => k.kind === 'bandwidth').map((k) => ({ label: `${k.label} ${num(k.value)} GB/s`, value: k.value }));
+  if (r.peak?.source.startsWith('measured') && !ceilings.some((k) => k.label === 'measured copy')) {
+    bandwidth.push({ label: `measured copy ${num(r.peak.bandwidthGBs)} GB/s (not a ceiling here)`, value: r.peak.bandwidthGBs });
+  }
   return {
     title: `moe bench roofline: ${r.backend} (${r.device.name})`,
     points,
-    bandwidth: ceilings.filter((k) => k.kind === 'bandwidth').map((k) => ({ label: `${k.label} ${num(k.value)} GB/s`, value: k.value })),
+    bandwidth,
     compute: ceilings.filter((k) => k.kind === 'compute').map((k) => ({ label: `${k.label} ${num(k.value)} GFLOP/s`, value: k.value })),
   };
 }
