@@ -70,6 +70,12 @@ export type Site =
       programScope?: boolean;
       /** The removed word (address spaces). */
       word?: string;
+      /** Program scope: the declaration already says const or constexpr. */
+      constQualified?: boolean;
+      /** Program scope: the declaration says constexpr. */
+      isConstexpr?: boolean;
+      /** Program scope: one declarator of a scalar arithmetic type with an initializer (`constant uint N = 4096;`). */
+      scalarInit?: boolean;
     }
   /** Where a function is declared or defined (after any template header): CUDA marks it __device__. */
   | { kind: 'fnDecl'; start: number; end: number; inPp: false }
@@ -1297,14 +1303,27 @@ class Analyzer {
 
   tokenSites(): void {
     const atProgramScope = new Uint8Array(this.toks.length);
+    const declOf = new Map<number, { constQualified: boolean; isConstexpr: boolean; scalarInit: boolean }>();
     for (const [a, b] of this.programScope) {
       let depth = 0;
+      const top: number[] = [];
       for (let k = a; k <= b && k < this.toks.length; k++) {
+        if (this.attrAt.has(k)) {
+          k = this.attrAt.get(k)!.close;
+          continue;
+        }
         const x = this.text(k);
-        if (x === '(' || x === '[' || x === '{') depth++;
-        else if (x === ')' || x === ']' || x === '}') depth--;
-        else if (depth === 0) atProgramScope[k] = 1;
+        if (x === '(' || x === '[' || x === '{') {
+          if (depth === 0) top.push(k);
+          depth++;
+        } else if (x === ')' || x === ']' || x === '}') depth--;
+        else if (depth === 0) {
+          atProgramScope[k] = 1;
+          top.push(k);
+        }
       }
+      const info = programScopeDecl(top.map((k) => this.text(k)));
+      for (const k of top) if (this.text(k) === 'constant' || this.text(k) === 'device') declOf.set(k, info);
     }
     for (const attr of this.attrAt.values()) {
       this.sites.push({ kind: 'remove', start: this.toks[attr.open].start, end: this.toks[attr.close].end, inPp: false, what: 'attribute' });
@@ -1336,7 +1355,10 @@ class Analyzer {
       if (prev === '::') continue;
       if (t.text === 'kernel') this.sites.push({ kind: 'remove', start: t.start, end: t.end, inPp: false, what: 'kernel' });
       else if (ADDRESS_SPACES.has(t.text)) {
-        this.sites.push({ kind: 'remove', start: t.start, end: t.end, inPp: false, what: 'addressSpace', word: t.text, programScope: atProgramScope[i] === 1 });
+        const site: Site = { kind: 'remove', start: t.start, end: t.end, inPp: false, what: 'addressSpace', word: t.text, programScope: atProgramScope[i] === 1 };
+        const info = declOf.get(i);
+        if (site.programScope && info) Object.assign(site, info);
+        this.sites.push(site);
       }
     }
   }
@@ -1382,6 +1404,29 @@ class Analyzer {
       sites,
     };
   }
+}
+
+const SCALAR_WORDS = new Set([
+  'bool', 'char', 'uchar', 'short', 'ushort', 'int', 'uint', 'long', 'ulong', 'float', 'size_t', 'ptrdiff_t', 'unsigned', 'signed',
+  'int8_t', 'int16_t', 'int32_t', 'int64_t', 'uint8_t', 'uint16_t', 'uint32_t', 'uint64_t',
+]);
+const DECL_QUALIFIERS = new Set(['static', 'const', 'constexpr', 'constant', 'device', 'inline', 'volatile', 'metal', '::']);
+
+/**
+ * What the emitters need of a program-scope declaration (its tokens at
+ * bracket depth 0, a bracketed group as its opening token): whether it is
+ * const already, and whether it declares a single scalar with an initializer,
+ * which both emitters make a constant expression (array bounds, template arguments).
+ */
+function programScopeDecl(words: string[]): { constQualified: boolean; isConstexpr: boolean; scalarInit: boolean } {
+  const eq = words.indexOf('=');
+  const head = eq < 0 ? words : words.slice(0, eq);
+  const constQualified = head.includes('const') || head.includes('constexpr');
+  const single = !words.includes(',');
+  const name = head[head.length - 1];
+  const type = head.slice(0, -1).filter((w) => !DECL_QUALIFIERS.has(w));
+  const scalarInit = eq > 0 && single && name !== undefined && /^[A-Za-z_]\w*$/.test(name) && type.length > 0 && type.every((w) => SCALAR_WORDS.has(w));
+  return { constQualified, isConstexpr: head.includes('constexpr'), scalarInit };
 }
 
 /** The value of a C string literal's body (common escapes). */
