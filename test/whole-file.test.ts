@@ -41,11 +41,11 @@ describe('program-scope constants are constant expressions', () => {
     }
   });
 
-  test('cuda emission: scalars constexpr, arrays __constant__', () => {
+  test('cuda emission: integers constexpr, floats and arrays __constant__', () => {
     const code = emitCuda(parseMsl(source, file)).code;
     assert.match(code, /^constexpr uint N = 128;$/m);
     assert.match(code, /^constexpr {2}uint M = N \/ 2;$/m, 'already constexpr: not twice');
-    assert.match(code, /^constexpr float scale = 0\.5f;$/m);
+    assert.match(code, /^__constant__ float scale = 0\.5f;$/m);
     assert.match(code, /^__constant__ float table\[4\]/m);
   });
 

@@ -74,7 +74,7 @@ export type Site =
       constQualified?: boolean;
       /** Program scope: the declaration says constexpr. */
       isConstexpr?: boolean;
-      /** Program scope: one declarator of a scalar arithmetic type with an initializer (`constant uint N = 4096;`). */
+      /** Program scope: one declarator of an integer (or bool) type with an initializer (`constant uint N = 4096;`). */
       scalarInit?: boolean;
     }
   /** Where a function is declared or defined (after any template header): CUDA marks it __device__. */
@@ -1406,8 +1406,8 @@ class Analyzer {
   }
 }
 
-const SCALAR_WORDS = new Set([
-  'bool', 'char', 'uchar', 'short', 'ushort', 'int', 'uint', 'long', 'ulong', 'float', 'size_t', 'ptrdiff_t', 'unsigned', 'signed',
+const INTEGER_WORDS = new Set([
+  'bool', 'char', 'uchar', 'short', 'ushort', 'int', 'uint', 'long', 'ulong', 'size_t', 'ptrdiff_t', 'unsigned', 'signed',
   'int8_t', 'int16_t', 'int32_t', 'int64_t', 'uint8_t', 'uint16_t', 'uint32_t', 'uint64_t',
 ]);
 const DECL_QUALIFIERS = new Set(['static', 'const', 'constexpr', 'constant', 'device', 'inline', 'volatile', 'metal', '::']);
@@ -1415,8 +1415,10 @@ const DECL_QUALIFIERS = new Set(['static', 'const', 'constexpr', 'constant', 'de
 /**
  * What the emitters need of a program-scope declaration (its tokens at
  * bracket depth 0, a bracketed group as its opening token): whether it is
- * const already, and whether it declares a single scalar with an initializer,
- * which both emitters make a constant expression (array bounds, template arguments).
+ * const already, and whether it declares a single integer with an
+ * initializer, which both emitters make a constant expression (array bounds,
+ * template arguments). Floats and arrays stay as they were: their address is
+ * passed to `constant T*` parameters, which the emitters leave non-const.
  */
 function programScopeDecl(words: string[]): { constQualified: boolean; isConstexpr: boolean; scalarInit: boolean } {
   const eq = words.indexOf('=');
@@ -1425,7 +1427,7 @@ function programScopeDecl(words: string[]): { constQualified: boolean; isConstex
   const single = !words.includes(',');
   const name = head[head.length - 1];
   const type = head.slice(0, -1).filter((w) => !DECL_QUALIFIERS.has(w));
-  const scalarInit = eq > 0 && single && name !== undefined && /^[A-Za-z_]\w*$/.test(name) && type.length > 0 && type.every((w) => SCALAR_WORDS.has(w));
+  const scalarInit = eq > 0 && single && name !== undefined && /^[A-Za-z_]\w*$/.test(name) && type.length > 0 && type.every((w) => INTEGER_WORDS.has(w));
   return { constQualified, isConstexpr: head.includes('constexpr'), scalarInit };
 }
 

@@ -69,8 +69,8 @@ function cppEdit(site: Site): Edit {
   const base = { start: site.start, end: site.end, inPp: site.inPp };
   switch (site.kind) {
     case 'remove':
-      // a program-scope `constant` variable is read-only: const, so that an integer one is a constant expression
-      if (site.what === 'addressSpace' && site.programScope && site.word === 'constant' && !site.constQualified) return { ...base, text: 'const' };
+      // a program-scope `constant` integer: const, so that it is a constant expression (array bounds, template arguments)
+      if (site.what === 'addressSpace' && site.programScope && site.word === 'constant' && site.scalarInit && !site.constQualified) return { ...base, text: 'const' };
       return { ...base, text: '' };
     case 'fnDecl':
       return { ...base, text: '' };

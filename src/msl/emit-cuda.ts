@@ -42,7 +42,7 @@ function cudaEdit(site: Site): Edit {
   switch (site.kind) {
     case 'remove':
       if (site.what === 'addressSpace' && site.programScope) {
-        // a scalar constant: constexpr, usable in array bounds and template arguments, and by value in device code
+        // an integer constant: constexpr, usable in array bounds and template arguments, and by value in device code
         if (site.word === 'constant' && site.scalarInit) return { ...base, text: site.isConstexpr ? '' : 'constexpr' };
         if (site.word === 'constant') return { ...base, text: '__constant__' };
         if (site.word === 'device') return { ...base, text: '__device__' };
