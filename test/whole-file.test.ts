@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { getBackend } from '../src/backend/index.js';
 import { emitCuda, parseMsl } from '../src/msl/index.js';
-import { ROOT, shader, tmp } from './helpers.js';
+import { moe, ROOT, shader, tmp } from './helpers.js';
 
 const run = promisify(execFile);
 const u8 = (a: Float32Array): Uint8Array => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
@@ -51,5 +51,23 @@ describe('program-scope constants are constant expressions', () => {
 
   test('cuda emission compiles with nvcc for sm_90', { skip: nvccHave ? false : 'nvcc is not installed on this machine' }, async () => {
     await nvccCompile(emitCuda(parseMsl(source, file)).code, 'program_constants');
+  });
+});
+
+describe('signature syntax errors name the token and the line', () => {
+  test('a missing comma after an attribute, and after a pointer parameter', () => {
+    const dir = tmp('comma');
+    const f = join(dir, 'comma.metal');
+    writeFileSync(f, 'kernel void k(device float* out [[buffer(0)]]\n              uint i [[thread_position_in_grid]]) {\n  out[i] = 1.0;\n}\n');
+    const r = moe(['translate', f, '--target', 'cpp']);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /comma\.metal:2:15: error: expected ',' or '\)' after the attribute \[\[buffer\(0\)\]\] of parameter 'out' \(line 1\), found 'uint'/);
+    assert.doesNotMatch(r.stderr, /two bindings/);
+    const g = join(dir, 'comma2.metal');
+    writeFileSync(g, 'kernel void k(device float* a\n  device float* b [[buffer(1)]], uint i [[thread_position_in_grid]]) {\n  b[i] = a[i];\n}\n');
+    const r2 = moe(['translate', g, '--target', 'cpp']);
+    assert.equal(r2.code, 2);
+    assert.match(r2.stderr, /comma2\.metal:2:3: error: expected ',' or '\)' after parameter 'a' \(line 1\), found 'device'/);
+    assert.doesNotMatch(r2.stderr, /two address spaces/);
   });
 });

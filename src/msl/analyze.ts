@@ -1002,6 +1002,8 @@ class Analyzer {
     for (let k = a; k < b; k++) {
       const attr = this.attrAt.get(k);
       if (attr) {
+        // an attribute between two parameters' tokens: a ',' is missing after it
+        if (k > a && attr.close + 1 < b && !this.attrAt.has(attr.close + 1)) this.missingComma(attr.close + 1, k - 1, attr);
         items.push(...attr.items);
         prevEnd = -2; // an attribute counts as a space
         k = attr.close;
@@ -1014,6 +1016,16 @@ class Analyzer {
       prevEnd = tok.end;
     }
     if (pt.length === 0 || (pt.length === 1 && pt[0].text === 'void')) return null;
+    // after a pointer's '*' (or a reference's '&') and its qualifiers comes the name, and nothing else
+    const ind = pt.findIndex((q) => q.text === '*' || q.text === '&');
+    if (ind >= 0) {
+      let n = ind + 1;
+      while (n < pt.length && /^(\*|&|const|volatile|restrict|__restrict|__restrict__)$/.test(pt[n].text)) n++;
+      if (n + 1 < pt.length && pt[n].tok.kind === 'ident') {
+        const at = this.toks.indexOf(pt[n + 1].tok, a);
+        this.missingComma(at, this.toks.indexOf(pt[n].tok, a), null);
+      }
+    }
     const first = pt[0].tok;
     const last = pt[pt.length - 1];
     if (last.text === ']') this.fail(last.tok, 'array kernel parameters are not supported by the cpu backend (bind each buffer at its own index)');
@@ -1102,6 +1114,14 @@ class Analyzer {
     const p: MslParam = { name, addressSpace, cppType, baseType, isConst, kind, attr, line: nameTok.line };
     attrToks.set(p, at);
     return p;
+  }
+
+  /** A parameter list with two parameters run together: names the token where a ',' (or ')') was expected. */
+  missingComma(at: number, prev: number, attr: Attr | null): never {
+    const after = attr
+      ? `the attribute ${collapse(this.source.slice(this.toks[attr.open].start, this.toks[attr.close].end))}${this.toks[prev]?.kind === 'ident' ? ` of parameter '${this.text(prev)}'` : ''}`
+      : `parameter '${this.text(prev)}'`;
+    this.fail(this.toks[at], `expected ',' or ')' after ${after} (line ${this.toks[prev]?.line ?? this.toks[at].line}), found '${this.text(at)}': a comma is missing between two kernel parameters`);
   }
 
   // ---------------------------------------------------------------- bodies
