@@ -8,7 +8,7 @@
  */
 import { createRequire } from 'node:module';
 import { KernelRuntimeError, ShaderCompileError, UsageError } from '../errors.js';
-import { parseEntry, sourceHashOf } from './shader.js';
+import { compileEachEntry, parseEntry, sourceHashOf } from './shader.js';
 import { loadAddon } from './addon.js';
 import type { NativeLaunch, NativeMetal, NativeMetalBinding, NativeMetalDevice, NativeMetalPipeline, NativeRunOptions, NativeTimeOptions } from './addon-types.js';
 import { FeatureMissingError, featureSkip } from './features.js';
@@ -22,7 +22,7 @@ import {
   validateLaunch,
 } from './launch.js';
 import { gib } from './limits.js';
-import type { Backend, BackendStatus, Buffers, DeviceInfo, Pipeline } from './types.js';
+import type { Backend, BackendStatus, Buffers, DeviceInfo, FileCompileResult, Pipeline } from './types.js';
 
 /** supportsFamily: bits of NativeMetalDevice.families, in the order `moe backends` prints them. */
 export const GPU_FAMILIES: readonly (readonly [string, number])[] = [
@@ -181,6 +181,11 @@ export class MetalBackend implements Backend {
     const sourceHash = sourceHashOf(source);
     const p: MetalPipeline = { backend: 'metal', entry, file, kernel, structs: parsed.structs, usesSync: kernel.usesSync, sourceHash, native };
     return p;
+  }
+
+  /** Each kernel compiled on its own (Metal compiles the source as it is: a C++ error in one kernel fails them all). */
+  compileFile(source: string, file: string): Promise<FileCompileResult> {
+    return compileEachEntry(source, file, 'metal', (entry) => this.compile(source, file, entry));
   }
 
   /** The bindings and the launch as they are encoded; a launch Metal would refuse is a KernelRuntimeError before dispatch. */
