@@ -7,7 +7,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { getBackend } from '../src/backend/index.js';
@@ -69,5 +69,107 @@ describe('signature syntax errors name the token and the line', () => {
     assert.equal(r2.code, 2);
     assert.match(r2.stderr, /comma2\.metal:2:3: error: expected ',' or '\)' after parameter 'a' \(line 1\), found 'device'/);
     assert.doesNotMatch(r2.stderr, /two address spaces/);
+  });
+});
+
+/** Every .metal under a folder, recursively (paths relative to the repository). */
+function metalFiles(dir: string): string[] {
+  const out: string[] = [];
+  for (const e of readdirSync(join(ROOT, dir)).sort()) {
+    const rel = join(dir, e);
+    if (statSync(join(ROOT, rel)).isDirectory()) out.push(...metalFiles(rel));
+    else if (e.endsWith('.metal')) out.push(rel);
+  }
+  return out;
+}
+
+interface CheckJson {
+  backend: string;
+  files: {
+    file: string;
+    fileError: string | null;
+    kernels: { name: string; line: number; status: string; error?: string; errorLine?: number | null; barriers: string[]; simdgroup: string[]; features: string[]; threadgroupMemory: { staticBytes: number | null; dynamic: { index: number }[] } }[];
+  }[];
+  summary: { files: number; kernels: number; compiled: number; errors: number; filesNotParsed: number };
+}
+
+const lineOf = (file: string, text: string): number => readFileSync(join(ROOT, file), 'utf8').split('\n').findIndex((l) => l.includes(text)) + 1;
+
+describe('moe check', () => {
+  test('every kernel of every .metal in the repository compiles on the cpu backend, except the deliberately broken ones', () => {
+    const files = [...metalFiles('shaders'), ...metalFiles(join('test', 'shaders')), ...metalFiles(join('test', 'fixtures'))];
+    assert.ok(files.length > 100, `found ${files.length} files`);
+    const r = moe(['check', '--backend', 'cpu', '--json', ...files], {}, 900_000);
+    assert.equal(r.code, 1, r.stderr);
+    const j = JSON.parse(r.stdout) as CheckJson;
+    assert.equal(j.summary.files, files.length);
+    assert.equal(j.summary.filesNotParsed, 0, 'every file parses; broken kernels fail alone');
+    const errors = j.files.flatMap((f) => f.kernels.filter((k) => k.status === 'error').map((k) => `${f.file}:${k.name}:${k.errorLine}`)).sort();
+    const hostile = join('test', 'shaders', 'hostile');
+    const broken = join('test', 'shaders', 'whole-file', 'one_broken.metal');
+    // the shaders meant not to compile, each reported with the line of its error
+    const expected = [
+      `${join(hostile, 'syntax_error.metal')}:moe_softmax_topk_f32:${lineOf(join(hostile, 'syntax_error.metal'), 'if (tiitg < p.top_k)')}`,
+      `${join(hostile, 'unsupported_feature.metal')}:moe_softmax_topk_f32:${lineOf(join(hostile, 'unsupported_feature.metal'), 'simdgroup_float8x8')}`,
+      `${broken}:broken_undeclared:${lineOf(broken, 'not_declared_anywhere;')}`,
+      `${broken}:broken_signature:${lineOf(broken, 'kernel void broken_signature(') + 2}`,
+      `${broken}:broken_texture:${lineOf(broken, 'texture2d<float> t;')}`,
+      `${broken}:scale_bad:${lineOf(broken, 'b[i] = b[i] * T(3);')}`,
+    ].sort();
+    assert.deepEqual(errors, expected);
+    assert.equal(j.summary.errors, expected.length);
+    assert.ok(j.summary.compiled > 150, `${j.summary.compiled} kernels compiled`);
+    for (const f of j.files) for (const k of f.kernels) if (k.status === 'error') assert.match(k.error ?? '', new RegExp(`${f.file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:${k.errorLine}:`));
+  });
+
+  test('facts per kernel: barriers, SIMD-group functions, threadgroup memory', () => {
+    const r = moe(['check', '--backend', 'cpu', '--json', join('test', 'shaders', 'semantics', 'simd.metal'), join('test', 'shaders', 'whole-file', 'program_constants.metal')]);
+    assert.equal(r.code, 0, r.stderr);
+    const j = JSON.parse(r.stdout) as CheckJson;
+    const simd = j.files[0]!.kernels.find((k) => k.name === 'collectives');
+    assert.ok(simd, 'collectives kernel');
+    assert.ok(simd.simdgroup.length > 0 && simd.simdgroup.every((x) => /^(simd|quad)_/.test(x)), simd.simdgroup.join(','));
+    const pc = j.files[1]!.kernels[0]!;
+    assert.deepEqual(pc.barriers, ['threadgroup_barrier']);
+    // a[N] + b[M + K] + c[TG] floats: (128 + 68 + 64) * 4
+    assert.equal(pc.threadgroupMemory.staticBytes, (128 + 68 + 64) * 4);
+  });
+
+  test('one broken kernel among good ones: the good ones compile and PASS, the broken ones are reported with their lines, exit 1', () => {
+    const file = join('test', 'shaders', 'whole-file', 'one_broken.metal');
+    const r = moe(['check', '--backend', 'cpu', file]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stdout, /ok {4}zero_buffer \(line \d+\)/);
+    assert.match(r.stdout, /ok {4}double_it \(line \d+\)/);
+    assert.match(r.stdout, /ok {4}scale_f32 \(line \d+\)/);
+    assert.match(r.stdout, new RegExp(`ERROR broken_undeclared \\(line \\d+, error at line ${lineOf(file, 'not_declared_anywhere;')}\\)`));
+    assert.match(r.stdout, new RegExp(`one_broken\\.metal:${lineOf(file, 'not_declared_anywhere;')}:\\d+: error: .*not_declared_anywhere`));
+    assert.match(r.stdout, /ERROR broken_signature .*\n.*expected ',' or '\)' after the attribute \[\[buffer\(0\)\]\] of parameter 'b'/);
+    assert.match(r.stdout, /ERROR broken_texture .*\n.*textures \(texture2d\) are not supported/);
+    assert.match(r.stdout, /3 of 7 kernels compile; 4 do not/);
+    // the good kernel of that file verified as it is
+    const v = moe(['verify', '--kernel', 'zero-buffer', '--backend', 'cpu', '--shader', file]);
+    assert.equal(v.code, 0, v.stdout + v.stderr);
+    assert.match(v.stdout, /PASS/);
+    assert.doesNotMatch(v.stdout, /FAIL/);
+    // a broken one: its own error, exit 2, not another kernel's
+    const b = moe(['verify', '--kernel', 'zero-buffer', '--backend', 'cpu', '--shader', file, '--entry', 'broken_undeclared']);
+    assert.equal(b.code, 2);
+    assert.match(b.stderr, /not_declared_anywhere/);
+    assert.doesNotMatch(b.stderr, /texture/);
+  });
+
+  test('bad usage exits 2', () => {
+    assert.equal(moe(['check', 'does-not-exist.metal']).code, 2);
+    assert.equal(moe(['check', '--backend', 'metal', shader('semantics', 'simd.metal')]).code, 2);
+  });
+
+  test('a file that does not parse at all: exit 1, its error with a line', () => {
+    const dir = tmp('check');
+    const f = join(dir, 'unbalanced.metal');
+    writeFileSync(f, 'kernel void k(device float* b [[buffer(0)]], uint i [[thread_position_in_grid]]) {\n  b[i] = 1.0;\n');
+    const r = moe(['check', '--backend', 'cpu', f]);
+    assert.equal(r.code, 1);
+    assert.match(r.stdout, /unbalanced\.metal:1:\d+: error: '\{' is never closed/);
   });
 });

@@ -25,15 +25,29 @@ export interface CheckResult {
   summary: { kernels: number; compiled: number; errors: number };
 }
 
+/** `moe check --json`: one result per file given. */
+export interface CheckReport {
+  backend: BackendName;
+  files: CheckResult[];
+  summary: { files: number; kernels: number; compiled: number; errors: number; filesNotParsed: number };
+}
+
 export default class Check extends MoeCommand {
   static override summary = 'Translate and compile every kernel of a .metal file, each on its own: the MSL coverage report of a file';
   static override description = `For each kernel of the file: compiled, or its own error with its .metal line (one broken kernel never hides the others); the MSL features it uses; its threadgroup memory; its barriers and SIMD-group functions.
 Exit status: 0 every kernel compiles, 1 one or more do not (or the file does not parse), 2 bad usage.`;
 
-  static override examples = ['<%= config.bin %> check shaders/moe_dispatch.metal', '<%= config.bin %> check my_kernels.metal --backend cuda --json'];
+  static override examples = [
+    '<%= config.bin %> check shaders/moe_dispatch.metal',
+    '<%= config.bin %> check my_kernels.metal --backend cuda --json',
+    '<%= config.bin %> check shaders/*.metal',
+  ];
+
+  // more files may follow the first
+  static override strict = false;
 
   static override args = {
-    file: Args.string({ description: 'the .metal file', required: true }),
+    file: Args.string({ description: 'the .metal file (more may follow)', required: true }),
   };
 
   static override flags = {
@@ -43,22 +57,45 @@ Exit status: 0 every kernel compiles, 1 one or more do not (or the file does not
     }),
   };
 
-  async run(): Promise<CheckResult> {
-    const { args, flags } = await this.parse(Check);
-    const file = args.file;
-    if (!existsSync(file)) throw new UsageError(`shader file not found: ${file}`);
-    let source: string;
-    try {
-      source = readFileSync(file, 'utf8');
-    } catch (e) {
-      throw new UsageError(`cannot read ${file}: ${(e as Error).message}`);
+  async run(): Promise<CheckReport> {
+    const { argv, flags } = await this.parse(Check);
+    const files = argv.map(String);
+    for (const f of files) {
+      if (f.startsWith('-')) throw new UsageError(`unknown flag '${f}' (flags: --backend cpu|cuda, --json)`);
+      if (!existsSync(f)) throw new UsageError(`shader file not found: ${f}`);
     }
+    const sources = files.map((f) => {
+      try {
+        return readFileSync(f, 'utf8');
+      } catch (e) {
+        throw new UsageError(`cannot read ${f}: ${(e as Error).message}`);
+      }
+    });
     const name = (flags.backend ?? (cudaStatus().available ? 'cuda' : 'cpu')) as BackendName;
     const backend = getBackend(name);
-    const result = await checkFile(source, file, backend);
-    if (!this.jsonEnabled()) process.stdout.write(renderCheck(result));
-    if (result.fileError !== null || result.summary.errors > 0) process.exitCode = 1;
-    return result;
+    const results: CheckResult[] = [];
+    for (let i = 0; i < files.length; i++) {
+      const r = await checkFile(sources[i] as string, files[i] as string, backend);
+      if (!this.jsonEnabled()) process.stdout.write(renderCheck(r));
+      results.push(r);
+    }
+    const sum = (f: (r: CheckResult) => number): number => results.reduce((p, r) => p + f(r), 0);
+    const report: CheckReport = {
+      backend: backend.name,
+      files: results,
+      summary: {
+        files: results.length,
+        kernels: sum((r) => r.summary.kernels),
+        compiled: sum((r) => r.summary.compiled),
+        errors: sum((r) => r.summary.errors),
+        filesNotParsed: sum((r) => (r.fileError !== null ? 1 : 0)),
+      },
+    };
+    if (files.length > 1 && !this.jsonEnabled()) {
+      process.stdout.write(`${report.summary.files} files: ${report.summary.compiled} of ${report.summary.kernels} kernels compile${report.summary.filesNotParsed ? `; ${report.summary.filesNotParsed} files do not parse` : ''}\n`);
+    }
+    if (report.summary.errors > 0 || report.summary.filesNotParsed > 0) process.exitCode = 1;
+    return report;
   }
 }
 
