@@ -173,3 +173,32 @@ describe('moe check', () => {
     assert.match(r.stdout, /unbalanced\.metal:1:\d+: error: '\{' is never closed/);
   });
 });
+
+describe('moe check on the cuda backend (where a GPU is found)', () => {
+  const gpu = moe(['backends', '--json']);
+  const cuda = gpu.code === 0 && /"name":\s*"cuda",\s*"available":\s*true/.test(gpu.stdout);
+  test('the broken kernels fail alone, blamed through NVRTC\'s lines; the good ones compile and run', { skip: cuda ? false : 'no CUDA GPU here' }, async () => {
+    const file = join('test', 'shaders', 'whole-file', 'one_broken.metal');
+    const r = moe(['check', '--backend', 'cuda', '--json', file]);
+    assert.equal(r.code, 1, r.stderr);
+    const j = JSON.parse(r.stdout) as CheckJson;
+    const status = Object.fromEntries(j.files[0]!.kernels.map((k) => [k.name, `${k.status}${k.status === 'error' ? `:${k.errorLine}` : ''}`]));
+    assert.deepEqual(status, {
+      zero_buffer: 'compiled',
+      broken_undeclared: `error:${lineOf(file, 'not_declared_anywhere;')}`,
+      broken_signature: `error:${lineOf(file, 'kernel void broken_signature(') + 2}`,
+      double_it: 'compiled',
+      broken_texture: `error:${lineOf(file, 'texture2d<float> t;')}`,
+      scale_f32: 'compiled',
+      scale_bad: `error:${lineOf(file, 'b[i] = b[i] * T(3);')}`,
+    });
+    const v = moe(['verify', '--kernel', 'zero-buffer', '--backend', 'cuda', '--shader', file]);
+    assert.equal(v.code, 0, v.stdout + v.stderr);
+    const pc = shader('whole-file', 'program_constants.metal');
+    const be = getBackend('cuda');
+    const p = await be.compile(readFileSync(pc, 'utf8'), pc, 'program_constants');
+    const out = new Float32Array(2 * 128).fill(NaN);
+    await be.run(p, [u8(out)], { mode: 'threadgroups', grid: [2, 1, 1], threadgroup: [128, 1, 1], threadgroupMemory: [] });
+    for (let t = 0; t < 256; t++) assert.equal(out[t], (127 - (t % 128)) * 0.5 + 4 + 1, `thread ${t}`);
+  });
+});

@@ -9,7 +9,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ShaderCompileError, UsageError } from '../errors.js';
 import { MslError, parseMsl, type MslKernel, type ParsedMsl } from '../msl/index.js';
-import type { FileCompileResult, KernelCompileResult, Pipeline } from './types.js';
+import type { Backend, FileCompileResult, KernelCompileResult, Pipeline } from './types.js';
 import { NATIVE_INCLUDE_DIR } from '../util/paths.js';
 
 /** The front end's MslError as a ShaderCompileError (exit 2); anything else as it is. */
@@ -96,4 +96,9 @@ export function headerText(dir = NATIVE_INCLUDE_DIR): string {
     else if (/\.(h|hpp|inc)$/.test(e.name)) all += `\0${e.name}\0${readFileSync(p, 'utf8')}`;
   }
   return all;
+}
+
+/** Every kernel of a file through `backend`: its compileFile, or compile kernel after kernel where it has none. */
+export function compileFileWith(backend: Backend, source: string, file: string): Promise<FileCompileResult> {
+  return backend.compileFile ? backend.compileFile(source, file) : compileEachEntry(source, file, backend.name, (e) => backend.compile(source, file, e));
 }

@@ -74,8 +74,9 @@ export interface Backend {
    * kernel isolated so that one broken kernel never hides the others.
    * Throws ShaderCompileError only for an error outside every kernel that
    * the front end sees (unbalanced braces, a malformed struct).
+   * (Optional for stand-ins; compileFileWith falls back to compile per kernel.)
    */
-  compileFile(source: string, file: string): Promise<FileCompileResult>;
+  compileFile?(source: string, file: string): Promise<FileCompileResult>;
   run(p: Pipeline, buffers: Buffers, launch: NativeLaunch, options?: NativeRunOptions): Promise<void>;
   time(p: Pipeline, buffers: Buffers, launch: NativeLaunch, options: NativeTimeOptions): Promise<Float64Array>;
 }

@@ -2,6 +2,7 @@ import { Args, Flags } from '@oclif/core';
 import { existsSync, readFileSync } from 'node:fs';
 import { getBackend } from '../backend/index.js';
 import { cudaStatus } from '../backend/cuda.js';
+import { compileFileWith } from '../backend/shader.js';
 import type { BackendName } from '../backend/types.js';
 import { UsageError } from '../errors.js';
 import { kernelFacts, MslError, parseMsl, type KernelFacts } from '../msl/index.js';
@@ -108,7 +109,7 @@ export async function checkFile(source: string, file: string, backend: ReturnTyp
     if (!(e instanceof MslError)) throw e;
     return { file, backend: backend.name, fileError: e.message, kernels: [], summary: { kernels: 0, compiled: 0, errors: 0 } };
   }
-  const compiled = await backend.compileFile(source, file);
+  const compiled = await compileFileWith(backend, source, file);
   const kernels: CheckedKernel[] = compiled.kernels.map((k) => {
     const f = facts.find((x) => x.name === k.name);
     const base: Omit<KernelFacts, 'line'> = f ?? {
