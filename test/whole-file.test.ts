@@ -11,7 +11,7 @@ import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { getBackend } from '../src/backend/index.js';
-import { emitCuda, parseMsl } from '../src/msl/index.js';
+import { emitCuda, emitMsl, parseMsl } from '../src/msl/index.js';
 import { moe, ROOT, shader, tmp } from './helpers.js';
 
 const run = promisify(execFile);
@@ -200,5 +200,24 @@ describe('moe check on the cuda backend (where a GPU is found)', () => {
     const out = new Float32Array(2 * 128).fill(NaN);
     await be.run(p, [u8(out)], { mode: 'threadgroups', grid: [2, 1, 1], threadgroup: [128, 1, 1], threadgroupMemory: [] });
     for (let t = 0; t < 256; t++) assert.equal(out[t], (127 - (t % 128)) * 0.5 + 4 + 1, `thread ${t}`);
+  });
+});
+
+describe('kernels left out of an emission keep every other line where it was', () => {
+  test('MSL for Metal: the front end\'s failed kernels and the omitted ones blanked, an omitted instantiation removed', () => {
+    const file = shader('whole-file', 'one_broken.metal');
+    const src = readFileSync(file, 'utf8');
+    const parsed = parseMsl(src, file, { perKernel: true });
+    assert.deepEqual((parsed.failed ?? []).map((f) => f.name), ['broken_signature', 'broken_texture']);
+    const e = emitMsl(parsed, { omit: new Set(['scale_bad', 'broken_undeclared']) });
+    const lines = e.code.split('\n');
+    assert.equal(lines.length, src.split('\n').length);
+    assert.deepEqual(e.kernels.map((k) => k.name), ['zero_buffer', 'double_it', 'scale_f32']);
+    assert.doesNotMatch(e.code, /broken_|not_declared_anywhere|texture2d|scale_bad/);
+    // the template stays for the instantiation kept, at its own lines
+    const at = src.split('\n').findIndex((l) => l.includes('b[i] = b[i] * T(3);'));
+    assert.equal(lines[at], src.split('\n')[at]);
+    const dz = src.split('\n').findIndex((l) => l.includes('kernel void double_it('));
+    assert.equal(lines[dz], src.split('\n')[dz]);
   });
 });

@@ -8,6 +8,7 @@
  */
 import { createRequire } from 'node:module';
 import { KernelRuntimeError, ShaderCompileError, UsageError } from '../errors.js';
+import { emitMsl } from '../msl/index.js';
 import { compileEachEntry, parseEntry, sourceHashOf } from './shader.js';
 import { loadAddon } from './addon.js';
 import type { NativeLaunch, NativeMetal, NativeMetalBinding, NativeMetalDevice, NativeMetalPipeline, NativeRunOptions, NativeTimeOptions } from './addon-types.js';
@@ -174,7 +175,9 @@ export class MetalBackend implements Backend {
     if (skip !== null) throw new FeatureMissingError(skip);
     let native: NativeMetalPipeline;
     try {
-      native = this.metal.compile(source, entry, { fastMath: this.fastMath });
+      // kernels the front end failed are left out (lines kept), so that they do not fail this one
+      const src = parsed.failed?.length ? emitMsl(parsed).code : source;
+      native = this.metal.compile(src, entry, { fastMath: this.fastMath });
     } catch (e) {
       throw new ShaderCompileError(`${file}: compile failed (Metal)\n${mapMetalCompilerOutput((e as Error).message, file)}`);
     }

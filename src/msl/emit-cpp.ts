@@ -34,6 +34,8 @@ export function omission(a: Analysis, omit: ReadonlySet<string> | undefined): { 
   const ranges: Range[] = a.failed.flatMap((f) => f.ranges);
   a.kernels.forEach((k, i) => {
     if (keep[i]) return;
+    const inst = a.extras[i].inst;
+    if (inst) ranges.push(inst);
     const def = a.extras[i].def;
     const shared = a.kernels.some((_, j) => keep[j] && a.extras[j].def[0] === def[0]);
     if (!shared) ranges.push(def);
@@ -215,4 +217,20 @@ export function emitCppFromAnalysis(a: Analysis, options: EmitCppOptions = {}): 
 /** C++17 for the CPU backend from a parsed MSL source. Throws MslError. */
 export function emitCpp(parsed: ParsedMsl, options: EmitCppOptions = {}): EmitResult {
   return emitCppFromAnalysis(analysisOf(parsed), options);
+}
+
+/**
+ * The MSL source itself with kernels left out (failed ones always): their
+ * definitions blanked, lines kept, for a compiler that takes MSL as it is
+ * (Metal). No entries are generated: `entryLines` are empty ([0, -1]).
+ */
+export function emitMsl(parsed: ParsedMsl, options: { omit?: ReadonlySet<string> } = {}): EmitResult {
+  const a = analysisOf(parsed);
+  const om = omission(a, options.omit);
+  const code = om.blank.length ? applyEdits(a.source, om.blank) : a.source;
+  const kernels: EmittedKernel[] = [];
+  a.kernels.forEach((k, i) => {
+    if (om.keep[i]) kernels.push({ name: k.name, entrySymbol: k.name, usesSync: k.usesSync, sourceLines: a.extras[i].defLines, entryLines: [0, -1] });
+  });
+  return { code, kernels };
 }
