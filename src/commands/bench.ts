@@ -9,9 +9,9 @@ import { UsageError } from '../errors.js';
 import { SPECS } from '../kernels/index.js';
 import { model, models } from '../kernels/models.js';
 import type { KernelSpec, Params } from '../kernels/spec.js';
-import { compareRuns, type BaselineResult } from '../bench/baseline.js';
+import { cpuGateWarning, gateRun, gateSummary, incomparableSettings, intervalLabel, ROUNDS, verdictLabel, type GateCase, type GateResult } from '../bench/gate.js';
 import { findPeak } from '../bench/peaks.js';
-import { benchCase, type BenchCase } from '../bench/run.js';
+import { benchCase, blockTimer, type BenchCase } from '../bench/run.js';
 import { copySpec, emptySpec, readSpec } from '../bench/specs.js';
 import { toolVersion } from '../util/env.js';
 import { preparePipeline, shaderSource } from '../verify/run.js';
@@ -33,7 +33,7 @@ export interface BenchReport {
   shaders: Record<string, string>;
   startedAt: string;
   cases: BenchCase[];
-  baseline?: BaselineResult & { file: string; maxRegression: number };
+  baseline?: GateResult & { file: string; maxRegression: number; baselineShader?: string };
   /** Kernels not timed: their shader needs a feature the device lacks (e.g. bfloat without MSL 3.1). */
   skipped?: { kernel: string; reason: string }[];
 }
@@ -76,13 +76,14 @@ export default class Bench extends MoeCommand {
   static override summary = 'Time kernels: warm-up, samples until the noise is low, GB/s, GFLOP/s and % of peak; gate on a baseline';
   static override description = `For each kernel and shape: a warm-up, then timed samples of back-to-back dispatches until the relative noise of the median falls below --max-noise or --max-time runs out (at least --min-samples). Times are the backend's own per-dispatch clock, not wall time around the call. Bandwidth and FLOP rates come from each spec's cost model; % of peak from a table of known devices, or from a copy kernel with --measure-peak.
 
-With --baseline FILE (a saved --json report), each case gets the ratio new/old and a verdict; exit 1 when a case is slower than --max-regression beyond the combined noise of both runs.`;
+With --baseline FILE (a saved --json report), each case gets the ratio new/old and a verdict: SAME, FASTER, SLOWER (exit 1) or AMBIGUOUS (exit 0 unless --strict). A first look outside --max-regression is only a suspicion: the case is re-measured and decided on the spread between runs, not the noise inside one. With --baseline-shader (the old code) every case is re-measured interleaved with it (A/B). Record baselines with --repeats 5 so they carry their own spread.`;
 
   static override examples = [
     '<%= config.bin %> bench --top-k 8',
     '<%= config.bin %> bench --kernel softmax-topk --tokens 1,16,256,4096',
     '<%= config.bin %> bench --kernel empty',
-    '<%= config.bin %> bench --json > base.json && <%= config.bin %> bench --baseline base.json',
+    '<%= config.bin %> bench --json --repeats 5 > base.json && <%= config.bin %> bench --baseline base.json',
+    '<%= config.bin %> bench --kernel weighted-sum --shader new.metal --baseline base.json --baseline-shader old.metal',
   ];
 
   static override flags = {
@@ -113,7 +114,11 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
         'CUDA: capture each sample\'s --batch dispatches in a CUDA graph and replay it, so the GPU launches them itself, as engines run decode (llama.cpp and vLLM do): without the stream\'s cost per launch. The graph holds --batch rounded up to whole rounds of the buffer copies',
     }),
     baseline: Flags.string({ description: 'compare with a saved --json report; exit 1 on regressions' }),
-    'max-regression': Flags.string({ description: '% slowdown beyond the noise that fails against --baseline', default: '5' }),
+    'max-regression': Flags.string({ description: '% slowdown that fails against --baseline once the spread between runs is accounted for', default: '5' }),
+    'baseline-shader': Flags.string({ description: 'the old .metal file the baseline was timed with: each case is re-measured interleaved with it (A/B) before a verdict; needs one --kernel', dependsOn: ['baseline'] }),
+    'baseline-entry': Flags.string({ description: 'entry point in --baseline-shader', dependsOn: ['baseline-shader'] }),
+    strict: Flags.boolean({ description: 'with --baseline: an AMBIGUOUS verdict fails too (exit 1)' }),
+    repeats: Flags.integer({ description: 'time each case in this many blocks, sharing --max-time; the report records each block\'s median (a baseline with its own spread)', default: 1, min: 1, max: 100 }),
     markdown: Flags.boolean({ description: 'print Markdown (for CI step summaries) instead of the table' }),
     timeout: timeoutFlag,
     'stack-size': stackSizeFlag,
@@ -149,6 +154,7 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
       if (without.length > 0) throw new UsageError(`--top-k: ${without.map((s) => s.name).join(', ')} has no top-k parameter`);
     }
     if (flags.shader && specs.length !== 1) throw new UsageError('--shader needs exactly one --kernel');
+    if (flags['baseline-shader'] && specs.length !== 1) throw new UsageError('--baseline-shader needs exactly one --kernel');
     if (flags.preset && !model(flags.preset)) {
       throw new UsageError(`unknown preset '${flags.preset}' (choose from ${models().map((m) => m.key).join(', ')})`);
     }
@@ -161,26 +167,29 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
         throw new UsageError(`baseline ${flags.baseline} is not JSON: ${(e as Error).message}`);
       }
       if (baselineDoc.schema !== BENCH_SCHEMA) throw new UsageError(`baseline ${flags.baseline} is not a moe bench --json report (schema ${String(baselineDoc.schema)})`);
-      for (const k of ['batch', 'warm-cache', 'graph'] as const) {
-        const old = baselineDoc.flags?.[k] ?? (k === 'batch' ? 1 : false);
-        if (old !== flags[k]) this.note(`the baseline was timed with --${k} ${String(old)}, this run with ${String(flags[k])}: the times are not comparable`);
-      }
+      for (const line of incomparableSettings(baselineDoc.flags, flags)) this.note(line);
     }
 
     const backend = getBackend(flags.backend);
     if (backend.name !== 'cuda' && (flags.batch > 1 || flags.graph)) {
       this.note(`--batch and --graph apply to the CUDA backend; ${backend.name} times as its clock says (${backend.clock})`);
     }
+    if (baselineDoc) {
+      const warn = cpuGateWarning(baselineDoc.backend, backend.name);
+      if (warn) this.note(warn);
+    }
     await ensureDeviceTrusted(backend);  // GPU backends: the device self-test, or exit 2
     const device = backend.device();
     const rule = { minSamples: flags['min-samples'], maxNoise, maxTimeNs: maxTime * 1e9, maxSamples: 100_000 };
     const runOptions = safetyRunOptions(flags);
-    const timing = { rule, warmup: flags.warmup, seed: flags.seed, runOptions, warmCache: flags['warm-cache'], perSample: flags.batch, graph: flags.graph };
+    const timing = { rule, warmup: flags.warmup, seed: flags.seed, runOptions, warmCache: flags['warm-cache'], perSample: flags.batch, graph: flags.graph, repeats: flags.repeats };
     const spinner = process.stderr.isTTY && !this.jsonEnabled() && !flags.markdown ? ora({ stream: process.stderr }).start('compiling') : null;
     const cases: BenchCase[] = [];
+    const gateCases: GateCase[] = [];
     const skipped: { kernel: string; reason: string }[] = [];
     const shaders: Record<string, string> = {};
     let peak: BenchReport['peak'] = null;
+    let baselineResult: BenchReport['baseline'];
     const known = findPeak(device.name);
     if (known) peak = { bandwidthGBs: known.bandwidthGBs, source: known.source };
     try {
@@ -200,6 +209,9 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
         }
         const pipeline = await preparePipeline(spec, backend, src);
         shaders[spec.name] = pipeline.sourceHash;
+        const old = flags['baseline-shader'] ? await preparePipeline(spec, backend, shaderSource(spec, flags['baseline-shader'], flags['baseline-entry'])) : null;
+        const savedHash = baselineDoc?.shaders?.[spec.name];
+        if (old && savedHash && savedHash !== old.sourceHash) this.note(`--baseline-shader ${flags['baseline-shader']} is not the source ${spec.name} was timed with in the baseline (another hash): the A/B compares with it all the same`);
         const base: Params = { ...spec.defaults, ...(spec.bench ?? {}), ...(flags.preset ? presetParams(spec, flags.preset) : {}) };
         let shapes: Params[] = [base];
         const lists: [string, number[]][] = [];
@@ -214,8 +226,23 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
           if (why !== null) throw new UsageError(`${spec.name}: ${why}`);
           checkCaseResources(spec, params);
           if (spinner) spinner.text = `${spec.name}: timing ${JSON.stringify(params)}`;
-          cases.push(await benchCase(spec, backend, pipeline, params, { ...timing, peakGBs: peak?.bandwidthGBs ?? null }));
+          const o = { ...timing, peakGBs: peak?.bandwidthGBs ?? null };
+          const result = await benchCase(spec, backend, pipeline, params, o);
+          cases.push(result);
+          if (baselineDoc) {
+            // The gate's confirmation blocks: 1/ROUNDS of the time cap each (src/bench/gate.ts).
+            gateCases.push({
+              result,
+              measure: blockTimer(spec, backend, pipeline, params, o, 1 / ROUNDS),
+              ...(old ? { measureBaseline: blockTimer(spec, backend, old, params, o, 1 / ROUNDS) } : {}),
+            });
+          }
         }
+      }
+      if (baselineDoc && flags.baseline) {
+        if (spinner) spinner.text = 'comparing with the baseline';
+        const gate = await gateRun(baselineDoc.cases, gateCases, { tolerance: maxRegression, strict: flags.strict });
+        baselineResult = { ...gate, file: flags.baseline, maxRegression, ...(flags['baseline-shader'] ? { baselineShader: flags['baseline-shader'] } : {}) };
       }
     } finally {
       spinner?.stop();
@@ -235,10 +262,9 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
       cases,
       ...(skipped.length > 0 ? { skipped } : {}),
     };
-    if (baselineDoc && flags.baseline) {
-      const cmp = compareRuns(baselineDoc.cases, cases, maxRegression);
-      report.baseline = { ...cmp, file: flags.baseline, maxRegression };
-      if (cmp.comparisons.some((c) => c.regression)) process.exitCode = 1;
+    if (baselineResult) {
+      report.baseline = baselineResult;
+      if (baselineResult.fails) process.exitCode = 1;
     }
     if (!this.jsonEnabled()) this.log(flags.markdown ? renderBenchMarkdown(report) : renderBenchTable(report));
     return report;
@@ -290,14 +316,13 @@ export function renderBenchTable(r: BenchReport): string {
   if (weights) lines.push('weights: the packed weight words alone (not scales, biases or activations), over the same median time');
   for (const k of r.skipped ?? []) lines.push(`SKIP ${k.kernel}: ${k.reason}`);
   if (r.baseline) {
-    const b = new Table({ head: ['kernel', 'shape', 'old µs', 'new µs', 'new/old', '± noise %', 'verdict'], style: { head: [], border: [] } });
+    const b = new Table({ head: ['kernel', 'shape', 'old µs', 'new µs', 'new/old', '99% interval', 'evidence', 'verdict'], style: { head: [], border: [] } });
     for (const c of r.baseline.comparisons) {
-      b.push([c.kernel, c.shape, us(c.oldNs), us(c.newNs), c.ratio.toFixed(3), (100 * c.combinedNoise).toFixed(2), c.regression ? 'SLOWER (regression)' : c.verdict]);
+      b.push([c.kernel, c.shape, us(c.oldNs), us(c.newNs), c.ratio.toFixed(3), intervalLabel(c), c.method, verdictLabel(c, r.baseline.strict)]);
     }
-    lines.push(`baseline: ${r.baseline.file} (fail beyond ${(100 * r.baseline.maxRegression).toFixed(1)}% + noise)`, b.toString());
+    lines.push(`baseline: ${r.baseline.file}${r.baseline.baselineShader ? ` (old code: ${r.baseline.baselineShader})` : ''} (fail when slower than ${(100 * r.baseline.maxRegression).toFixed(1)}% beyond the spread between runs)`, b.toString());
     if (r.baseline.missing.length > 0) lines.push(`not in the baseline: ${r.baseline.missing.join('; ')}`);
-    const regs = r.baseline.comparisons.filter((c) => c.regression).length;
-    lines.push(regs > 0 ? `FAIL: ${regs} regression(s)` : 'PASS: no regression');
+    lines.push(gateSummary(r.baseline));
   }
   return lines.join('\n');
 }
@@ -322,7 +347,7 @@ export function renderBenchMarkdown(r: BenchReport): string {
   }
   if (r.baseline) {
     lines.push('', '| kernel | shape | new/old | verdict |', '|---|---|---:|---|');
-    for (const c of r.baseline.comparisons) lines.push(`| ${c.kernel} | ${c.shape} | ${c.ratio.toFixed(3)} | ${c.regression ? '❌ regression' : c.verdict} |`);
+    for (const c of r.baseline.comparisons) lines.push(`| ${c.kernel} | ${c.shape} | ${c.ratio.toFixed(3)} | ${c.regression ? '❌ regression' : verdictLabel(c, r.baseline.strict)} |`);
   }
   return lines.join('\n') + '\n';
 }
