@@ -60,10 +60,14 @@ function record(file: string, extra: string[]): void {
   writeFileSync(file, r.stdout);
 }
 
+/** --max-regression of the gated runs (the default), as the reports state it. */
+let tolerance = 0.05;
+
 function gate(args: string[]): { code: number; c: Cmp } {
   const r = moe([...args, '--json']);
   const doc = JSON.parse(r.stdout) as Doc;
   const c = doc.baseline?.comparisons[0];
+  tolerance = doc.baseline?.maxRegression ?? tolerance;
   if (!c || (r.code !== 0 && r.code !== 1)) throw new Error(`moe bench ${args.join(' ')}: exit ${r.code}: ${r.stderr}`);
   if ((c.verdict === 'slower') !== (r.code === 1)) throw new Error(`exit ${r.code} disagrees with the verdict ${c.verdict}`);
   return { code: r.code, c };
@@ -112,7 +116,7 @@ function main(): void {
         if (c.verdict === 'ambiguous') s.ambiguous++;
         if (c.method !== 'first look') s.confirmed++;
         // The gate before this change: a regression when new/old − 1 exceeds the tolerance plus the in-run noise.
-        if (c.firstLook.ratio - 1 - c.combinedNoise > 0.05) s.firstLookAlarm++;
+        if (c.firstLook.ratio - 1 - c.combinedNoise > tolerance) s.firstLookAlarm++;
         s.ratios.push(c.ratio);
         if (verbose) console.log(`  ${m.name} ${where === same ? 'unchanged' : 'planted'}: first look ${c.firstLook.ratio.toFixed(3)}, ${c.method} ${c.ratio.toFixed(3)} → ${c.verdict}`);
       }

@@ -142,10 +142,13 @@ export function firstLookInterval(oldC: TimedCase, newC: TimedCase, alpha = ALPH
   return { ratio, lo: ratio * Math.exp(-half), hi: ratio * Math.exp(half) };
 }
 
+/** A time of 0 ns is below the clock's resolution: 1 ns, so that its logarithm is finite. */
+const atLeast1 = (ns: number): number => (ns >= 1 ? ns : 1);
+
 /** Step 2: interleaved rounds, one candidate and one baseline block each; the sign-test interval of the median ratio. */
 export function pairedInterval(candidateNs: number[], baselineNs: number[], alpha = ALPHA): Interval {
   if (candidateNs.length !== baselineNs.length || candidateNs.length === 0) throw new Error('pairedInterval: one baseline block per candidate block');
-  const d = sorted(candidateNs.map((c, i) => Math.log(c / (baselineNs[i] as number))));
+  const d = sorted(candidateNs.map((c, i) => Math.log(atLeast1(c) / atLeast1(baselineNs[i] as number))));
   const n = d.length;
   const k = signTestRank(n, alpha);
   const ratio = Math.exp(medianOf(d));
@@ -174,8 +177,8 @@ export function unpairedInterval(candidateNs: number[], baselineNs: number[], fl
   const n = candidateNs.length;
   const m = baselineNs.length;
   if (n < 2 || m < 1) throw new Error('unpairedInterval: two candidate blocks and one baseline value at least');
-  const x = candidateNs.map(Math.log);
-  const y = baselineNs.map(Math.log);
+  const x = candidateNs.map((v) => Math.log(atLeast1(v)));
+  const y = baselineNs.map((v) => Math.log(atLeast1(v)));
   const mx = medianOf(sorted(x));
   const my = medianOf(sorted(y));
   const residuals = x.map((v) => v - mx);
