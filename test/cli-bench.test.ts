@@ -177,6 +177,8 @@ test('--strict: an AMBIGUOUS verdict passes by default and fails under --strict'
   assert.equal(strict.code, 1, strict.stdout + strict.stderr);
   assert.match(strict.stdout, /AMBIGUOUS \(fails: --strict\)/);
   assert.match(strict.stdout, /FAIL: 1 ambiguous case\(s\) under --strict/);
+  const alone = moe(['bench', '--kernel', 'empty', ...quick, '--strict']);
+  assert.equal(alone.code, 2, '--strict without --baseline is a usage error');
 });
 
 test('--baseline-shader: the case is re-measured interleaved with the old code; a planted slowdown is SLOWER', () => {

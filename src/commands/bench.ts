@@ -117,7 +117,7 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
     'max-regression': Flags.string({ description: '% slowdown that fails against --baseline once the spread between runs is accounted for', default: '5' }),
     'baseline-shader': Flags.string({ description: 'the old .metal file the baseline was timed with: each case is re-measured interleaved with it (A/B) before a verdict; needs one --kernel', dependsOn: ['baseline'] }),
     'baseline-entry': Flags.string({ description: 'entry point in --baseline-shader', dependsOn: ['baseline-shader'] }),
-    strict: Flags.boolean({ description: 'with --baseline: an AMBIGUOUS verdict fails too (exit 1)' }),
+    strict: Flags.boolean({ description: 'with --baseline: an AMBIGUOUS verdict fails too (exit 1)', dependsOn: ['baseline'] }),
     repeats: Flags.integer({ description: 'time each case in this many blocks, sharing --max-time; the report records each block\'s median (a baseline with its own spread)', default: 1, min: 1, max: 100 }),
     markdown: Flags.boolean({ description: 'print Markdown (for CI step summaries) instead of the table' }),
     timeout: timeoutFlag,
