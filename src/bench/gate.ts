@@ -66,7 +66,7 @@
  * run of the case per side.
  */
 import { caseKey, compareCase, type TimedCase } from './baseline.js';
-import { medianOf, robustSigma, signTestRank, sorted, tQuantile } from './stats.js';
+import { medianOf, normalQuantile, robustSigma, signTestRank, sorted, tQuantile } from './stats.js';
 
 export const ALPHA = 0.01;
 export const ROUNDS = 16;
@@ -121,9 +121,6 @@ export interface GateResult {
   fails: boolean;
 }
 
-/** The normal quantile at 1 − alpha/2 (the t quantile with unbounded degrees of freedom). */
-const zTwoSided = (alpha: number): number => tQuantile(alpha, 1e6);
-
 /** Verdict of an interval of new/old against the tolerance band [1/(1+T), 1+T]. */
 export function classify(iv: { lo: number; hi: number }, tolerance: number): Outcome {
   const up = 1 + tolerance;
@@ -138,7 +135,7 @@ export function classify(iv: { lo: number; hi: number }, tolerance: number): Out
 export function firstLookInterval(oldC: TimedCase, newC: TimedCase, alpha = ALPHA): Interval {
   const ratio = newC.medianNs / oldC.medianNs;
   const noise = Math.sqrt(oldC.noise ** 2 + newC.noise ** 2);
-  const half = zTwoSided(alpha) * (Number.isFinite(noise) ? noise : Infinity);
+  const half = normalQuantile(alpha) * (Number.isFinite(noise) ? noise : Infinity);
   return { ratio, lo: ratio * Math.exp(-half), hi: ratio * Math.exp(half) };
 }
 

@@ -152,6 +152,28 @@ function tTwoSidedMass(t: number, nu: number): number {
   return s * sum;
 }
 
+/**
+ * erf(x) for x ≥ 0 by Abramowitz & Stegun 7.1.26 (absolute error below
+ * 1.5e-7, far below what a confidence level needs).
+ */
+function erf(x: number): number {
+  const t = 1 / (1 + 0.3275911 * x);
+  const poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))));
+  return 1 - poly * Math.exp(-x * x);
+}
+
+/** The two-sided quantile of the standard normal: the z with P(|Z| < z) = 1 − alpha (bisection). */
+export function normalQuantile(alpha: number): number {
+  let lo = 0;
+  let hi = 40;
+  for (let i = 0; i < 100; i++) {
+    const mid = (lo + hi) / 2;
+    if (erf(mid / Math.SQRT2) < 1 - alpha) lo = mid;
+    else hi = mid;
+  }
+  return (lo + hi) / 2;
+}
+
 /** The two-sided quantile of Student's t: the t with P(|T| < t) = 1 − alpha (bisection; nu whole, ≥ 1). */
 export function tQuantile(alpha: number, nu: number): number {
   const v = Math.max(1, Math.round(nu));
