@@ -5,7 +5,7 @@ import { getBackend } from '../backend/index.js';
 import { ensureDeviceTrusted } from '../backend/selftest.js';
 import { memoryBudget } from '../backend/limits.js';
 import type { DeviceInfo } from '../backend/types.js';
-import { layerBytes, runLayer, type LayerReport, type Strategy } from '../dispatch/layer.js';
+import { FUSED_STAGES, layerBytes, runLayer, type LayerReport, type Strategy } from '../dispatch/layer.js';
 import { UsageError } from '../errors.js';
 import { model, models } from '../kernels/models.js';
 import type { LayerShape } from '../reference/moe-layer.js';
@@ -47,7 +47,11 @@ Exit codes: 0 PASS, 1 FAIL (a wrong stage, or a kernel that failed while running
 
   static override flags = {
     preset: Flags.string({ description: `model shapes from fixtures/models.json (${'see moe dispatch --help'})` }),
-    strategy: Flags.string({ description: "'loop': one dispatch per expert and projection (the seed's Stage 1); 'batched': every top-k pair at once", options: ['loop', 'batched'], default: 'batched' }),
+    strategy: Flags.string({
+      description: "'loop': one dispatch per expert and projection (the seed's Stage 1); 'batched': every top-k pair at once; 'fused': per token, the whole expert stage in two dispatches (gate+up+activation, down+weighted sum+shared+residual)",
+      options: ['loop', 'batched', 'fused'],
+      default: 'batched',
+    }),
     tokens: Flags.string({ description: 'tokens in the batch', default: '4' }),
     hidden: Flags.string({ description: 'hidden size (overrides the preset)' }),
     intermediate: Flags.string({ description: 'expert intermediate size (overrides the preset)' }),
@@ -144,7 +148,7 @@ export function renderDispatch(r: DispatchReport): string {
     `layer: ${(r.totalNs / 1000).toFixed(1)} µs device time, ${r.tokensPerSecond.toFixed(1)} tokens/s; expert and router weights read ${(r.weightBytes / 2 ** 20).toFixed(1)} MiB → ${r.effectiveGBs.toFixed(2)} GB/s effective`,
   );
   if (r.quant !== null) {
-    const expertNs = r.stages.filter((x) => x.stage === 'expert gate/up' || x.stage === 'expert down').reduce((a, x) => a + x.ns, 0);
+    const expertNs = r.stages.filter((x) => ['expert gate/up', 'expert down', FUSED_STAGES.gateUp, FUSED_STAGES.down].includes(x.stage)).reduce((a, x) => a + x.ns, 0);
     lines.push(
       `quantized experts (${r.quant}-bit, group ${64}): packed weights + scales + biases read ${(r.packedBytes / 2 ** 20).toFixed(1)} MiB in ${(expertNs / 1000).toFixed(1)} µs of expert projections → ${(expertNs > 0 ? r.packedBytes / expertNs : 0).toFixed(2)} GB/s effective`,
     );

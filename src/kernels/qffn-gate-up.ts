@@ -178,7 +178,9 @@ function gateUpSpec(f: FfnFormat): KernelSpec {
     cases(): KernelCase[] {
       const sets = ffnInputSets(f).map((s) => s.name);
       const out: KernelCase[] = [];
-      for (const [origin, n_experts, top_k, out_dim, in_dim, gs, act, which] of SHAPES) {
+      for (const [origin, n_experts, top_k, full, in_dim, gs, act, which] of SHAPES) {
+        // the full model rows for 4 bits only: the other formats share the code paths (CPU verify budget)
+        const out_dim = f === 'q4' ? full : Math.min(full, 40);
         const params: Params = { n_experts, top_k, out_dim, in_dim, ...(f === 'f32' ? {} : { group_size: gs }), act };
         for (const s of which === 'all' ? sets : [f === 'q4' ? 'mlx' : 'normal']) out.push({ params, inputSet: s, origin });
       }
