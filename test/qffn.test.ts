@@ -62,7 +62,7 @@ test('down_accum reference: Σ route_w·(Wd·h) + gate·shared + residual, quant
   const y0 = qmvRef(m, 3 * R, R, I, 32, h, 0).y;
   const y1 = qmvRef(m, 1 * R, R, I, 32, h, I).y;
   for (let row = 0; row < R; row++) {
-    const want = 0.7 * (y0[row] as number) + 0.3 * (y1[row] as number) + 0.5 * (shared[row] as number) + (residual[row] as number);
+    const want = (rw[0] as number) * (y0[row] as number) + (rw[1] as number) * (y1[row] as number) + 0.5 * (shared[row] as number) + (residual[row] as number);
     assert.ok(Math.abs((r.y[row] as number) - want) < 1e-12);
   }
 });

@@ -22,14 +22,17 @@ import {
   matrixBytes,
   numberBuffers,
   pickExperts,
+  dimEntries,
+  ffnCases,
   scalarEntry,
+  stackedRows,
   stackedWeights,
   validateFfn,
   weightEntries,
   type Entry,
   type FfnFormat,
 } from './qffn-gate-up.js';
-import type { Cost, KernelCase, KernelSpec, Params, Tensors } from './spec.js';
+import type { Cost, KernelSpec, Params, Tensors } from './spec.js';
 
 type Shape = [origin: string, experts: number, topK: number, out: number, inDim: number, gs: number, shared: number, residual: number, sets: 'all' | 'one'];
 
@@ -51,7 +54,6 @@ function routeWeights(K: number, set: string, rng: Rng): Float32Array {
 
 function downSpec(f: FfnFormat): KernelSpec {
   const rowsPerTg = FF.SG * FF.DN_ROWS;
-  const stacked = (p: Params): number => n(p, 'n_experts') * n(p, 'out_dim');
   const vec = (name: string, length: (p: Params) => number, access: 'read' | 'write' = 'read'): Entry => [name, { kind: 'array', mslType: 'float', dtype: 'f32', access, length }];
   return {
     name: `qffn-down-accum-${f}`,
@@ -71,7 +73,7 @@ function downSpec(f: FfnFormat): KernelSpec {
     bench: { n_experts: 128, top_k: 8, out_dim: 2048, in_dim: 768, ...(f === 'f32' ? {} : { group_size: 64 }), add_shared: 0, add_residual: 1 },
     inputSets: ffnInputSets(f),
     buffers: numberBuffers(f, [
-      ...weightEntries(f, '', stacked),
+      ...weightEntries(f, '', stackedRows),
       vec('h', (p) => n(p, 'top_k') * n(p, 'in_dim')),
       vec('out', (p) => n(p, 'out_dim'), 'write'),
       ['ids', { kind: 'array', mslType: 'uint', dtype: 'u32', access: 'read', length: (p) => n(p, 'top_k') }],
@@ -79,26 +81,13 @@ function downSpec(f: FfnFormat): KernelSpec {
       vec('shared', (p) => n(p, 'out_dim')),
       vec('shared_gate', () => 1),
       vec('residual', (p) => n(p, 'out_dim')),
-      scalarEntry('out_dim'),
-      scalarEntry('in_dim'),
-      scalarEntry('group_size', true),
-      scalarEntry('n_experts'),
+      ...dimEntries(),
       scalarEntry('top_k'),
       scalarEntry('add_shared'),
       scalarEntry('add_residual'),
     ]),
     threadgroup: [],
-    cases(): KernelCase[] {
-      const sets = ffnInputSets(f).map((s) => s.name);
-      const out: KernelCase[] = [];
-      for (const [origin, n_experts, top_k, full, in_dim, gs, add_shared, add_residual, which] of SHAPES) {
-        // the full model rows for 4 bits only: the other formats share the code paths (CPU verify budget)
-        const out_dim = f === 'q4' ? full : Math.min(full, 40);
-        const params: Params = { n_experts, top_k, out_dim, in_dim, ...(f === 'f32' ? {} : { group_size: gs }), add_shared, add_residual };
-        for (const s of which === 'all' ? sets : [f === 'q4' ? 'mlx' : 'normal']) out.push({ params, inputSet: s, origin });
-      }
-      return out;
-    },
+    cases: () => ffnCases(f, SHAPES.map(([origin, n_experts, top_k, out, in_dim, gs, add_shared, add_residual, sets]) => ({ origin, out, gs, sets, params: { n_experts, top_k, in_dim, add_shared, add_residual } }))),
     validate(p) {
       for (const k of ['add_shared', 'add_residual']) if (n(p, k) !== 0 && n(p, k) !== 1) return `${k} = ${n(p, k)} must be 0 or 1`;
       return validateFfn(f, p, 1);

@@ -82,6 +82,31 @@ export function weightEntries(f: FfnFormat, prefix: string, rowsOf: (p: Params) 
 
 export const scalarEntry = (name: string, quantOnly = false): Entry => [name, { kind: 'scalar', mslType: 'uint', value: (p: Params) => n(p, name) }, quantOnly];
 
+/** The shape scalars both kernels take after their arrays. */
+export const dimEntries = (): Entry[] => [scalarEntry('out_dim'), scalarEntry('in_dim'), scalarEntry('group_size', true), scalarEntry('n_experts')];
+
+/** A row of a default sweep: its params without out_dim and group_size, and whether it runs every input set. */
+export interface SweepRow {
+  origin: string;
+  out: number;
+  gs: number;
+  sets: 'all' | 'one';
+  params: Params;
+}
+
+/**
+ * The default sweep of a format: the full model rows for 4 bits only (the
+ * other formats share the code paths; CPU verify of the catalog has a
+ * budget), one input set for the 'one' rows.
+ */
+export function ffnCases(f: FfnFormat, rows: SweepRow[]): KernelCase[] {
+  const all = ffnInputSets(f).map((s) => s.name);
+  return rows.flatMap(({ origin, out, gs, sets, params }) => {
+    const p: Params = { ...params, out_dim: f === 'q4' ? out : Math.min(out, 40), ...(f === 'f32' ? {} : { group_size: gs }) };
+    return (sets === 'all' ? all : [f === 'q4' ? 'mlx' : 'normal']).map((inputSet) => ({ params: p, inputSet, origin }));
+  });
+}
+
 /** top_k distinct experts of n_experts in random order (partial Fisher–Yates). */
 export function pickExperts(E: number, K: number, rng: Rng): Uint32Array {
   const all = Uint32Array.from({ length: E }, (_, i) => i);
@@ -128,6 +153,9 @@ export function matrixBytes(f: FfnFormat, p: Params, rows: number): { weights: n
 
 export const prefixed = (t: Tensors, prefix: string): Tensors => Object.fromEntries(Object.entries(t).map(([k, v]) => [`${prefix}${k}`, v]));
 
+/** Rows of one stacked matrix: every expert's out_dim rows. */
+export const stackedRows = (p: Params): number => n(p, 'n_experts') * n(p, 'out_dim');
+
 export const groupOf = (f: FfnFormat, p: Params): number => (f === 'f32' ? 4 : n(p, 'group_size'));
 
 // ---------------------------------------------------------------------------
@@ -145,7 +173,6 @@ const SHAPES: Shape[] = [
 
 function gateUpSpec(f: FfnFormat): KernelSpec {
   const rowsPerTg = FF.SG * FF.GU_ROWS;
-  const stacked = (p: Params): number => n(p, 'n_experts') * n(p, 'out_dim');
   return {
     name: `qffn-gate-up-${f}`,
     entry: `moe_qffn_gate_up_${f}`,
@@ -163,29 +190,16 @@ function gateUpSpec(f: FfnFormat): KernelSpec {
     bench: { n_experts: 128, top_k: 8, out_dim: 768, in_dim: 2048, ...(f === 'f32' ? {} : { group_size: 64 }), act: 0 },
     inputSets: ffnInputSets(f),
     buffers: numberBuffers(f, [
-      ...weightEntries(f, 'gate_', stacked),
-      ...weightEntries(f, 'up_', stacked),
+      ...weightEntries(f, 'gate_', stackedRows),
+      ...weightEntries(f, 'up_', stackedRows),
       ['x', { kind: 'array', mslType: 'float', dtype: 'f32', access: 'read', length: (p) => n(p, 'in_dim') }],
       ['h', { kind: 'array', mslType: 'float', dtype: 'f32', access: 'write', length: (p) => n(p, 'top_k') * n(p, 'out_dim') }],
       ['ids', { kind: 'array', mslType: 'uint', dtype: 'u32', access: 'read', length: (p) => n(p, 'top_k') }],
-      scalarEntry('out_dim'),
-      scalarEntry('in_dim'),
-      scalarEntry('group_size', true),
-      scalarEntry('n_experts'),
+      ...dimEntries(),
       scalarEntry('act'),
     ]),
     threadgroup: [],
-    cases(): KernelCase[] {
-      const sets = ffnInputSets(f).map((s) => s.name);
-      const out: KernelCase[] = [];
-      for (const [origin, n_experts, top_k, full, in_dim, gs, act, which] of SHAPES) {
-        // the full model rows for 4 bits only: the other formats share the code paths (CPU verify budget)
-        const out_dim = f === 'q4' ? full : Math.min(full, 40);
-        const params: Params = { n_experts, top_k, out_dim, in_dim, ...(f === 'f32' ? {} : { group_size: gs }), act };
-        for (const s of which === 'all' ? sets : [f === 'q4' ? 'mlx' : 'normal']) out.push({ params, inputSet: s, origin });
-      }
-      return out;
-    },
+    cases: () => ffnCases(f, SHAPES.map(([origin, n_experts, top_k, out, in_dim, gs, act, sets]) => ({ origin, out, gs, sets, params: { n_experts, top_k, in_dim, act } }))),
     validate(p) {
       if (n(p, 'act') !== 0 && n(p, 'act') !== 1) return `act = ${n(p, 'act')}: 0 = silu, 1 = gelu-tanh`;
       return validateFfn(f, p, 2);
