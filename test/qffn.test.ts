@@ -87,6 +87,8 @@ const BUGS: [dir: string, file: string, why: string, specs: KernelSpec[]][] = [
   ['qffn-gate-up-q4', 'act_ignored.metal', 'always SiLU', [qffnGateUpQ4]],
   ['qffn-gate-up-q4', 'gate_up_swapped.metal', 'act(up)·gate', [qffnGateUpQ4]],
   ['qffn-gate-up-q4', 'clamped_chunk_counted.metal', 'clamped chunks added again', [qffnGateUpQ4, qffnGateUpQ8, qffnGateUpF32]],
+  ['qffn-gate-up-q4', 'swizzle_mismatch.metal', 'x stored without the swizzle the reads use', [qffnGateUpQ4, qffnGateUpQ8]],
+  ['qffn-down-accum-q4', 'chunk_sum_partial.metal', 'bias term over half of each chunk', [qffnDownAccumQ4, qffnDownAccumQ8]],
   ['qffn-down-accum-q4', 'route_weight_ignored.metal', 'routing weights ignored', [qffnDownAccumQ4, qffnDownAccumF32]],
   ['qffn-down-accum-q4', 'last_slot_dropped.metal', 'the last slot never added', [qffnDownAccumQ4, qffnDownAccumQ8]],
   ['qffn-down-accum-q4', 'residual_ignored.metal', 'residual never added', [qffnDownAccumQ4]],

@@ -14,9 +14,7 @@ import {
   bitsOf,
   DEQ_NOTE,
   FF,
-  FF_GROUP,
-  FF_SHADER,
-  ffnInputSets,
+  ffnIdentity,
   ffnParams,
   groupOf,
   matrixBytes,
@@ -40,7 +38,8 @@ type Shape = [origin: string, experts: number, topK: number, out: number, inDim:
 const SHAPES: Shape[] = [
   ['qwen3-30b-a3b (16 of its 128 experts stacked), with residual', 16, 8, 2048, 768, 64, 0, 1, 'one'],
   ['qwen3-30b-a3b, rows capped to 20', 16, 8, 20, 768, 64, 0, 0, 'all'],
-  ['qwen1.5-moe-a2.7b-like: shared expert and residual, rows capped to 12', 8, 4, 12, 1408, 64, 1, 1, 'all'],
+  // top-8 × 1408 inputs: more chunks than one staged tile (6144 inputs), the boundary inside a slot
+  ['edge: in_dim 1408 (as qwen1.5-moe-a2.7b), top-8, shared expert and residual, 12 rows', 12, 8, 12, 1408, 64, 1, 1, 'all'],
   ['edge: in_dim 800 (25 chunks at 4 bits), 7 rows, one slot, shared only', 3, 1, 7, 800, 32, 1, 0, 'one'],
   ['edge: every expert selected, in_dim 32 (fewer pairs than lanes)', 3, 3, 9, 32, 32, 0, 1, 'one'],
 ];
@@ -56,22 +55,17 @@ function downSpec(f: FfnFormat): KernelSpec {
   const rowsPerTg = FF.SG * FF.DN_ROWS;
   const vec = (name: string, length: (p: Params) => number, access: 'read' | 'write' = 'read'): Entry => [name, { kind: 'array', mslType: 'float', dtype: 'f32', access, length }];
   return {
-    name: `qffn-down-accum-${f}`,
-    entry: `moe_qffn_down_accum_${f}`,
-    shader: FF_SHADER,
-    group: FF_GROUP,
+    ...ffnIdentity('down-accum', f),
     description:
       `Fused decode expert stage, part 2 (${f}): every top-k expert's down projection, weighted by routing and summed into the output in one dispatch (+ shared expert, + residual); ` +
-      `SIMD-group per ${FF.DN_ROWS} output rows (${rowsPerTg} per threadgroup) over all (slot, chunk) pairs, 16-byte chunks, clamped loads all in flight`,
+      `SIMD-group per ${FF.DN_ROWS} output rows (${rowsPerTg} per threadgroup) over all (slot, chunk) pairs, 16-byte chunks, clamped loads all in flight, h staged pre-scaled in threadgroup memory (${FF.XT} inputs a tile)`,
     math: `out[r] = Σ_s route_w[s]·Σ_i Wd[ids[s],r,i]·h[s,i] (+ shared_gate·shared[r] if add_shared) (+ residual[r] if add_residual), ${DEQ_NOTE}; an id ≥ n_experts adds nothing`,
-    hasTopK: true,
     params: ffnParams(f, [
       { name: 'add_shared', flag: 'add-shared', description: '1: add shared_gate·shared (the shared expert output)', min: 0, max: 1 },
       { name: 'add_residual', flag: 'add-residual', description: '1: add the residual', min: 0, max: 1 },
     ]),
     defaults: { n_experts: 16, top_k: 8, out_dim: 20, in_dim: 768, ...(f === 'f32' ? {} : { group_size: 64 }), add_shared: 0, add_residual: 1 },
     bench: { n_experts: 128, top_k: 8, out_dim: 2048, in_dim: 768, ...(f === 'f32' ? {} : { group_size: 64 }), add_shared: 0, add_residual: 1 },
-    inputSets: ffnInputSets(f),
     buffers: numberBuffers(f, [
       ...weightEntries(f, '', stackedRows),
       vec('h', (p) => n(p, 'top_k') * n(p, 'in_dim')),
@@ -86,7 +80,6 @@ function downSpec(f: FfnFormat): KernelSpec {
       scalarEntry('add_shared'),
       scalarEntry('add_residual'),
     ]),
-    threadgroup: [],
     cases: () => ffnCases(f, SHAPES.map(([origin, n_experts, top_k, out, in_dim, gs, add_shared, add_residual, sets]) => ({ origin, out, gs, sets, params: { n_experts, top_k, in_dim, add_shared, add_residual } }))),
     validate(p) {
       for (const k of ['add_shared', 'add_residual']) if (n(p, k) !== 0 && n(p, k) !== 1) return `${k} = ${n(p, k)} must be 0 or 1`;

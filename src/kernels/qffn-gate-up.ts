@@ -15,15 +15,17 @@ import { copyRows, emptyQuant, fillRandomPacked, genF32Weights, genQuantWeights,
 import type { BufferDecl, Cost, InputSet, KernelCase, KernelSpec, ParamDef, Params, Tensors } from './spec.js';
 
 /** Geometry of shaders/moe_qffn.metal (#define FF_*). */
-export const FF = { SG: 4, GU_ROWS: 2, DN_ROWS: 2 } as const;
+export const FF = { SG: 4, GU_ROWS: 2, DN_ROWS: 2, XT: 6144 } as const;
 
 export type FfnFormat = 'q4' | 'q8' | 'f32';
 export const bitsOf = (f: FfnFormat): QuantBits | 32 => (f === 'q4' ? 4 : f === 'q8' ? 8 : 32);
 /** Inputs per 16-byte chunk: what group_size (quantized) or in_dim (f32) must be a multiple of. */
 export const inputsPerChunk = (f: FfnFormat): number => (f === 'q4' ? 32 : f === 'q8' ? 16 : 4);
 
-export const FF_SHADER = 'moe_qffn.metal';
-export const FF_GROUP = 'fused expert stage';
+/** Name, entry, shader and group of one fused kernel ('gate-up' or 'down-accum') in one format. */
+export function ffnIdentity(kernel: 'gate-up' | 'down-accum', f: FfnFormat): Pick<KernelSpec, 'name' | 'entry' | 'shader' | 'group' | 'hasTopK' | 'threadgroup' | 'inputSets'> {
+  return { name: `qffn-${kernel}-${f}`, entry: `moe_qffn_${kernel.replace('-', '_')}_${f}`, shader: 'moe_qffn.metal', group: 'fused expert stage', hasTopK: true, threadgroup: [], inputSets: ffnInputSets(f) };
+}
 export const DEQ_NOTE = 'W = q·scale + bias per group (MLX affine, bf16 scale/bias) or f32';
 
 export function ffnInputSets(f: FfnFormat): InputSet[] {
@@ -169,26 +171,22 @@ const SHAPES: Shape[] = [
   ['edge: in_dim 2112 (chunks not a multiple of 64 lanes·steps), 13 rows, one slot', 3, 1, 13, 2112, 64, 1, 'all'],
   ['edge: group_size 128, 9 rows, every expert selected', 4, 4, 9, 512, 128, 0, 'one'],
   ['edge: in_dim 32 (fewer chunks than lanes)', 5, 2, 11, 32, 32, 1, 'one'],
+  ['edge: in_dim 6400 > the 6144-input staged tile (two tiles), 5 rows', 3, 2, 5, 6400, 64, 0, 'one'],
 ];
 
 function gateUpSpec(f: FfnFormat): KernelSpec {
   const rowsPerTg = FF.SG * FF.GU_ROWS;
   return {
-    name: `qffn-gate-up-${f}`,
-    entry: `moe_qffn_gate_up_${f}`,
-    shader: FF_SHADER,
-    group: FF_GROUP,
+    ...ffnIdentity('gate-up', f),
     description:
       `Fused decode expert stage, part 1 (${f}): every top-k expert's gate and up projections and the activation in one dispatch; ` +
-      `SIMD-group per ${FF.GU_ROWS} rows of gate and up of one slot (${rowsPerTg} per threadgroup), 16-byte chunks, clamped loads all in flight, x from the caches`,
+      `SIMD-group per ${FF.GU_ROWS} rows of gate and up of one slot (${rowsPerTg} per threadgroup), 16-byte chunks, clamped loads all in flight, x staged pre-scaled in threadgroup memory (${FF.XT} inputs a tile)`,
     math:
       `h[s,r] = act(Σ_i Wg[ids[s],r,i]·x[i]) · Σ_i Wu[ids[s],r,i]·x[i], ${DEQ_NOTE}; an id ≥ n_experts gives a row of zeros; ` +
       'act=0: SiLU g/(1+e^−g); act=1: GELU-tanh 0.5·g·(1+tanh(√(2/π)(g+0.044715g³)))',
-    hasTopK: true,
     params: ffnParams(f, [{ name: 'act', flag: 'act', description: `activation: ${ACTIVATIONS.map((a, i) => `${i} = ${a}`).join(', ')}`, min: 0, max: 1 }]),
     defaults: { n_experts: 16, top_k: 8, out_dim: 24, in_dim: 2048, ...(f === 'f32' ? {} : { group_size: 64 }), act: 0 },
     bench: { n_experts: 128, top_k: 8, out_dim: 768, in_dim: 2048, ...(f === 'f32' ? {} : { group_size: 64 }), act: 0 },
-    inputSets: ffnInputSets(f),
     buffers: numberBuffers(f, [
       ...weightEntries(f, 'gate_', stackedRows),
       ...weightEntries(f, 'up_', stackedRows),
@@ -198,7 +196,6 @@ function gateUpSpec(f: FfnFormat): KernelSpec {
       ...dimEntries(),
       scalarEntry('act'),
     ]),
-    threadgroup: [],
     cases: () => ffnCases(f, SHAPES.map(([origin, n_experts, top_k, out, in_dim, gs, act, sets]) => ({ origin, out, gs, sets, params: { n_experts, top_k, in_dim, act } }))),
     validate(p) {
       if (n(p, 'act') !== 0 && n(p, 'act') !== 1) return `act = ${n(p, 'act')}: 0 = silu, 1 = gelu-tanh`;
