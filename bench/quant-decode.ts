@@ -96,6 +96,8 @@ function main(): void {
   fused(flags, peak?.bandwidthGBs ?? NaN);
 }
 
+const gb = (v: number): string => v.toFixed(v < 10 ? 2 : 0);
+
 /** The fused pairs, the 2-dispatch read ceiling and the ratios. */
 function fused(flags: string[], copy: number): void {
   const [E, K, H, I, G] = [128, 8, 2048, 768, 64];
@@ -115,10 +117,10 @@ function fused(flags: string[], copy: number): void {
     const us = (gu.medianNs + dn.medianNs) / 1000;
     results[fmt] = { us, bytes: guBytes + dnBytes };
     for (const [c, b] of [[gu, guBytes], [dn, dnBytes]] as const) {
-      console.log(`  ${c.kernel.padEnd(20)} ${(c.medianNs / 1000).toFixed(2).padStart(7)} us  ${(b / 1e6).toFixed(2).padStart(6)} MB  ${(b / c.medianNs).toFixed(0).padStart(5)} GB/s  (noise ${(100 * c.noise).toFixed(2)}%, ${c.samples} samples)`);
+      console.log(`  ${c.kernel.padEnd(20)} ${(c.medianNs / 1000).toFixed(2).padStart(7)} us  ${(b / 1e6).toFixed(2).padStart(6)} MB  ${gb(b / c.medianNs).padStart(5)} GB/s  (noise ${(100 * c.noise).toFixed(2)}%, ${c.samples} samples)`);
     }
     const gbs = (guBytes + dnBytes) / (us * 1000);
-    console.log(`  ${`stage ${fmt}`.padEnd(20)} ${us.toFixed(2).padStart(7)} us  ${((guBytes + dnBytes) / 1e6).toFixed(2).padStart(6)} MB  ${gbs.toFixed(0).padStart(5)} GB/s = ${((100 * gbs) / copy).toFixed(1)}% of copy`);
+    console.log(`  ${`stage ${fmt}`.padEnd(20)} ${us.toFixed(2).padStart(7)} us  ${((guBytes + dnBytes) / 1e6).toFixed(2).padStart(6)} MB  ${gb(gbs).padStart(5)} GB/s = ${((100 * gbs) / copy).toFixed(1)}% of copy`);
   }
   const q4 = results.q4 as { us: number; bytes: number };
   const readOf = (bytes: number): Case => bench([...flags, '--kernel', 'read', '--elements', String(bytes / 4)]).cases[0] as Case;
@@ -127,10 +129,10 @@ function fused(flags: string[], copy: number): void {
   const readUs = (r1.medianNs + r2.medianNs) / 1000;
   const readGBs = q4.bytes / (readUs * 1000);
   const q4GBs = q4.bytes / (q4.us * 1000);
-  console.log(`  read ceiling, 2 dispatches of the q4 bytes: ${(r1.medianNs / 1000).toFixed(2)} + ${(r2.medianNs / 1000).toFixed(2)} = ${readUs.toFixed(2)} us, ${readGBs.toFixed(0)} GB/s = ${((100 * readGBs) / copy).toFixed(1)}% of copy`);
+  console.log(`  read ceiling, 2 dispatches of the q4 bytes: ${(r1.medianNs / 1000).toFixed(2)} + ${(r2.medianNs / 1000).toFixed(2)} = ${readUs.toFixed(2)} us, ${gb(readGBs)} GB/s = ${((100 * readGBs) / copy).toFixed(1)}% of copy`);
   const pctCopy = (100 * q4GBs) / copy;
   const pctRead = (100 * q4GBs) / readGBs;
-  console.log(`\nfused q4 stage: ${q4GBs.toFixed(0)} GB/s = ${pctCopy.toFixed(1)}% of copy (${copy.toFixed(0)} GB/s), ${pctRead.toFixed(1)}% of the 2-dispatch read ceiling`);
+  console.log(`\nfused q4 stage: ${gb(q4GBs)} GB/s = ${pctCopy.toFixed(1)}% of copy (${copy.toFixed(0)} GB/s), ${pctRead.toFixed(1)}% of the 2-dispatch read ceiling`);
   console.log(`${pctCopy >= 55 ? 'PASS' : 'FAIL'}  fused q4 stage ≥ 55% of copy`);
   console.log(`${pctRead >= 85 ? 'PASS' : 'FAIL'}  fused q4 stage ≥ 85% of the 2-dispatch read ceiling`);
 }
