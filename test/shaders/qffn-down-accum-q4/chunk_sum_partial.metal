@@ -29,8 +29,8 @@
 // floats at a time: read with coalesced 16-byte loads, pre-scaled for the
 // int→float trick, stored chunk-transposed with an XOR swizzle (float4 i of
 // chunk c at row i, column c ^ i) so that neither the stores nor the lanes'
-// reads of consecutive chunks meet bank conflicts, with each chunk's plain
-// sum (for the bias term) from three shuffles. The weights of a tile's first
+// reads of consecutive chunks meet bank conflicts, and the plain sum of each
+// float4 (for the bias term) beside it. The weights of a tile's first
 // step are loaded before the staging, so they are in flight under it; every
 // step issues all its loads (words, scales, biases of FF_*_NCH chunks of
 // every row) before any arithmetic. Chunks past the end and rows past the
@@ -96,15 +96,12 @@ static inline void ff_xload(thread float4* xr, device const float4* x4, uint nq,
     for (uint k = 0; k < FF_XL; ++k) xr[k] = x4[min(tid + k * ntg, nq - 1)];
 }
 
-// Float4 q of the tile into threadgroup memory, pre-scaled; the chunk's plain
-// sum from the NV threads holding it (consecutive lanes: shuffles). Every
-// lane of the SIMD-group must call it together.
+// Float4 q of the tile into threadgroup memory, pre-scaled, and its plain
+// sum (for the bias term) at the same slot of xsum.
 template <uint BITS>
 static inline void ff_xput(threadgroup float4* xs4, threadgroup float* xsum, float4 v, uint q, uint nq) {
     const uint c = q / FF_NV(BITS);
     const uint i = q % FF_NV(BITS);
-    float s = ff_hsum(v);
-    for (uint m = 1; m < FF_NV(BITS) / 2; m <<= 1) s += simd_shuffle_xor(s, (ushort)m);
     float4 k = float4(1.0f);
     if (BITS == 4) {
         k = (i & 1u) != 0u ? float4(0.0000152587890625f, 0.00390625f, 0.000244140625f, 0.0000152587890625f)
@@ -114,7 +111,7 @@ static inline void ff_xput(threadgroup float4* xs4, threadgroup float* xsum, flo
     }
     if (q < nq) {
         xs4[ff_slot<BITS>(c, i)] = v * k;
-        if (BITS != 32 && i == 0u) xsum[c] = s;
+        if (BITS != 32) xsum[ff_slot<BITS>(c, i)] = ff_hsum(v);
     }
 }
 
@@ -135,15 +132,19 @@ template <uint BITS>
 static inline float ff_chunk(uint4 wd, bfloat s, bfloat b, threadgroup const float4* xs4, threadgroup const float* xsum,
                              uint cl, uint magic) {
     float4 xv[FF_NV(BITS)];
-    for (uint i = 0; i < FF_NV(BITS); ++i) xv[i] = xs4[ff_slot<BITS>(cl, i)];
+    float xs = 0.0f;
+    for (uint i = 0; i < FF_NV(BITS); ++i) {
+        xv[i] = xs4[ff_slot<BITS>(cl, i)];
+        if (BITS != 32 && i < FF_NV(BITS) / 2) xs += xsum[ff_slot<BITS>(cl, i)];
+    }
     if (BITS == 4) {
         const float qx = (ff_dot4(wd.x, xv[0], xv[1], magic) + ff_dot4(wd.y, xv[2], xv[3], magic)) +
                          (ff_dot4(wd.z, xv[4], xv[5], magic) + ff_dot4(wd.w, xv[6], xv[7], magic));
-        return fma(float(s), qx, float(b) * xsum[cl]);
+        return fma(float(s), qx, float(b) * xs);
     } else if (BITS == 8) {
         const float qx = (ff_dot8(wd.x, xv[0], magic) + ff_dot8(wd.y, xv[1], magic)) +
                          (ff_dot8(wd.z, xv[2], magic) + ff_dot8(wd.w, xv[3], magic));
-        return fma(float(s), qx, float(b) * xsum[cl]);
+        return fma(float(s), qx, float(b) * xs);
     }
     return ff_hsum(as_type<float4>(wd) * xv[0]);
 }
@@ -329,7 +330,7 @@ kernel void moe_qffn_gate_up_q4(
         uint sg   [[simdgroup_index_in_threadgroup]],
         uint lane [[thread_index_in_simdgroup]]) {
     threadgroup float4 xs4[FF_XT / 4];
-    threadgroup float xsum[FF_XT / 16];
+    threadgroup float xsum[FF_XT / 4];
     ff_gate_up<4>(wg, gs, gb, wu, us, ub, x, h, ids, out_dim, in_dim, group_size, n_experts, act, xs4, xsum, tg, tid, ntg, sg, lane);
 }
 
@@ -354,7 +355,7 @@ kernel void moe_qffn_gate_up_q8(
         uint sg   [[simdgroup_index_in_threadgroup]],
         uint lane [[thread_index_in_simdgroup]]) {
     threadgroup float4 xs4[FF_XT / 4];
-    threadgroup float xsum[FF_XT / 16];
+    threadgroup float xsum[FF_XT / 4];
     ff_gate_up<8>(wg, gs, gb, wu, us, ub, x, h, ids, out_dim, in_dim, group_size, n_experts, act, xs4, xsum, tg, tid, ntg, sg, lane);
 }
 
@@ -378,7 +379,7 @@ kernel void moe_qffn_gate_up_f32(
         uint lane [[thread_index_in_simdgroup]]) {
     // no scales: the weights' pointer stands in for them, never read (BITS = 32)
     threadgroup float4 xs4[FF_XT / 4];
-    threadgroup float xsum[FF_XT / 16];
+    threadgroup float xsum[FF_XT / 4];
     device const bfloat* none = (device const bfloat*)wg;
     ff_gate_up<32>((device const uint*)wg, none, none, (device const uint*)wu, none, none, x, h, ids,
                    out_dim, in_dim, 32u, n_experts, act, xs4, xsum, tg, tid, ntg, sg, lane);
@@ -418,7 +419,7 @@ kernel void moe_qffn_down_accum_q4(
         uint sg   [[simdgroup_index_in_threadgroup]],
         uint lane [[thread_index_in_simdgroup]]) {
     threadgroup float4 xs4[FF_XT / 4];
-    threadgroup float xsum[FF_XT / 16];
+    threadgroup float xsum[FF_XT / 4];
     ff_down_accum<4>(w, scales, biases, h, out, ids, route_w, shared, shared_gate, residual, out_dim, in_dim,
                      group_size, n_experts, top_k, add_shared, add_residual, xs4, xsum, tg, tid, ntg, sg, lane);
 }
@@ -447,7 +448,7 @@ kernel void moe_qffn_down_accum_q8(
         uint sg   [[simdgroup_index_in_threadgroup]],
         uint lane [[thread_index_in_simdgroup]]) {
     threadgroup float4 xs4[FF_XT / 4];
-    threadgroup float xsum[FF_XT / 16];
+    threadgroup float xsum[FF_XT / 4];
     ff_down_accum<8>(w, scales, biases, h, out, ids, route_w, shared, shared_gate, residual, out_dim, in_dim,
                      group_size, n_experts, top_k, add_shared, add_residual, xs4, xsum, tg, tid, ntg, sg, lane);
 }
@@ -476,7 +477,7 @@ kernel void moe_qffn_down_accum_f32(
         uint sg   [[simdgroup_index_in_threadgroup]],
         uint lane [[thread_index_in_simdgroup]]) {
     threadgroup float4 xs4[FF_XT / 4];
-    threadgroup float xsum[FF_XT / 16];
+    threadgroup float xsum[FF_XT / 4];
     device const bfloat* none = (device const bfloat*)w;
     ff_down_accum<32>((device const uint*)w, none, none, h, out, ids, route_w, shared, shared_gate, residual,
                       out_dim, in_dim, 32u, n_experts, top_k, add_shared, add_residual, xs4, xsum, tg, tid, ntg, sg, lane);
