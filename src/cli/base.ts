@@ -23,6 +23,11 @@ export const seedFlag = Flags.integer({
   default: 42,
 });
 
+/** --shard i/n on the commands that run cases (src/kernels/shard.ts splits them). */
+export const shardFlag = Flags.string({
+  description: 'run only the i-th of n disjoint shares of the cases (e.g. 2/3), for the jobs of a CI matrix; `moe merge` combines their --json reports',
+});
+
 /** --junit and --markdown: the same on every command that reports cases (emit() writes them). */
 export const reportFlags = {
   junit: Flags.string({ description: 'also write a JUnit XML report to this file' }),
