@@ -55,7 +55,7 @@ function same<T>(files: string[], docs: Common[], what: string, get: (d: Common)
   const first = values[0] as T;
   if (values.every((v) => v === first)) return first;
   const lines = files.map((f, i) => `  ${f}: ${String(values[i])}`).join('\n');
-  throw new UsageError(`the reports are of different ${what}s and do not make one run:\n${lines}`);
+  throw new UsageError(`the reports are of different ${what} and do not make one run:\n${lines}`);
 }
 
 /**
@@ -67,11 +67,11 @@ function checkShares(inputs: ShardFile[]): { docs: Common[]; files: string[]; sh
   if (inputs.length === 0) throw new UsageError('moe merge needs the --json reports of the shares (e.g. moe merge shard-*.json)');
   const docs = inputs.map(checkShape);
   const files = inputs.map((f) => f.file);
-  same(files, docs, 'report kind', (d) => d.schema);
-  same(files, docs, 'moe-kernels version', (d) => d.tool.version);
-  same(files, docs, 'backend', (d) => d.backend);
-  same(files, docs, 'seed', (d) => d.seed);
-  same(files, docs, 'case list (fingerprint of every case of the unsharded run)', (d) => `${d.caseList?.fingerprint} (${d.caseList?.cases} cases)`);
+  same(files, docs, 'report kinds', (d) => d.schema);
+  same(files, docs, 'moe-kernels versions', (d) => d.tool.version);
+  same(files, docs, 'backends', (d) => d.backend);
+  same(files, docs, 'seeds', (d) => d.seed);
+  same(files, docs, 'case lists (fingerprints of every case of the unsharded run)', (d) => `${d.caseList?.fingerprint} (${d.caseList?.cases} cases)`);
   const shards = docs.map((d, i): ShardOf => {
     const s = d.shard;
     if (s === undefined) return { index: 1, count: 1, positions: d.cases.map((_, k) => k) };
