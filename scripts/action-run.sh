@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The work of the composite action (action.yml): `moe verify`, then `moe bench`
-# against a baseline when one is named; Markdown to the job summary, JUnit to a
-# file named in the step's outputs; exit with the tool's code (the first
-# non-zero one). Inputs come as MOE_ACTION_* variables, never spliced into code.
+# against a baseline when one is named; Markdown to the job summary, JUnit and
+# the --json report to files named in the step's outputs; exit with the tool's
+# code (the first non-zero one). With MOE_ACTION_MERGE (the reports of a
+# sharded matrix: a folder of them, or a glob), `moe merge` instead. Inputs come as MOE_ACTION_* variables, never spliced into code.
 # --manifest and --shard are passed only when their input is set. Written for
 # bash 3.2 too (macOS's /bin/bash on a self-hosted Mac): no bare "${a[@]}" of
 # an empty array under set -u. Usable outside Actions: without
@@ -18,6 +19,7 @@ out_dir="${RUNNER_TEMP:-${TMPDIR:-/tmp}}"
 shard="${MOE_ACTION_SHARD:-}"
 tag="${shard//\//-of-}"
 junit="$out_dir/moe-verify${tag:+-$tag}.xml"
+json="$out_dir/moe-verify${tag:+-$tag}.json"
 
 common=()
 [ -n "${MOE_ACTION_BACKEND:-}" ] && common+=(--backend "$MOE_ACTION_BACKEND")
@@ -28,14 +30,39 @@ common=()
 read -r -a extra <<< "${MOE_ACTION_ARGS:-}"
 read -r -a bench_extra <<< "${MOE_ACTION_BENCH_ARGS:-}"
 
+if [ -n "${MOE_ACTION_MERGE:-}" ]; then
+  junit="$out_dir/moe-merged.xml"
+  json="$out_dir/moe-merged.json"
+  reports=()
+  if [ -d "$MOE_ACTION_MERGE" ]; then
+    for f in "$MOE_ACTION_MERGE"/*.json; do [ -f "$f" ] && reports+=("$f"); done
+  else
+    # A glob such as reports/*/moe-verify-*.json: expanded here, never evaluated.
+    for f in $MOE_ACTION_MERGE; do [ -f "$f" ] && reports+=("$f"); done
+  fi
+  if [ "${#reports[@]}" -eq 0 ]; then
+    echo "::error title=moe merge::no JSON reports found in $MOE_ACTION_MERGE"
+    echo "exit-code=2" >> "$output"
+    exit 2
+  fi
+  echo "+ moe merge ${reports[*]} --junit $junit --json-file $json --markdown"
+  "${moe[@]}" merge "${reports[@]}" --junit "$junit" --json-file "$json" --markdown >> "$summary"
+  code=$?
+  echo "junit=$junit" >> "$output"
+  echo "json=$json" >> "$output"
+  echo "exit-code=$code" >> "$output"
+  exit "$code"
+fi
+
 echo "::group::moe backends"
 "${moe[@]}" backends || true
 echo "::endgroup::"
 
-echo "+ moe verify ${common[*]+${common[*]}} ${extra[*]+${extra[*]}} --junit $junit --markdown"
-"${moe[@]}" verify ${common[@]+"${common[@]}"} ${extra[@]+"${extra[@]}"} --junit "$junit" --markdown >> "$summary"
+echo "+ moe verify ${common[*]+${common[*]}} ${extra[*]+${extra[*]}} --junit $junit --json-file $json --markdown"
+"${moe[@]}" verify ${common[@]+"${common[@]}"} ${extra[@]+"${extra[@]}"} --junit "$junit" --json-file "$json" --markdown >> "$summary"
 code=$?
 echo "junit=$junit" >> "$output"
+[ -f "$json" ] && echo "json=$json" >> "$output"
 
 if [ -n "${MOE_ACTION_BASELINE:-}" ]; then
   if [ -f "$MOE_ACTION_BASELINE" ]; then

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import yaml from 'js-yaml';
 import { ROOT, shader, tmp } from './helpers.js';
@@ -21,6 +21,7 @@ interface Job {
   'runs-on': string | string[];
   steps: Step[];
   strategy?: { matrix: Record<string, unknown> };
+  needs?: string | string[];
 }
 interface Action {
   runs: { using: string; steps: Step[] };
@@ -58,7 +59,7 @@ test('action.yml: a composite action with the inputs of the issue; every input r
 test('README: the workflows use only the action\'s inputs and outputs, on a self-hosted Mac (metal), hosted Linux (cpu) and a sharded matrix', () => {
   const flows = readmeWorkflows();
   assert.ok(flows.length >= 2, 'the engine workflow and the matrix example');
-  const seen = { metal: false, cpu: false, matrix: false };
+  const seen = { metal: false, cpu: false, matrix: false, merge: false };
   for (const wf of flows) {
     for (const [name, job] of Object.entries(wf.jobs)) {
       const uses = job.steps.filter((s) => /moe-kernels@/.test(s.uses ?? ''));
@@ -69,6 +70,7 @@ test('README: the workflows use only the action\'s inputs and outputs, on a self
       if (w.backend === 'metal' && runsOn.includes('self-hosted') && runsOn.includes('macOS')) seen.metal = true;
       if (w.backend === 'cpu' && runsOn.includes('ubuntu-latest') && !job.strategy) seen.cpu = true;
       if (job.strategy && typeof w.shard === 'string' && w.shard.includes('matrix.shard')) seen.matrix = true;
+      if (typeof w.merge === 'string' && job.needs && job.steps.some((s) => /download-artifact/.test(s.uses ?? ''))) seen.merge = true;
       for (const s of job.steps) {
         for (const m of JSON.stringify(s.with ?? {}).matchAll(/steps\.(\w+)\.outputs\.([\w-]+)/g)) {
           assert.equal(m[1], uses[0]?.id, `${name}: outputs of the action's step`);
@@ -77,7 +79,7 @@ test('README: the workflows use only the action\'s inputs and outputs, on a self
       }
     }
   }
-  assert.deepEqual(seen, { metal: true, cpu: true, matrix: true });
+  assert.deepEqual(seen, { metal: true, cpu: true, matrix: true, merge: true });
   const engine = readFileSync(join(ROOT, 'README.md'), 'utf8').match(/```yaml\n(on: [\s\S]*?)```/)?.[1] ?? '';
   assert.ok(engine.trim().split('\n').length <= 16, 'the engine workflow stays short');
 });
@@ -143,4 +145,36 @@ test('the action\'s script: a baseline not there yet records a bench report with
   // Whether the flags exist in this build or not, the command line carries them.
   const sharded = runAction({ MOE_ACTION_BACKEND: 'cpu', MOE_ACTION_KERNELS: 'softmax-topk', MOE_ACTION_SHARD: '2/3', MOE_ACTION_MANIFEST: 'm.json' });
   assert.match(sharded.stdout, /\+ moe verify --backend cpu --kernel softmax-topk --manifest m\.json --shard 2\/3\s+--junit \S*moe-verify-2-of-3\.xml/);
+});
+
+test('the action\'s script: sharded jobs hand back their --json report (output json), and `merge` combines them into the whole run', () => {
+  const reports = tmp('action-reports');
+  for (const i of [1, 2]) {
+    const r = runAction({ MOE_ACTION_BACKEND: 'cpu', MOE_ACTION_KERNELS: 'softmax-topk', MOE_ACTION_SHARD: `${i}/2` });
+    assert.equal(r.code, 0, r.stdout);
+    const file = r.outputs.json as string;
+    assert.match(file, new RegExp(`moe-verify-${i}-of-2\\.json$`));
+    const doc = JSON.parse(readFileSync(file, 'utf8')) as { schema: string; shard: { index: number; count: number } };
+    assert.equal(doc.schema, 'moe-kernels/verify-report@1');
+    assert.deepEqual([doc.shard.index, doc.shard.count], [i, 2]);
+    assert.match(r.summary, /## moe verify: ✅ PASS/, 'the Markdown summary as well as the JSON file');
+    copyFileSync(file, join(reports, `shard-${i}.json`));
+  }
+  assert.ok(action.inputs.merge && action.outputs.json?.value.includes('steps.run.outputs.json'));
+  const merged = runAction({ MOE_ACTION_MERGE: reports });
+  assert.equal(merged.code, 0, merged.stdout);
+  assert.match(merged.stdout, /\+ moe merge \S*shard-1\.json \S*shard-2\.json --junit/);
+  assert.match(merged.summary, /## moe verify: ✅ PASS/);
+  assert.match(merged.summary, /merged from 2 share\(s\)/);
+  assert.equal(merged.outputs['exit-code'], '0');
+  const whole = JSON.parse(readFileSync(merged.outputs.json as string, 'utf8')) as { summary: { cases: number }; caseList: { cases: number } };
+  assert.equal(whole.summary.cases, whole.caseList.cases);
+  assert.match(readFileSync(merged.outputs.junit as string, 'utf8'), new RegExp(`<testsuites name="moe verify" tests="${whole.caseList.cases}"`));
+  // One share alone: merge names the missing one and fails the job (2).
+  const one = runAction({ MOE_ACTION_MERGE: join(reports, 'shard-1.*') });
+  assert.equal(one.code, 2, one.stdout);
+  assert.match(one.stdout, /missing share 2\/2/);
+  const none = runAction({ MOE_ACTION_MERGE: tmp('action-empty') });
+  assert.equal(none.code, 2);
+  assert.match(none.stdout, /::error title=moe merge::no JSON reports/);
 });

@@ -23,10 +23,16 @@ export const seedFlag = Flags.integer({
   default: 42,
 });
 
+/** --shard i/n on the commands that run cases (src/kernels/shard.ts splits them). */
+export const shardFlag = Flags.string({
+  description: 'run only the i-th of n disjoint shares of the cases (e.g. 2/3), for the jobs of a CI matrix; `moe merge` combines their --json reports',
+});
+
 /** --junit and --markdown: the same on every command that reports cases (emit() writes them). */
 export const reportFlags = {
   junit: Flags.string({ description: 'also write a JUnit XML report to this file' }),
   markdown: Flags.boolean({ description: 'print a Markdown summary (for CI step summaries) instead of the table' }),
+  'json-file': Flags.string({ description: 'also write the --json report to this file (e.g. for moe merge), whatever is printed' }),
 };
 
 /** --timeout and --stack-size: the watchdog and the kernel threads' stack (safetyRunOptions reads them). */
@@ -80,11 +86,20 @@ export abstract class MoeCommand extends Command {
   static override enableJsonFlag = true;
 
   /**
-   * Write the report: the JUnit file with --junit FILE; then, unless --json
+   * Write the report: the JSON document with --json-file FILE, the JUnit
+   * file with --junit FILE; then, unless --json
    * (whose document is the returned report), Markdown with --markdown, else
    * the table. Returns the report, for oclif's --json.
    */
-  protected emit<R>(report: R, render: Renderers<R>, flags: { junit?: string; markdown?: boolean }): R {
+  protected emit<R>(report: R, render: Renderers<R>, flags: { junit?: string; markdown?: boolean; 'json-file'?: string }): R {
+    const file = flags['json-file'];
+    if (file) {
+      try {
+        writeFileSync(file, JSON.stringify(report, null, 2) + '\n');
+      } catch (e) {
+        throw new UsageError(`--json-file: cannot write ${file}: ${(e as Error).message}`);
+      }
+    }
     if (flags.junit) {
       try {
         writeFileSync(flags.junit, render.junit(report));

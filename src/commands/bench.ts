@@ -7,6 +7,7 @@ import { ensureDeviceTrusted } from '../backend/selftest.js';
 import { UsageError } from '../errors.js';
 import { SPECS } from '../kernels/index.js';
 import { benchShapes, presetModel } from '../kernels/select.js';
+import { parseShard, shardCases } from '../kernels/shard.js';
 import type { KernelSpec } from '../kernels/spec.js';
 import { cpuGateWarning, gateRun, incomparableSettings, ROUNDS, type GateCase } from '../bench/gate.js';
 import { findPeak } from '../bench/peaks.js';
@@ -18,7 +19,7 @@ import { checkCaseResources } from '../harness/launch.js';
 import { preparePipeline, shaderSource } from '../harness/source.js';
 import { benchRenderers, BENCH_SCHEMA, type BenchReport } from '../report/bench.js';
 import { reportHead } from '../report/common.js';
-import { backendFlag, MoeCommand, parseList, reportFlags, safetyFlags, safetyRunOptions, seedFlag } from '../cli/base.js';
+import { backendFlag, MoeCommand, parseList, reportFlags, safetyFlags, safetyRunOptions, seedFlag, shardFlag } from '../cli/base.js';
 
 const BENCH_ONLY = [emptySpec, copySpec, readSpec];
 
@@ -81,6 +82,7 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
     'baseline-shader': Flags.string({ description: 'the old .metal file the baseline was timed with: each case is re-measured interleaved with it (A/B) before a verdict; needs one --kernel', dependsOn: ['baseline'] }),
     'baseline-entry': Flags.string({ description: 'entry point in --baseline-shader', dependsOn: ['baseline-shader'] }),
     strict: Flags.boolean({ description: 'with --baseline: an AMBIGUOUS verdict fails too (exit 1)', dependsOn: ['baseline'] }),
+    shard: shardFlag,
     repeats: Flags.integer({ description: 'time each case in this many blocks, sharing --max-time; the report records each block\'s median (a baseline with its own spread)', default: 1, min: 1, max: 100 }),
     ...reportFlags,
     ...safetyFlags,
@@ -131,6 +133,17 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
       for (const line of incomparableSettings(baselineDoc.flags, flags)) this.note(line);
     }
 
+    const shard = flags.shard === undefined ? undefined : parseShard(flags.shard);
+    const shapes = specs.map((spec) => {
+      const values: Record<string, number[] | undefined> = {};
+      for (const p of spec.params) {
+        values[p.name] = parseList(p.flag ?? p.name, f[p.flag ?? p.name] as string | undefined, { min: p.min ?? (p.kind === 'float' ? -Infinity : 1), float: p.kind === 'float' });
+      }
+      return { spec, cases: benchShapes(spec, values, topKs, preset).map((params) => ({ params })) };
+    });
+    const { plan, caseList } = shardCases(shapes, shard, () => '');
+    if (shard && plan.every((x) => x.cases.length === 0)) this.note(`share ${shard.index}/${shard.count} has none of the ${caseList.cases} cases: an empty report`);
+
     const backend = getBackend(flags.backend);
     if (backend.name !== 'cuda' && (flags.batch > 1 || flags.graph)) {
       this.note(`--batch and --graph apply to the CUDA backend; ${backend.name} times as its clock says (${backend.clock})`);
@@ -146,6 +159,7 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
     const timing = { rule, warmup: flags.warmup, seed: flags.seed, runOptions, warmCache: flags['warm-cache'], perSample: flags.batch, graph: flags.graph, repeats: flags.repeats };
     const spinner = this.interactive(flags) ? ora({ stream: process.stderr }).start('compiling') : null;
     const cases: BenchCase[] = [];
+    const positions: number[] = [];
     const gateCases: GateCase[] = [];
     const skipped: { kernel: string; reason: string }[] = [];
     const shaders: Record<string, string> = {};
@@ -161,7 +175,8 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
         const c = await benchCase(copySpec, backend, cp, { n_elements: n }, { ...timing, peakGBs: null });
         peak = { bandwidthGBs: c.gbps, source: `measured: moe_copy_f32 over ${(n * 4) / 2 ** 20} MiB, median of ${c.samples} samples` };
       }
-      for (const spec of specs) {
+      for (const { spec, cases: share, positions: at } of plan) {
+        if (share.length === 0) continue;
         const src = shaderSource(spec, flags.shader, flags.entry);
         const skip = featureSkip(device, src.source, src.file);
         if (skip !== null) {
@@ -173,11 +188,7 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
         const old = flags['baseline-shader'] ? await preparePipeline(spec, backend, shaderSource(spec, flags['baseline-shader'], flags['baseline-entry'])) : null;
         const savedHash = baselineDoc?.shaders?.[spec.name];
         if (old && savedHash && savedHash !== old.sourceHash) this.note(`--baseline-shader ${flags['baseline-shader']} is not the source ${spec.name} was timed with in the baseline (another hash): the A/B compares with it all the same`);
-        const values: Record<string, number[] | undefined> = {};
-        for (const p of spec.params) {
-          values[p.name] = parseList(p.flag ?? p.name, f[p.flag ?? p.name] as string | undefined, { min: p.min ?? (p.kind === 'float' ? -Infinity : 1), float: p.kind === 'float' });
-        }
-        for (const params of benchShapes(spec, values, topKs, preset)) {
+        for (const [i, { params }] of share.entries()) {
           const why = spec.validate(params);
           if (why !== null) throw new UsageError(`${spec.name}: ${why}`);
           checkCaseResources(spec, params);
@@ -185,6 +196,7 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
           const o = { ...timing, peakGBs: peak?.bandwidthGBs ?? null };
           const result = await benchCase(spec, backend, pipeline, params, o);
           cases.push(result);
+          positions.push(at[i] as number);
           if (baselineDoc) {
             // The gate's confirmation blocks: 1/ROUNDS of the time cap each (src/bench/gate.ts).
             gateCases.push({
@@ -209,6 +221,8 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
       clock: cudaClock(backend.name, backend.clock, flags.batch, flags.graph),
       peak,
       seed: flags.seed,
+      ...(shard ? { shard: { ...shard, positions } } : {}),
+      caseList,
       flags: { ...flags },
       shaders,
       startedAt: new Date().toISOString(),

@@ -5,10 +5,11 @@ import { ensureDeviceTrusted } from '../backend/selftest.js';
 import { UsageError } from '../errors.js';
 import { findSpec, SPECS } from '../kernels/index.js';
 import { buildCases, presetModel } from '../kernels/select.js';
+import { parseShard, shardCases } from '../kernels/shard.js';
 import { kernelStatus, verifyRenderers, VERIFY_SCHEMA, type VerifyReport } from '../report/verify.js';
 import { reportHead } from '../report/common.js';
 import { verifySpec, type CaseResult } from '../harness/run.js';
-import { backendFlag, MoeCommand, parseList, reportFlags, safetyFlags, safetyRunOptions, seedFlag } from '../cli/base.js';
+import { backendFlag, MoeCommand, parseList, reportFlags, safetyFlags, safetyRunOptions, seedFlag, shardFlag } from '../cli/base.js';
 
 /** One flag per spec parameter (e.g. --tokens, --experts, --top-k), shared by every spec that has it. */
 function paramFlags(): Record<string, Interfaces.OptionFlag<string | undefined>> {
@@ -38,6 +39,7 @@ Exit codes: 0 all cases pass, 1 a case failed (wrong output, out-of-bounds acces
     '<%= config.bin %> verify --kernel moe_softmax_topk_f32 --shader ./my_kernels.metal',
     '<%= config.bin %> verify --kernel softmax-topk --shader ./my_kernels.metal --schedules 4',
     '<%= config.bin %> verify --junit results.xml --markdown >> $GITHUB_STEP_SUMMARY',
+    '<%= config.bin %> verify --shard 2/3 --json > shard-2.json',
   ];
 
   static override flags = {
@@ -48,6 +50,7 @@ Exit codes: 0 all cases pass, 1 a case failed (wrong output, out-of-bounds acces
     entry: Flags.string({ description: "entry point in --shader (default: the spec's entry name)", dependsOn: ['shader'] }),
     inputs: Flags.string({ description: 'input set(s), comma-separated (default: all of the kernel\'s sets)' }),
     preset: Flags.string({ description: 'only the shapes of one model from fixtures/models.json (e.g. qwen3-30b-a3b)' }),
+    shard: shardFlag,
     ...reportFlags,
     schedules: Flags.integer({
       description: 'run each case under N thread orders between barriers (forward, reverse, seeded shuffles); fail when outputs differ bit for bit',
@@ -74,6 +77,8 @@ Exit codes: 0 all cases pass, 1 a case failed (wrong output, out-of-bounds acces
     }
     const inputSets = flags.inputs?.split(',').map((s) => s.trim());
     const runOptions = safetyRunOptions(flags);
+    const shard = flags.shard === undefined ? undefined : parseShard(flags.shard);
+    const { plan, caseList } = shardCases(specs.map((spec) => ({ spec, cases: buildCases(spec, values, inputSets, flags.preset) })), shard, (c) => c.inputSet);
 
     const backend = getBackend(flags.backend);
     await ensureDeviceTrusted(backend);  // GPU backends: the device self-test, or exit 2
@@ -82,10 +87,10 @@ Exit codes: 0 all cases pass, 1 a case failed (wrong output, out-of-bounds acces
     const started = new Date();
     const t0 = performance.now();
     const results: CaseResult[] = [];
+    const positions: number[] = [];
     const kernels: VerifyReport['kernels'] = [];
     try {
-      for (const spec of specs) {
-        const cases = buildCases(spec, values, inputSets, flags.preset);
+      for (const { spec, cases, positions: at } of plan) {
         if (cases.length === 0) continue;
         if (spinner) spinner.text = `${spec.name}: compiling ${spec.shader}`;
         let done = 0;
@@ -102,6 +107,7 @@ Exit codes: 0 all cases pass, 1 a case failed (wrong output, out-of-bounds acces
           },
         });
         results.push(...rows);
+        positions.push(...at);
         kernels.push({
           name: spec.name,
           entry: flags.entry ?? spec.entry,
@@ -114,11 +120,14 @@ Exit codes: 0 all cases pass, 1 a case failed (wrong output, out-of-bounds acces
     } finally {
       spinner?.stop();
     }
-    if (results.length === 0) throw new UsageError('no cases selected (check --preset, --inputs and the shape flags)');
+    if (caseList.cases === 0) throw new UsageError('no cases selected (check --preset, --inputs and the shape flags)');
+    if (results.length === 0 && shard) this.note(`share ${shard.index}/${shard.count} has none of the ${caseList.cases} cases: an empty report`);
     const ms = performance.now() - t0;
     const report: VerifyReport = {
       ...reportHead(VERIFY_SCHEMA, backend.name, device),
       seed: flags.seed,
+      ...(shard ? { shard: { ...shard, positions } } : {}),
+      caseList,
       startedAt: started.toISOString(),
       durationMs: ms,
       summary: {

@@ -2,6 +2,7 @@
 import Table from 'cli-table3';
 import { gateSummary, intervalLabel, verdictLabel, type GateComparison, type GateResult } from '../bench/gate.js';
 import type { BenchCase } from '../bench/run.js';
+import type { CaseList, ShardOf } from '../kernels/shard.js';
 import { IMPOSSIBLE, renderPhysics, type PhysicsVerdict } from '../bench/physics.js';
 import { mdText, renderJunitXml, us, type JunitCase, type JunitSuite, type Renderers, type ReportHead } from './common.js';
 
@@ -11,6 +12,12 @@ export interface BenchReport extends ReportHead<typeof BENCH_SCHEMA> {
   clock: string;
   peak: { bandwidthGBs: number; source: string } | null;
   seed: number;
+  /** --shard i/n: this report holds one share of the cases (`moe merge` combines the shares). */
+  shard?: ShardOf;
+  /** The whole run's cases, before any sharding: what `moe merge` checks the shares against. */
+  caseList?: CaseList;
+  /** The shard reports a `moe merge` report was made of. */
+  mergedFrom?: { shards: number; files: string[] };
   flags: Record<string, unknown>;
   shaders: Record<string, string>;
   startedAt: string;

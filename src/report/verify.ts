@@ -1,6 +1,7 @@
 /** Reports of `moe verify`: table, JSON document (docs/verify-report.schema.json), JUnit XML, Markdown. */
 import Table from 'cli-table3';
 import type { CaseResult } from '../harness/run.js';
+import type { CaseList, ShardOf } from '../kernels/shard.js';
 import type { OutputComparison } from '../verify/compare.js';
 import { fmt, mdText, renderJunitXml, type JunitCase, type Renderers, type ReportHead } from './common.js';
 
@@ -8,6 +9,12 @@ export const VERIFY_SCHEMA = 'moe-kernels/verify-report@1';
 
 export interface VerifyReport extends ReportHead<typeof VERIFY_SCHEMA> {
   seed: number;
+  /** --shard i/n: this report holds one share of the cases (`moe merge` combines the shares). */
+  shard?: ShardOf;
+  /** The whole run's cases, before any sharding: what `moe merge` checks the shares against. */
+  caseList?: CaseList;
+  /** The shard reports a `moe merge` report was made of. */
+  mergedFrom?: { shards: number; files: string[] };
   startedAt: string;
   durationMs: number;
   /** skipped: cases not run because the device lacks a feature (never counted as passed or failed). */
