@@ -109,14 +109,15 @@ export function renderDispatch(r: DispatchReport, view: TableView): string {
 
 /** Markdown for CI step summaries: the verdict, the layer, a row per stage, the first divergence. */
 export function renderDispatchMarkdown(r: DispatchReport): string {
-  const lines = [
+  const lines: string[] = [
     `## moe dispatch: ${r.errors.length > 0 ? '❌ ERROR' : r.pass ? '✅ PASS' : '❌ FAIL'}`,
     '',
     `${mdText(layerLine(r))}; moe-kernels ${r.tool.version}.`,
     '',
-    '| stage | kernels | dispatches | time µs | share % | cosine | rel_max_abs | status | kernel from |',
-    '|---|---|---:|---:|---:|---:|---:|---|---|',
   ];
+  if (r.stages.length > 0) {
+    lines.push('| stage | kernels | dispatches | time µs | share % | cosine | rel_max_abs | status | kernel from |', '|---|---|---:|---:|---:|---:|---:|---|---|');
+  }
   for (const st of r.stages) {
     const { cos, rel } = stageFigures(st);
     const kernels = st.kernels.map((k) => `\`${k}\``).join(', ');
@@ -128,6 +129,8 @@ export function renderDispatchMarkdown(r: DispatchReport): string {
     lines.push('', '### Errors', '');
     for (const e of r.errors) lines.push(`- **${e.stage ?? 'layer'}**${e.kernel ? ` (\`${e.kernel}\`)` : ''}: ${e.type}`, ...e.message.split('\n').map((l) => `  - \`${mdText(l)}\``));
   }
+  // a layer that stopped early has nothing more to show
+  if (r.stages.length === 0) return lines.join('\n') + '\n';
   lines.push('', `Final hidden state: cosine ${r.final.cosine?.toFixed(7)}, rel_max_abs ${fmt(r.final.relMaxAbs)}; ${(r.totalNs / 1000).toFixed(1)} µs device time, ${r.tokensPerSecond.toFixed(1)} tokens/s.`);
   const failing = r.stages.filter((st) => !st.pass);
   if (failing.length > 0 || !r.final.pass) {
