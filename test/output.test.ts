@@ -80,6 +80,9 @@ test('dispatch: every stage says whose kernel ran, in the table, JSON, JUnit and
   assert.equal(table.code, 1, table.stderr);
   assert.match(table.stdout, /│ GELU·up +│ fused_gelu_mul +│ bad_gelu\.metal +│/);
   assert.match(table.stdout, /│ router +│ moe_expert_matvec_f32 +│ ours +│/);
+  const narrow = moe([...smallLayer, '--shader', file], { COLUMNS: '80' });
+  for (const l of narrow.stdout.trimEnd().split('\n')) assert.ok([...l].length <= 80, `wider than 80: ${l}`);
+  assert.match(narrow.stdout, /│ GELU·up +│.*bad_gelu\.metal/);
   const json = JSON.parse(moe([...smallLayer, '--shader', file, '--json']).stdout) as { stages: { stage: string; sources: { entry: string; from: string; file: string }[] }[] };
   const gelu = json.stages.find((s) => s.stage === 'GELU·up');
   assert.deepEqual(gelu?.sources, [{ entry: 'fused_gelu_mul', from: 'shader', file }]);
@@ -240,7 +243,7 @@ test('SIGTERM ends a run at once and prints what finished', { timeout: 120_000 }
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-  await new Promise((res) => setTimeout(res, 6000));
+  await new Promise((res) => setTimeout(res, 8000));
   const t0 = Date.now();
   child.kill('SIGTERM');
   const code = await new Promise<number | null>((res) => {
@@ -252,7 +255,9 @@ test('SIGTERM ends a run at once and prints what finished', { timeout: 120_000 }
   });
   assert.equal(code, 143, out.slice(-2000));
   assert.ok(Date.now() - t0 < 15_000, `ended ${Date.now() - t0} ms after SIGTERM`);
-  assert.match(out, /^INTERRUPTED \(SIGTERM\): \d+ passed/m);
-  assert.match(out, /│ softmax-topk +│/);
+  const m = /^INTERRUPTED \(SIGTERM\): (\d+) passed/m.exec(out);
+  assert.ok(m, out.slice(-2000));
+  // what finished is listed (the first kernel, once any case passed: a cold compile cache may take the 8 s)
+  if (Number(m[1]) > 0) assert.match(out, /│ softmax-topk +│/);
   assert.ok(existsSync(xml), 'the JUnit file holds what finished');
 });

@@ -88,21 +88,25 @@ export function renderDispatch(r: DispatchReport, view: TableView): string {
   }
   for (const e of r.errors) lines.push(...wrapText(`ERROR${e.stage ? ` in stage '${e.stage}'` : ''}${e.kernel ? ` (${e.kernel})` : ''}: ${e.message}`, view.wrapWidth, '    '));
   if (r.errors.length > 0 && r.stages.length === 0) return lines.join('\n');
-  lines.push(
+  // the lines after the table wrap like the header
+  const text = (line: string): void => {
+    lines.push(...wrapText(line, view.wrapWidth, '  '));
+  };
+  text(
     `layer: ${(r.totalNs / 1000).toFixed(1)} µs device time, ${r.tokensPerSecond.toFixed(1)} tokens/s; expert and router weights read ${(r.weightBytes / 2 ** 20).toFixed(1)} MiB → ${r.effectiveGBs.toFixed(2)} GB/s effective`,
   );
   if (r.quant !== null) {
     const expertNs = r.stages.filter((x) => x.stage === 'expert gate/up' || x.stage === 'expert down').reduce((a, x) => a + x.ns, 0);
-    lines.push(
+    text(
       `quantized experts (${r.quant}-bit, group ${64}): packed weights + scales + biases read ${(r.packedBytes / 2 ** 20).toFixed(1)} MiB in ${(expertNs / 1000).toFixed(1)} µs of expert projections → ${(expertNs > 0 ? r.packedBytes / expertNs : 0).toFixed(2)} GB/s effective`,
     );
   }
   const fc = r.final;
-  lines.push(`final hidden state: cosine ${fc.cosine?.toFixed(7)}, max_abs ${fmt(fc.maxAbs)}, rel_max_abs ${fmt(fc.relMaxAbs)} — ${r.pass ? 'PASS' : 'FAIL'}`);
+  text(`final hidden state: cosine ${fc.cosine?.toFixed(7)}, max_abs ${fmt(fc.maxAbs)}, rel_max_abs ${fmt(fc.relMaxAbs)} — ${r.pass ? 'PASS' : 'FAIL'}`);
   if (r.firstDivergence) {
     const st = r.stages.find((x) => x.stage === r.firstDivergence);
     const bad = st?.comparisons.find((c) => !c.pass);
-    lines.push(`first divergence: stage '${r.firstDivergence}' (${st?.kernels.join(', ')}): ${bad ? failureText(bad) : 'no failing output'}`);
+    text(`first divergence: stage '${r.firstDivergence}' (${st?.kernels.join(', ')}): ${bad ? failureText(bad) : 'no failing output'}`);
   }
   return lines.join('\n');
 }

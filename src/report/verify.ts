@@ -151,7 +151,7 @@ export function renderKernelSummary(report: VerifyReport, view: TableView): stri
       count(['SKIP']),
       w.cosine === null ? '-' : w.cosine.toFixed(6),
       fmt(w.rel),
-      w.used === null ? '-' : (100 * w.used).toFixed(1),
+      w.used === null ? '-' : 100 * w.used < 1000 ? (100 * w.used).toFixed(1) : fmt(100 * w.used, 2),
       (cs.reduce((a, r) => a + r.ms, 0) / 1000).toFixed(2),
       statusText(view.color, k.status),
     ];
