@@ -31,7 +31,7 @@ function backend(profile = 'm2'): MetalBackend {
   fake.setProfile(profile);
   return new MetalBackend(metal, false);
 }
-// 'release NAME' lines come from pipelines' finalizers, whenever the GC runs: not part of a dispatch
+/** The calls of the dispatches, without the device queries and the releases of earlier tests' pipelines (garbage collected at any time). */
 const dispatches = (): string[] => fake.calls().filter((c) => !c.startsWith('device_info') && !c.startsWith('release '));
 
 const SRC = `#include <metal_stdlib>
