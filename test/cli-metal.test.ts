@@ -96,7 +96,7 @@ test('bf16 kernels on a device without MSL 3.1: SKIP with the reason in the tabl
   assert.equal(Number(parsed.testsuites['@_skipped']), doc.summary.cases);
   for (const tc of parsed.testsuites.testsuite.testcase) assert.match(tc.skipped?.['@_message'] ?? '', /bfloat needs MSL 3.1/);
 
-  const table = moe(['verify', '--backend', 'metal', '--kernel', 'gelu-mul-bf16'], env);
+  const table = moe(['verify', '--backend', 'metal', '--kernel', 'gelu-mul-bf16', '--verbose'], env);
   assert.equal(table.code, 0);
   assert.match(table.stdout, /gelu-mul-bf16 \(fused_gelu_mul_bf16\): 0\/\d+ PASS, \d+ SKIP/);
   assert.match(table.stdout, /^SKIP: 0 passed, 0 failed, 0 errors, \d+ skipped/m);

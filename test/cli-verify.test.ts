@@ -4,8 +4,8 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { moe, shader, tmp } from './helpers.js';
 
-test('moe verify --kernel softmax-topk --backend cpu: every case PASS, exit 0', () => {
-  const r = moe(['verify', '--kernel', 'softmax-topk', '--backend', 'cpu']);
+test('moe verify --kernel softmax-topk --backend cpu --verbose: every case PASS, exit 0', () => {
+  const r = moe(['verify', '--kernel', 'softmax-topk', '--backend', 'cpu', '--verbose']);
   assert.equal(r.code, 0, r.stdout + r.stderr);
   assert.match(r.stdout, /softmax-topk \(moe_softmax_topk_f32\): (\d+)\/\1 PASS/);
   assert.doesNotMatch(r.stdout, /FAIL|ERROR/);

@@ -311,7 +311,7 @@ for (const [kernel, file] of ALTS) {
 const ALL = QUANT_SPECS.map((s) => s.name).join(',');
 
 test('moe verify --kernel <every quantized kernel> --backend cpu: all PASS, exit 0', () => {
-  const r = moe(['verify', '--kernel', ALL, '--backend', 'cpu']);
+  const r = moe(['verify', '--kernel', ALL, '--backend', 'cpu', '--verbose']);
   assert.equal(r.code, 0, r.stdout + r.stderr);
   for (const s of QUANT_SPECS) assert.match(r.stdout, new RegExp(`${s.name} \\(${s.entry}\\): (\\d+)/\\1 PASS`));
   assert.doesNotMatch(r.stdout, /FAIL|ERROR/);

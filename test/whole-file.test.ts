@@ -115,6 +115,7 @@ describe('moe check', () => {
       `${broken}:broken_signature:${lineOf(broken, 'kernel void broken_signature(') + 2}`,
       `${broken}:broken_texture:${lineOf(broken, 'texture2d<float> t;')}`,
       `${broken}:scale_bad:${lineOf(broken, 'b[i] = b[i] * T(3);')}`,
+      `${join('test', 'shaders', 'dispatch', 'broken_gelu.metal')}:fused_gelu_mul:${lineOf(join('test', 'shaders', 'dispatch', 'broken_gelu.metal'), 'undefined_name;')}`,
     ].sort();
     assert.deepEqual(errors, expected);
     assert.equal(j.summary.errors, expected.length);

@@ -5,6 +5,7 @@
  */
 import { freemem, totalmem } from 'node:os';
 import type { NativeLaunch } from './addon-types.js';
+import { UsageError } from '../errors.js';
 
 /** The watchdog's floor: no dispatch is abandoned sooner by default. */
 export const MIN_DEFAULT_TIMEOUT_MS = 10_000;
@@ -44,10 +45,18 @@ export const gib = (bytes: number): string => (bytes < GiB ? `${(bytes / 2 ** 20
  */
 export function memoryBudget(): number {
   const machine = Math.min(totalmem() * 0.8, freemem() + 512 * 2 ** 20);
-  const env = process.env.MOE_MEMORY_LIMIT?.trim();
-  const m = env ? /^(\d+(?:\.\d+)?)\s*([kmg])?i?b?$/i.exec(env) : null;
-  if (!m) return machine;
+  const limit = parseMemoryLimit(process.env.MOE_MEMORY_LIMIT);
+  return limit === undefined ? machine : Math.min(machine, limit);
+}
+
+/** MOE_MEMORY_LIMIT in bytes (bytes, or with K/M/G, KiB/MB...); undefined when unset or empty; UsageError when it does not parse. */
+export function parseMemoryLimit(value: string | undefined): number | undefined {
+  const env = value?.trim();
+  if (!env) return undefined;
+  const m = /^(\d+(?:\.\d+)?)\s*([kmg])?i?b?$/i.exec(env);
+  if (!m) throw new UsageError(`MOE_MEMORY_LIMIT: '${value}' is not a size (bytes, or with K, M or G: 512M, 4G)`);
   const unit = (m[2] ?? '').toLowerCase();
   const limit = Number(m[1]) * (unit === 'k' ? 2 ** 10 : unit === 'm' ? 2 ** 20 : unit === 'g' ? 2 ** 30 : 1);
-  return Math.min(machine, limit);
+  if (!(limit >= 1)) throw new UsageError(`MOE_MEMORY_LIMIT: '${value}' must be at least one byte`);
+  return limit;
 }

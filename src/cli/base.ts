@@ -4,12 +4,14 @@
  * command (--json, --markdown, --junit FILE, else the table).
  */
 import { Command, Errors, Flags } from '@oclif/core';
-import { writeFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import type { NativeRunOptions } from '../backend/addon-types.js';
 import { MAX_STACK_SIZE, MIN_STACK_SIZE } from '../backend/limits.js';
 import { KernelRuntimeError, UsageError } from '../errors.js';
 import type { Renderers } from '../report/common.js';
-import { useColor } from '../util/env.js';
+import { checkEnvironment, useColor } from '../util/env.js';
+import { knownWidth, spinnerAllowed, terminalWidth } from './terminal.js';
 
 export const backendFlag = Flags.string({
   description: 'backend to run on: metal, cuda or cpu (default: the best available)',
@@ -82,8 +84,55 @@ export function safetyRunOptions(flags: { timeout?: string; 'stack-size'?: strin
   return o;
 }
 
+/** The flags that name a file a report is written to. */
+const OUTPUT_FILE_FLAGS = ['junit', 'html', 'json-file'] as const;
+
+/**
+ * Refuse an output file that could not be written, before anything runs:
+ * its folder must exist and be writable, and the file, when it exists, must
+ * be a writable file.
+ */
+export function checkOutputPath(flag: string, file: string): void {
+  const abs = resolve(file);
+  const fail = (why: string): never => {
+    throw new UsageError(`--${flag}: cannot write ${file}: ${why}`);
+  };
+  if (existsSync(abs)) {
+    if (statSync(abs).isDirectory()) fail('it is a directory');
+    try {
+      accessSync(abs, constants.W_OK);
+    } catch {
+      fail('the file is not writable');
+    }
+    return;
+  }
+  const dir = dirname(abs);
+  if (!existsSync(dir)) fail(`the folder ${dir} does not exist`);
+  if (!statSync(dir).isDirectory()) fail(`${dir} is not a folder`);
+  try {
+    accessSync(dir, constants.W_OK);
+  } catch {
+    fail(`the folder ${dir} is not writable`);
+  }
+}
+
 export abstract class MoeCommand extends Command {
   static override enableJsonFlag = true;
+
+  /**
+   * Before run(): the MOE_* environment values parse, and every output file
+   * can be written (so a long run never ends in an unwritable report).
+   */
+  override async init(): Promise<void> {
+    await super.init();
+    checkEnvironment();
+    const { flags } = await this.parse(this.ctor);
+    const f = flags as Record<string, unknown>;
+    for (const name of OUTPUT_FILE_FLAGS) {
+      const v = f[name];
+      if (typeof v === 'string' && v !== '') checkOutputPath(name, v);
+    }
+  }
 
   /**
    * Write the report: the JSON document with --json-file FILE, the JUnit
@@ -91,7 +140,7 @@ export abstract class MoeCommand extends Command {
    * (whose document is the returned report), Markdown with --markdown, else
    * the table. Returns the report, for oclif's --json.
    */
-  protected emit<R>(report: R, render: Renderers<R>, flags: { junit?: string; markdown?: boolean; 'json-file'?: string }): R {
+  protected emit<R>(report: R, render: Renderers<R>, flags: { junit?: string; markdown?: boolean; verbose?: boolean; 'json-file'?: string }): R {
     const file = flags['json-file'];
     if (file) {
       try {
@@ -107,13 +156,16 @@ export abstract class MoeCommand extends Command {
         throw new UsageError(`--junit: cannot write ${flags.junit}: ${(e as Error).message}`);
       }
     }
-    if (!this.jsonEnabled()) this.log(flags.markdown ? render.markdown(report) : render.table(report, useColor()));
+    if (!this.jsonEnabled()) this.log(flags.markdown ? render.markdown(report) : render.table(report, { color: useColor(), width: terminalWidth(), wrapWidth: knownWidth() ?? Infinity, verbose: flags.verbose === true }));
     return report;
   }
 
-  /** Whether a spinner may run: stderr is a terminal and stdout is not a report for a machine. */
+  /**
+   * Whether a spinner may run: stdout and stderr are terminals that know
+   * their width (spinnerAllowed), and stdout is not a report for a machine.
+   */
   protected interactive(flags: { markdown?: boolean }): boolean {
-    return process.stderr.isTTY === true && !this.jsonEnabled() && !flags.markdown;
+    return spinnerAllowed() && !this.jsonEnabled() && !flags.markdown;
   }
 
   /** A warning on stderr, also under --json (whose stdout stays the report alone). */

@@ -6,7 +6,7 @@ import { featureSkip } from '../backend/features.js';
 import { ensureDeviceTrusted } from '../backend/selftest.js';
 import { UsageError } from '../errors.js';
 import { SPECS } from '../kernels/index.js';
-import { benchShapes, presetModel } from '../kernels/select.js';
+import { benchShapes, checkShapeFlags, presetModel } from '../kernels/select.js';
 import { parseShard, shardCases } from '../kernels/shard.js';
 import type { KernelSpec } from '../kernels/spec.js';
 import { cpuGateWarning, gateRun, incomparableSettings, ROUNDS, type GateCase } from '../bench/gate.js';
@@ -118,6 +118,8 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
       const without = specs.filter((s) => !s.params.some((p) => p.name === 'top_k'));
       if (without.length > 0) throw new UsageError(`--top-k: ${without.map((s) => s.name).join(', ')} has no top-k parameter`);
     }
+    const shapeGiven = Object.keys(shapeFlags()).filter((n) => n !== 'top-k' && f[n] !== undefined);
+    for (const { flag, notFor } of checkShapeFlags(specs, shapeGiven)) this.note(`${flag} does not apply to ${notFor.length} of the selected kernels (${notFor.join(', ')}): they run their default shapes`);
     if (flags.shader && specs.length !== 1) throw new UsageError('--shader needs exactly one --kernel');
     if (flags['baseline-shader'] && specs.length !== 1) throw new UsageError('--baseline-shader needs exactly one --kernel');
     const preset = flags.preset ? presetModel(flags.preset) : undefined;

@@ -1,15 +1,46 @@
 import { Flags } from '@oclif/core';
-import ora from 'ora';
 import { getBackend } from '../backend/index.js';
 import { ensureDeviceTrusted } from '../backend/selftest.js';
 import { memoryBudget } from '../backend/limits.js';
 import { layerBytes, runLayer, type LayerReport, type Strategy } from '../dispatch/layer.js';
-import { UsageError } from '../errors.js';
+import { StageError } from '../dispatch/stage.js';
+import { KernelRuntimeError, ShaderCompileError, UsageError } from '../errors.js';
+import { readShader } from '../harness/source.js';
+import type { OutputComparison } from '../verify/compare.js';
 import { presetModel } from '../kernels/select.js';
 import type { LayerShape } from '../reference/moe-layer.js';
-import { dispatchRenderers, DISPATCH_SCHEMA, type DispatchReport } from '../report/dispatch.js';
+import { dispatchRenderers, DISPATCH_SCHEMA, type DispatchError, type DispatchReport } from '../report/dispatch.js';
 import { reportHead } from '../report/common.js';
 import { backendFlag, MoeCommand, reportFlags, safetyFlags, safetyRunOptions, seedFlag } from '../cli/base.js';
+import { onInterrupt, startSpinner } from '../cli/terminal.js';
+
+/** The entry points a --shader file defines (its kernels and [[host_name]]s). */
+function shaderEntries(source: string): string[] {
+  const out = new Set<string>();
+  for (const m of source.matchAll(/kernel\s+void\s+([A-Za-z_]\w*)/g)) out.add(m[1] as string);
+  for (const m of source.matchAll(/host_name\(\s*"([^"]+)"\s*\)/g)) out.add(m[1] as string);
+  return [...out];
+}
+
+/** A final comparison standing for a layer that did not finish (no output to compare). */
+function unfinished(elements: number, why: string): OutputComparison {
+  return {
+    name: 'final hidden state',
+    kind: 'float',
+    elements,
+    pass: false,
+    failure: `the layer did not finish: ${why}`,
+    cosine: null,
+    maxAbs: null,
+    relMaxAbs: null,
+    violations: 0,
+    firstViolation: null,
+    worst: null,
+    nonFinite: 0,
+    unwritten: elements,
+    rule: { kind: 'exact', reason: 'no output: the layer stopped before its last stage' },
+  };
+}
 
 const int = (name: string, v: string | undefined, min: number): number | undefined => {
   if (v === undefined) return undefined;
@@ -89,25 +120,82 @@ Exit codes: 0 PASS, 1 FAIL (a wrong stage, or a kernel that failed while running
     }
     if (shape.hidden * shape.intermediate > 2 ** 29) throw new UsageError('one expert matrix would exceed 2 GiB');
 
+    if (flags.shader) readShader(flags.shader);
+
     const backend = getBackend(flags.backend);
     await ensureDeviceTrusted(backend);  // GPU backends: the device self-test, or exit 2
     const device = backend.device();
-    const spinner = this.interactive(flags) ? ora({ stream: process.stderr }).start(`running the layer (${strategy})`) : null;
-    let layer: LayerReport;
-    try {
-      layer = await runLayer(backend, { shape, strategy, seed: flags.seed, shaderFile: flags.shader, quant: flags.quant === 'q4' ? 4 : flags.quant === 'q8' ? 8 : undefined, runOptions });
-    } finally {
-      spinner?.stop();
-    }
-    const { output: _output, ...rest } = layer;
-    const report: DispatchReport = {
+    const spinner = startSpinner(`running the layer (${strategy})${flags.shader ? ` with ${flags.shader}` : ''}`, this.interactive(flags));
+    const head = {
       ...reportHead(DISPATCH_SCHEMA, backend.name, device),
       preset: flags.preset ?? null,
       activation: 'GELU(tanh)·up',
-      ...rest,
+      userShader: flags.shader ?? null,
     };
-    if (!report.pass) process.exitCode = 1;
+    /** The report of a layer that stopped early: no stages, the error, a failed final state. */
+    const stopped = (error: DispatchError): DispatchReport => ({
+      ...head,
+      shape,
+      strategy,
+      seed: flags.seed,
+      stages: [],
+      totalNs: 0,
+      tokensPerSecond: 0,
+      weightBytes: 0,
+      packedBytes: 0,
+      quant: flags.quant === 'q4' ? 4 : flags.quant === 'q8' ? 8 : null,
+      effectiveGBs: 0,
+      firstDivergence: error.stage,
+      final: unfinished(shape.tokens * shape.hidden, error.message),
+      pass: false,
+      errors: [error],
+    });
+    const release = onInterrupt((signal) => {
+      spinner?.stop();
+      const report = stopped({ type: 'runtime', stage: null, kernel: null, message: `interrupted by ${signal} before the layer finished` });
+      this.emit(report, dispatchRenderers, flags);
+      if (this.jsonEnabled()) this.logJson(report);
+    });
+    let layer: LayerReport;
+    try {
+      layer = await runLayer(backend, { shape, strategy, seed: flags.seed, shaderFile: flags.shader, quant: flags.quant === 'q4' ? 4 : flags.quant === 'q8' ? 8 : undefined, runOptions });
+    } catch (e) {
+      if (!(e instanceof StageError)) throw e;
+      // a stage that could not run: the report says which (JUnit <error>), then exit 2 (compile, signature) or 1 (runtime)
+      const cause = e.cause;
+      const type: DispatchError['type'] = cause instanceof ShaderCompileError ? 'compile' : cause instanceof UsageError ? 'signature' : 'runtime';
+      if (!(cause instanceof UsageError) && !(cause instanceof KernelRuntimeError)) throw cause;
+      const report = stopped({ type, stage: e.stage, kernel: e.entry, message: cause.message });
+      process.stderr.write(`Error: stage '${e.stage}' (${e.entry}): ${cause.message}\n`);
+      process.exitCode = cause instanceof UsageError ? 2 : 1;
+      return this.emit(report, dispatchRenderers, flags);
+    } finally {
+      spinner?.stop();
+      release();
+    }
+    const { output: _output, ...rest } = layer;
+    const errors: DispatchError[] = [];
+    if (flags.shader) {
+      const used = layer.stages.some((st) => st.sources.some((k) => k.from === 'shader'));
+      if (!used) {
+        const theirs = shaderEntries(readShader(flags.shader));
+        const ours = [...new Set(layer.stages.flatMap((st) => st.kernels))];
+        errors.push({
+          type: 'unused-shader',
+          stage: null,
+          kernel: null,
+          message:
+            `--shader ${flags.shader}: none of its kernels ran: it defines ${theirs.length > 0 ? theirs.join(', ') : 'no kernel'}, ` +
+            `and this layer (${strategy}${flags.quant ? `, ${flags.quant}` : ''}) runs ${ours.join(', ')}; ` +
+            'a kernel of the file replaces ours when it has the same entry name',
+        });
+      }
+    }
+    const report: DispatchReport = { ...head, ...rest, errors };
+    if (errors.length > 0) {
+      for (const e of errors) process.stderr.write(`Error: ${e.message}\n`);
+      process.exitCode = 2;
+    } else if (!report.pass) process.exitCode = 1;
     return this.emit(report, dispatchRenderers, flags);
   }
 }
-

@@ -1,15 +1,18 @@
 import { Flags, type Interfaces } from '@oclif/core';
-import ora, { type Ora } from 'ora';
 import { getBackend } from '../backend/index.js';
 import { ensureDeviceTrusted } from '../backend/selftest.js';
-import { UsageError } from '../errors.js';
+import { basename } from 'node:path';
+import { ShaderCompileError, UsageError } from '../errors.js';
 import { findSpec, SPECS } from '../kernels/index.js';
-import { buildCases, presetModel } from '../kernels/select.js';
+import { buildCases, checkShapeFlags, presetModel } from '../kernels/select.js';
 import { parseShard, shardCases } from '../kernels/shard.js';
-import { kernelStatus, verifyRenderers, VERIFY_SCHEMA, type VerifyReport } from '../report/verify.js';
+import type { KernelCase, KernelSpec } from '../kernels/spec.js';
+import { kernelStatus, verifyRenderers, VERIFY_SCHEMA, type VerifyKernel, type VerifyReport } from '../report/verify.js';
 import { reportHead } from '../report/common.js';
-import { verifySpec, type CaseResult } from '../harness/run.js';
+import { checkCases, verifySpec, type CaseResult } from '../harness/run.js';
+import { readShader } from '../harness/source.js';
 import { backendFlag, MoeCommand, parseList, reportFlags, safetyFlags, safetyRunOptions, seedFlag, shardFlag } from '../cli/base.js';
+import { onInterrupt, startSpinner } from '../cli/terminal.js';
 
 /** One flag per spec parameter (e.g. --tokens, --experts, --top-k), shared by every spec that has it. */
 function paramFlags(): Record<string, Interfaces.OptionFlag<string | undefined>> {
@@ -50,8 +53,9 @@ Exit codes: 0 all cases pass, 1 a case failed (wrong output, out-of-bounds acces
     entry: Flags.string({ description: "entry point in --shader (default: the spec's entry name)", dependsOn: ['shader'] }),
     inputs: Flags.string({ description: 'input set(s), comma-separated (default: all of the kernel\'s sets)' }),
     preset: Flags.string({ description: 'only the shapes of one model from fixtures/models.json (e.g. qwen3-30b-a3b)' }),
-    shard: shardFlag,
     ...reportFlags,
+    shard: shardFlag,
+    verbose: Flags.boolean({ char: 'v', description: 'print every case (default: a row per kernel, and the failing cases in full)' }),
     schedules: Flags.integer({
       description: 'run each case under N thread orders between barriers (forward, reverse, seeded shuffles); fail when outputs differ bit for bit',
       default: 1,
@@ -69,67 +73,61 @@ Exit codes: 0 all cases pass, 1 a case failed (wrong output, out-of-bounds acces
     const names = flags.kernel ? flags.kernel.split(',').map((s) => s.trim()).filter((s) => s !== '') : SPECS.map((s) => s.name);
     const specs = names.map(findSpec);
     if (flags.shader && specs.length !== 1) throw new UsageError('--shader needs exactly one --kernel to check it against');
+    if (flags.shader) readShader(flags.shader);
     if (flags.preset) presetModel(flags.preset);
     const values: Record<string, number[] | undefined> = {};
     for (const s of specs) for (const p of s.params) {
       const flag = p.flag ?? p.name;
       values[flag] = parseList(flag, f[flag] as string | undefined, { min: p.min ?? (p.kind === 'float' ? -Infinity : 1), float: p.kind === 'float' });
     }
+    // a shape flag none of the selected kernels has is an error; one that some lack is a warning
+    const shapeFlagNames = new Set(SPECS.flatMap((s) => s.params.map((p) => p.flag ?? p.name)));
+    const given = [...shapeFlagNames].filter((n) => f[n] !== undefined);
+    for (const { flag, notFor } of checkShapeFlags(specs, given)) {
+      this.note(`${flag} does not apply to ${notFor.length} of the selected kernels (${notFor.join(', ')}): they run their default cases`);
+    }
     const inputSets = flags.inputs?.split(',').map((s) => s.trim());
     const runOptions = safetyRunOptions(flags);
+    const manifest = typeof f.manifest === 'string' ? f.manifest : null;
+
+    // every case, checked before anything runs
+    const selected: { spec: KernelSpec; cases: KernelCase[] }[] = [];
+    for (const spec of specs) {
+      const cases = buildCases(spec, values, inputSets, flags.preset);
+      if (cases.length === 0) {
+        if (flags.kernel) this.note(`${spec.name}: no case selected${flags.preset ? ` (no shape of --preset ${flags.preset})` : ''}: not verified`);
+        continue;
+      }
+      checkCases(spec, cases, { schedules: flags.schedules });
+      selected.push({ spec, cases });
+    }
+    // --shard i/n: this runner's share of the whole case list (src/kernels/shard.ts)
     const shard = flags.shard === undefined ? undefined : parseShard(flags.shard);
-    const { plan, caseList } = shardCases(specs.map((spec) => ({ spec, cases: buildCases(spec, values, inputSets, flags.preset) })), shard, (c) => c.inputSet);
+    const { plan: shares, caseList } = shardCases(selected, shard, (c) => c.inputSet);
+    const plan = shares.filter((p) => p.cases.length > 0);
+    if (caseList.cases === 0) throw new UsageError('no cases selected (check --preset, --inputs and the shape flags)');
+    const totalCases = plan.reduce((a, p) => a + p.cases.length, 0);
+    if (totalCases === 0 && shard) this.note(`share ${shard.index}/${shard.count} has none of the ${caseList.cases} cases: an empty report`);
 
     const backend = getBackend(flags.backend);
     await ensureDeviceTrusted(backend);  // GPU backends: the device self-test, or exit 2
     const device = backend.device();
-    const spinner: Ora | null = this.interactive(flags) ? ora({ stream: process.stderr }).start('compiling') : null;
+    const spinner = startSpinner('starting', this.interactive(flags));
     const started = new Date();
     const t0 = performance.now();
     const results: CaseResult[] = [];
     const positions: number[] = [];
-    const kernels: VerifyReport['kernels'] = [];
-    try {
-      for (const { spec, cases, positions: at } of plan) {
-        if (cases.length === 0) continue;
-        if (spinner) spinner.text = `${spec.name}: compiling ${spec.shader}`;
-        let done = 0;
-        const { results: rows, sourceHash } = await verifySpec(spec, backend, cases, {
-          seed: flags.seed,
-          shaderFile: flags.shader,
-          entry: flags.entry,
-          backendFlag: flags.backend,
-          runOptions,
-          schedules: flags.schedules,
-          onCase: () => {
-            done++;
-            if (spinner) spinner.text = `${spec.name}: case ${done}/${cases.length}`;
-          },
-        });
-        results.push(...rows);
-        positions.push(...at);
-        kernels.push({
-          name: spec.name,
-          entry: flags.entry ?? spec.entry,
-          shader: flags.shader ?? `shaders/${spec.shader}`,
-          sourceHash,
-          math: spec.math,
-          status: kernelStatus(rows),
-        });
-      }
-    } finally {
-      spinner?.stop();
-    }
-    if (caseList.cases === 0) throw new UsageError('no cases selected (check --preset, --inputs and the shape flags)');
-    if (results.length === 0 && shard) this.note(`share ${shard.index}/${shard.count} has none of the ${caseList.cases} cases: an empty report`);
-    const ms = performance.now() - t0;
-    const report: VerifyReport = {
+    const kernels: VerifyKernel[] = [];
+    const notRun: string[] = [];
+    const makeReport = (): VerifyReport => ({
       ...reportHead(VERIFY_SCHEMA, backend.name, device),
       seed: flags.seed,
       ...(shard ? { shard: { ...shard, positions } } : {}),
       caseList,
       startedAt: started.toISOString(),
-      durationMs: ms,
+      durationMs: performance.now() - t0,
+      userShader: flags.shader ?? null,
+      manifest,
       summary: {
         cases: results.length,
         passed: results.filter((r) => r.status === 'PASS').length,
@@ -137,11 +135,78 @@ Exit codes: 0 all cases pass, 1 a case failed (wrong output, out-of-bounds acces
         errors: results.filter((r) => r.status === 'ERROR').length,
         skipped: results.filter((r) => r.status === 'SKIP').length,
         kernels: kernels.length,
+        kernelErrors: kernels.filter((k) => k.status === 'ERROR').length,
       },
       kernels,
       cases: results,
-    };
-    if (report.summary.failed + report.summary.errors > 0) process.exitCode = 1;
+    });
+    let current: { spec: KernelSpec; rows: CaseResult[]; at: number[] } | null = null;
+    const kernelOf = (spec: KernelSpec, rows: CaseResult[], sourceHash: string | null): VerifyKernel => ({
+      name: spec.name,
+      entry: flags.entry ?? spec.entry,
+      shader: flags.shader ?? `shaders/${spec.shader}`,
+      sourceHash,
+      math: spec.math,
+      status: kernelStatus(rows),
+    });
+    // SIGINT/SIGTERM: report what finished (the kernel under way with its finished cases), then end
+    const release = onInterrupt((signal) => {
+      spinner?.stop();
+      if (current && current.rows.length > 0) {
+        results.push(...current.rows);
+        positions.push(...current.at.slice(0, current.rows.length));
+        kernels.push(kernelOf(current.spec, current.rows, null));
+      }
+      const report = { ...makeReport(), interrupted: signal };
+      this.emit(report, verifyRenderers, flags);
+      if (this.jsonEnabled()) this.logJson(report);
+    });
+    let doneCases = 0;
+    try {
+      for (const [i, { spec, cases, positions: at }] of plan.entries()) {
+        const file = flags.shader ? basename(flags.shader) : spec.shader;
+        const progress = (): string => `kernel ${i + 1}/${plan.length}, case ${doneCases}/${totalCases}`;
+        if (spinner) spinner.text = `${progress()}: ${spec.name}: compiling ${file}`;
+        current = { spec, rows: [], at };
+        const rows = current.rows;
+        try {
+          const { sourceHash } = await verifySpec(spec, backend, cases, {
+            seed: flags.seed,
+            shaderFile: flags.shader,
+            entry: flags.entry,
+            backendFlag: flags.backend,
+            runOptions,
+            schedules: flags.schedules,
+            onCase: (r) => {
+              rows.push(r);
+              doneCases++;
+              if (spinner) spinner.text = `${progress()}: ${spec.name} (${file})`;
+            },
+          });
+          results.push(...rows);
+          positions.push(...at);
+          kernels.push(kernelOf(spec, rows, sourceHash));
+        } catch (e) {
+          // the shader did not compile or does not match the spec: an error row for this kernel, the others still run
+          if (!(e instanceof UsageError) || rows.length > 0) throw e;
+          const k = kernelOf(spec, [], null);
+          k.status = 'ERROR';
+          k.error = { type: e instanceof ShaderCompileError ? 'compile' : 'signature', message: e.message };
+          kernels.push(k);
+          notRun.push(e.message);
+          doneCases += cases.length;
+        }
+        current = null;
+      }
+    } finally {
+      spinner?.stop();
+      release();
+    }
+    const report = makeReport();
+    if (notRun.length > 0) {
+      for (const m of notRun) process.stderr.write(`Error: ${m}\n`);
+      process.exitCode = 2;
+    } else if (report.summary.failed + report.summary.errors > 0) process.exitCode = 1;
     return this.emit(report, verifyRenderers, flags);
   }
 }

@@ -37,7 +37,7 @@ import { fillUniform } from '../util/fastrng.js';
 import { makeRng } from '../util/rng.js';
 import { compareOutput, type OutputComparison } from '../verify/compare.js';
 import { bindTensors } from '../harness/bindings.js';
-import { makeRunner, pipelineFor, type StageRunner } from './stage.js';
+import { makeRunner, pipelineFor, StageError, type KernelSource, type StageRunner } from './stage.js';
 
 export type Strategy = 'loop' | 'batched' | 'fused';
 
@@ -61,6 +61,8 @@ export const QUANT_GROUP = 64;
 export interface StageReport {
   stage: string;
   kernels: string[];
+  /** Whose kernel each entry of `kernels` is: ours (shaders/) or the --shader file's. */
+  sources: KernelSource[];
   dispatches: number;
   ns: number;
   share: number;
@@ -201,10 +203,15 @@ interface Recorder {
 async function dispatch(r: StageRunner, rec: Recorder, stage: string, spec: KernelSpec, params: Params, tensors: Record<string, TypedArray>): Promise<void> {
   const why = spec.validate(params);
   if (why !== null) throw new UsageError(`${stage}: ${spec.name}: ${why}`);
-  const p = await pipelineFor(r, spec);
-  const { buffers, names } = bindTensors(spec, params, tensors);
-  // One timed dispatch: it is the run (results copied back) and its device time.
-  const t = await r.backend.time(p, buffers, spec.launch(params), { ...r.runOptions, bufferNames: names, warmup: 0, iterations: 1 });
+  let t: Float64Array;
+  try {
+    const p = await pipelineFor(r, spec);
+    const { buffers, names } = bindTensors(spec, params, tensors);
+    // One timed dispatch: it is the run (results copied back) and its device time.
+    t = await r.backend.time(p, buffers, spec.launch(params), { ...r.runOptions, bufferNames: names, warmup: 0, iterations: 1 });
+  } catch (e) {
+    throw new StageError(stage, spec.entry, e as Error);
+  }
   rec.ns.set(stage, (rec.ns.get(stage) ?? 0) + (t[0] as number));
   rec.dispatches.set(stage, (rec.dispatches.get(stage) ?? 0) + 1);
   const ks = rec.kernels.get(stage) ?? new Set<string>();
@@ -264,6 +271,7 @@ export async function runLayer(backend: Backend, o: LayerOptions): Promise<Layer
   const reports: StageReport[] = stages.map((st) => ({
     ...st,
     kernels: [...(rec.kernels.get(st.stage) ?? [])],
+    sources: [...(rec.kernels.get(st.stage) ?? [])].map((e) => runner.sources.get(e) ?? { entry: e, from: 'ours' as const, file: '' }),
     dispatches: rec.dispatches.get(st.stage) ?? 0,
     ns: rec.ns.get(st.stage) ?? 0,
     share: totalNs > 0 ? (rec.ns.get(st.stage) ?? 0) / totalNs : 0,
@@ -519,9 +527,9 @@ export async function runLayer(backend: Backend, o: LayerOptions): Promise<Layer
     }
   }
 
-  function compareStages(ref: LayerStages): Omit<StageReport, 'kernels' | 'dispatches' | 'ns' | 'share'>[] {
+  function compareStages(ref: LayerStages): Omit<StageReport, 'kernels' | 'sources' | 'dispatches' | 'ns' | 'share'>[] {
     const cmp = (name: string, got: Float32Array, expected: Float64Array): OutputComparison => compareOutput(name, got, expected, LAYER_RULE);
-    const out: Omit<StageReport, 'kernels' | 'dispatches' | 'ns' | 'share'>[] = [];
+    const out: Omit<StageReport, 'kernels' | 'sources' | 'dispatches' | 'ns' | 'share'>[] = [];
     const push = (stage: string, comparisons: OutputComparison[]): void => {
       out.push({ stage, comparisons, pass: comparisons.every((c) => c.pass) });
     };

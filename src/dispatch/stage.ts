@@ -17,10 +17,35 @@ export interface StageRunner {
   pipelines: Map<string, Pipeline>;
   /** The user's shader (--shader): its kernels replace ours of the same entry name. */
   userShader?: { file: string; source: string; entries: Set<string> };
+  /** Where each compiled kernel came from, by entry: ours (shaders/) or the user's file. */
+  sources: Map<string, KernelSource>;
+}
+
+/** Whose kernel ran: ours (a file under shaders/) or the --shader file's. */
+export interface KernelSource {
+  entry: string;
+  from: 'ours' | 'shader';
+  file: string;
+}
+
+/**
+ * A stage that could not run: its kernel did not compile, its signature does
+ * not match, or it failed while running. Carries the stage and the kernel;
+ * `cause` is the original error (its class gives the exit code).
+ */
+export class StageError extends Error {
+  constructor(
+    readonly stage: string,
+    readonly entry: string,
+    override readonly cause: Error,
+  ) {
+    super(cause.message);
+    this.name = 'StageError';
+  }
 }
 
 export function makeRunner(backend: Backend, userShaderFile?: string, runOptions?: NativeRunOptions): StageRunner {
-  const r: StageRunner = { backend, pipelines: new Map(), runOptions };
+  const r: StageRunner = { backend, pipelines: new Map(), runOptions, sources: new Map() };
   if (userShaderFile) {
     const source = readShader(userShaderFile);
     const entries = new Set<string>();
@@ -36,7 +61,9 @@ export async function pipelineFor(r: StageRunner, spec: KernelSpec): Promise<Pip
   const have = r.pipelines.get(spec.entry);
   if (have) return have;
   const user = r.userShader;
-  const src: ShaderSource = user && user.entries.has(spec.entry) ? { file: user.file, source: user.source, entry: spec.entry } : shaderSource(spec);
+  const theirs = user !== undefined && user.entries.has(spec.entry);
+  const src: ShaderSource = theirs ? { file: user.file, source: user.source, entry: spec.entry } : shaderSource(spec);
+  r.sources.set(spec.entry, { entry: spec.entry, from: theirs ? 'shader' : 'ours', file: theirs ? user.file : `shaders/${spec.shader}` });
   const p = await preparePipeline(spec, r.backend, src);
   r.pipelines.set(spec.entry, p);
   return p;

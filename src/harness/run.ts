@@ -216,13 +216,8 @@ export function skippedCase(spec: KernelSpec, c: KernelCase, entry: string, o: V
   };
 }
 
-/** Verify the given cases; compile and signature errors throw (exit 2), case failures are rows. */
-export async function verifySpec(
-  spec: KernelSpec,
-  backend: Backend,
-  cases: KernelCase[],
-  o: VerifyOptions,
-): Promise<{ results: CaseResult[]; sourceHash: string }> {
+/** Every case is valid for the spec, its input set known, its buffers within memory: else a UsageError (before anything runs). */
+export function checkCases(spec: KernelSpec, cases: KernelCase[], o: { schedules?: number }): void {
   for (const c of cases) {
     const why = spec.validate(c.params);
     if (why !== null) throw new UsageError(`${spec.name}: ${why}`);
@@ -231,6 +226,16 @@ export async function verifySpec(
     }
     checkCaseResources(spec, c.params, { schedules: o.schedules });
   }
+}
+
+/** Verify the given cases; compile and signature errors throw (exit 2), case failures are rows. */
+export async function verifySpec(
+  spec: KernelSpec,
+  backend: Backend,
+  cases: KernelCase[],
+  o: VerifyOptions,
+): Promise<{ results: CaseResult[]; sourceHash: string }> {
+  checkCases(spec, cases, o);
   const src = shaderSource(spec, o.shaderFile, o.entry);
   const skip = featureSkip(backend.device(), src.source, src.file);
   if (skip !== null) {

@@ -21,6 +21,28 @@ export function originIsModel(origin: string, key: string): boolean {
   return o === k || o.startsWith(`${k} `) || o.startsWith(`${k}:`);
 }
 
+/** How merged cases join their origins. */
+export const ORIGIN_JOIN = ' + ';
+
+/**
+ * Cases with the same params and input set run once: merged into the first
+ * of them, their origins joined (" + "), in first-seen order. Two presets
+ * that share a shape then give one case that names both.
+ */
+export function mergeDuplicateCases(cases: KernelCase[]): KernelCase[] {
+  const byKey = new Map<string, { c: KernelCase; origins: string[] }>();
+  for (const c of cases) {
+    const key = JSON.stringify([Object.entries(c.params).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)), c.inputSet]);
+    const have = byKey.get(key);
+    if (!have) byKey.set(key, { c, origins: [c.origin] });
+    else if (!have.origins.includes(c.origin)) have.origins.push(c.origin);
+  }
+  return [...byKey.values()].map(({ c, origins }) => ({ ...c, origin: origins.join(ORIGIN_JOIN) }));
+}
+
+/** Whether a (possibly merged) case comes from a model's shapes. */
+export const caseIsFromModel = (c: KernelCase, key: string): boolean => c.origin.split(ORIGIN_JOIN).some((o) => originIsModel(o, key));
+
 /** Every combination of the listed values over `base`, the first list varying slowest. */
 export function sweep(base: Params, lists: [name: string, values: number[]][]): Params[] {
   let shapes: Params[] = [base];
@@ -47,8 +69,8 @@ export function buildCases(
   }
   const given = spec.params.filter((p) => values[p.flag ?? p.name] !== undefined);
   if (given.length === 0) {
-    let cases = spec.cases();
-    if (preset) cases = cases.filter((c) => originIsModel(c.origin, preset));
+    let cases = mergeDuplicateCases(spec.cases());
+    if (preset) cases = cases.filter((c) => caseIsFromModel(c, preset));
     if (inputSets) cases = cases.filter((c) => inputSets.includes(c.inputSet));
     return cases;
   }
@@ -70,7 +92,7 @@ export function buildCases(
   const sets = inputSets ?? spec.inputSets.map((s) => s.name);
   const cases: KernelCase[] = [];
   for (const params of sweep(base, lists)) for (const inputSet of sets) cases.push({ params, inputSet, origin: 'cli' });
-  return cases;
+  return mergeDuplicateCases(cases);
 }
 
 /**
@@ -87,4 +109,31 @@ export function benchShapes(spec: KernelSpec, values: Record<string, number[] | 
     if (v && p.name !== 'top_k') lists.push([p.name, v]);
   }
   return sweep(base, lists);
+}
+
+/**
+ * The shape flags given (by flag name) that none of the selected specs has:
+ * a UsageError naming the flags that do apply. Flags that apply to some of
+ * them only are returned with the kernels they do not apply to (those run
+ * their default cases), for a warning.
+ */
+export function checkShapeFlags(specs: KernelSpec[], given: string[]): { flag: string; notFor: string[] }[] {
+  const flagsOf = (s: KernelSpec): string[] => s.params.map((p) => `--${p.flag ?? p.name}`);
+  const partial: { flag: string; notFor: string[] }[] = [];
+  for (const g of given) {
+    const flag = `--${g}`;
+    const notFor = specs.filter((s) => !flagsOf(s).includes(flag)).map((s) => s.name);
+    if (notFor.length === specs.length) {
+      const names = specs.map((s) => s.name);
+      const apply = [...new Set(specs.flatMap(flagsOf))];
+      const list = apply.length > 0 ? apply.join(', ') : 'none';
+      throw new UsageError(
+        names.length === 1
+          ? `${flag} does not apply to ${names[0]} (its shape flags: ${list})`
+          : `${flag} does not apply to any selected kernel (${names.join(', ')}; their shape flags: ${list})`,
+      );
+    }
+    if (notFor.length > 0) partial.push({ flag, notFor });
+  }
+  return partial;
 }

@@ -1,14 +1,41 @@
 /** Reports of `moe dispatch`: table, JSON document (docs/dispatch-report.schema.json), JUnit XML, Markdown. */
-import Table from 'cli-table3';
+import { basename } from 'node:path';
 import { FUSED_STAGES, type LayerReport, type StageReport } from '../dispatch/layer.js';
+import type { KernelSource } from '../dispatch/stage.js';
 import type { OutputComparison } from '../verify/compare.js';
-import { fmt, mdText, renderJunitXml, type JunitCase, type Renderers, type ReportHead } from './common.js';
+import { fitTable, fmt, mdText, renderJunitXml, wrapText, type Column, type JunitCase, type Renderers, type ReportHead, type TableView } from './common.js';
 
 export const DISPATCH_SCHEMA = 'moe-kernels/dispatch-report@1';
 
 export interface DispatchReport extends Omit<LayerReport, 'output'>, ReportHead<typeof DISPATCH_SCHEMA> {
   preset: string | null;
   activation: string;
+  /** The user's --shader (null: ours only). */
+  userShader: string | null;
+  /**
+   * Why the layer is not a verdict on the kernels: a --shader none of whose
+   * kernels ran, a stage whose kernel did not compile or match (exit 2), or
+   * failed while running (exit 1). Empty when none.
+   */
+  errors: DispatchError[];
+}
+
+export interface DispatchError {
+  type: 'unused-shader' | 'compile' | 'signature' | 'runtime';
+  /** The stage and kernel it concerns (null: the whole run). */
+  stage: string | null;
+  kernel: string | null;
+  message: string;
+}
+
+/** "ours" or the user's file name: whose kernel ran. */
+const fromText = (k: KernelSource): string => (k.from === 'ours' ? 'ours' : basename(k.file));
+
+/** Whose kernels a stage ran: "ours", "mine.metal", or per kernel when they differ. */
+export function stageFrom(st: StageReport): string {
+  const from = [...new Set(st.sources.map(fromText))];
+  if (from.length <= 1) return from[0] ?? '-';
+  return st.sources.map((k) => `${k.entry}: ${fromText(k)}`).join(', ');
 }
 
 /** The worst cosine and rel_max_abs of a stage's float outputs (null when it has none). */
@@ -32,54 +59,82 @@ function layerLine(r: DispatchReport): string {
   return (
     `MoE layer${r.preset ? ` ${r.preset}` : ''}: tokens ${s.tokens}, hidden ${s.hidden}, intermediate ${s.intermediate}, experts ${s.experts}, top-k ${s.topK}` +
     (s.sharedIntermediate > 0 ? `, shared expert ${s.sharedIntermediate}${s.sharedGate ? ' (sigmoid-gated)' : ''}` : '') +
-    `; activation ${r.activation}; strategy ${r.strategy}; backend ${r.backend} (${r.device.name}); seed ${r.seed}`
+    `; activation ${r.activation}; strategy ${r.strategy}; backend ${r.backend} (${r.device.name}); seed ${r.seed}` +
+    (r.userShader ? `; shader ${r.userShader}` : '')
   );
 }
 
-export function renderDispatch(r: DispatchReport): string {
-  const lines = [layerLine(r)];
-  const t = new Table({ head: ['stage', 'kernels', 'dispatches', 'time µs', 'share %', 'cosine', 'rel_max_abs', 'status'], style: { head: [], border: [] } });
-  for (const st of r.stages) {
+export function renderDispatch(r: DispatchReport, view: TableView): string {
+  const lines = wrapText(layerLine(r), view.wrapWidth, '  ');
+  const columns: Column[] = [
+    { head: 'stage', drop: 0 },
+    { head: 'kernels', drop: 3, wrap: true },
+    { head: 'from', drop: 0, wrap: true },
+    { head: 'dispatches', drop: 5, align: 'right' },
+    { head: 'time µs', drop: 4, align: 'right' },
+    { head: 'share %', drop: 6, align: 'right' },
+    { head: 'cosine', drop: 2, align: 'right' },
+    { head: 'rel_max_abs', drop: 1, align: 'right' },
+    { head: 'status', drop: 0 },
+  ];
+  const rows = r.stages.map((st) => {
     const { cos, rel } = stageFigures(st);
-    t.push([st.stage, st.kernels.join(', '), st.dispatches, (st.ns / 1000).toFixed(1), (100 * st.share).toFixed(1), cos === null ? '-' : cos.toFixed(6), fmt(rel), st.pass ? 'PASS' : 'FAIL']);
+    return [st.stage, st.kernels.join(', '), stageFrom(st), String(st.dispatches), (st.ns / 1000).toFixed(1), (100 * st.share).toFixed(1), cos === null ? '-' : cos.toFixed(6), fmt(rel), st.pass ? 'PASS' : 'FAIL'];
+  });
+  if (rows.length > 0) {
+    const { text, dropped } = fitTable(columns, rows, view.width, view.color);
+    lines.push(text);
+    if (dropped.length > 0) lines.push(...wrapText(`(not shown at this width: ${dropped.join(', ')}; see --json)`, view.wrapWidth, ' '));
   }
-  lines.push(t.toString());
-  lines.push(
+  for (const e of r.errors) lines.push(...wrapText(`ERROR${e.stage ? ` in stage '${e.stage}'` : ''}${e.kernel ? ` (${e.kernel})` : ''}: ${e.message}`, view.wrapWidth, '    '));
+  if (r.errors.length > 0 && r.stages.length === 0) return lines.join('\n');
+  // the lines after the table wrap like the header
+  const text = (line: string): void => {
+    lines.push(...wrapText(line, view.wrapWidth, '  '));
+  };
+  text(
     `layer: ${(r.totalNs / 1000).toFixed(1)} µs device time, ${r.tokensPerSecond.toFixed(1)} tokens/s; expert and router weights read ${(r.weightBytes / 2 ** 20).toFixed(1)} MiB → ${r.effectiveGBs.toFixed(2)} GB/s effective`,
   );
   if (r.quant !== null) {
     const expertNs = r.stages.filter((x) => ['expert gate/up', 'expert down', FUSED_STAGES.gateUp, FUSED_STAGES.down].includes(x.stage)).reduce((a, x) => a + x.ns, 0);
-    lines.push(
+    text(
       `quantized experts (${r.quant}-bit, group ${64}): packed weights + scales + biases read ${(r.packedBytes / 2 ** 20).toFixed(1)} MiB in ${(expertNs / 1000).toFixed(1)} µs of expert projections → ${(expertNs > 0 ? r.packedBytes / expertNs : 0).toFixed(2)} GB/s effective`,
     );
   }
   const fc = r.final;
-  lines.push(`final hidden state: cosine ${fc.cosine?.toFixed(7)}, max_abs ${fmt(fc.maxAbs)}, rel_max_abs ${fmt(fc.relMaxAbs)} — ${r.pass ? 'PASS' : 'FAIL'}`);
+  text(`final hidden state: cosine ${fc.cosine?.toFixed(7)}, max_abs ${fmt(fc.maxAbs)}, rel_max_abs ${fmt(fc.relMaxAbs)} — ${r.pass ? 'PASS' : 'FAIL'}`);
   if (r.firstDivergence) {
     const st = r.stages.find((x) => x.stage === r.firstDivergence);
     const bad = st?.comparisons.find((c) => !c.pass);
-    lines.push(`first divergence: stage '${r.firstDivergence}' (${st?.kernels.join(', ')}): ${bad ? failureText(bad) : 'no failing output'}`);
+    text(`first divergence: stage '${r.firstDivergence}' (${st?.kernels.join(', ')}): ${bad ? failureText(bad) : 'no failing output'}`);
   }
   return lines.join('\n');
 }
 
 /** Markdown for CI step summaries: the verdict, the layer, a row per stage, the first divergence. */
 export function renderDispatchMarkdown(r: DispatchReport): string {
-  const lines = [
-    `## moe dispatch: ${r.pass ? '✅ PASS' : '❌ FAIL'}`,
+  const lines: string[] = [
+    `## moe dispatch: ${r.errors.length > 0 ? '❌ ERROR' : r.pass ? '✅ PASS' : '❌ FAIL'}`,
     '',
     `${mdText(layerLine(r))}; moe-kernels ${r.tool.version}.`,
     '',
-    '| stage | kernels | dispatches | time µs | share % | cosine | rel_max_abs | status |',
-    '|---|---|---:|---:|---:|---:|---:|---|',
   ];
+  if (r.stages.length > 0) {
+    lines.push('| stage | kernels | dispatches | time µs | share % | cosine | rel_max_abs | status | kernel from |', '|---|---|---:|---:|---:|---:|---:|---|---|');
+  }
   for (const st of r.stages) {
     const { cos, rel } = stageFigures(st);
     const kernels = st.kernels.map((k) => `\`${k}\``).join(', ');
     lines.push(
-      `| ${st.stage} | ${kernels} | ${st.dispatches} | ${(st.ns / 1000).toFixed(1)} | ${(100 * st.share).toFixed(1)} | ${cos === null ? '-' : cos.toFixed(6)} | ${fmt(rel)} | ${st.pass ? '✅' : '❌'} |`,
+      `| ${st.stage} | ${kernels} | ${st.dispatches} | ${(st.ns / 1000).toFixed(1)} | ${(100 * st.share).toFixed(1)} | ${cos === null ? '-' : cos.toFixed(6)} | ${fmt(rel)} | ${st.pass ? '✅' : '❌'} | ${mdText(stageFrom(st))} |`,
     );
   }
+  if (r.errors.length > 0) {
+    lines.push('', '### Errors', '');
+    for (const e of r.errors) lines.push(`- **${e.stage ?? 'layer'}**${e.kernel ? ` (\`${e.kernel}\`)` : ''}: ${e.type}`, ...e.message.split('\n').map((l) => `  - \`${mdText(l)}\``));
+  }
+  // a layer that stopped early has nothing more to show
+  if (r.stages.length === 0) return lines.join('\n') + '\n';
   lines.push('', `Final hidden state: cosine ${r.final.cosine?.toFixed(7)}, rel_max_abs ${fmt(r.final.relMaxAbs)}; ${(r.totalNs / 1000).toFixed(1)} µs device time, ${r.tokensPerSecond.toFixed(1)} tokens/s.`);
   const failing = r.stages.filter((st) => !st.pass);
   if (failing.length > 0 || !r.final.pass) {
@@ -101,10 +156,15 @@ export function renderDispatchJunit(r: DispatchReport): string {
   };
   const cases: JunitCase[] = r.stages.map((st) => {
     const c: JunitCase = { name: `${st.stage} (${st.kernels.join(', ')})`, seconds: st.ns / 1e9 };
+    c.output = st.sources.map((k) => `${k.entry}: ${k.from === 'ours' ? `ours (${k.file})` : `the --shader file's (${k.file})`}`).join('\n');
     const failure = outcome(st.comparisons);
     if (failure) c.failure = failure;
     return c;
   });
+  for (const e of r.errors) {
+    const name = e.type === 'unused-shader' ? `shader ${r.userShader ?? ''}` : `${e.stage ?? 'layer'}${e.kernel ? ` (${e.kernel})` : ''}: did not run`;
+    cases.push({ name, seconds: 0, error: { message: e.message, type: e.type, text: e.message } });
+  }
   const final: JunitCase = { name: 'final hidden state', seconds: 0 };
   const failure = outcome([r.final]);
   if (failure) final.failure = failure;
@@ -120,4 +180,4 @@ export function renderDispatchJunit(r: DispatchReport): string {
   return renderJunitXml('moe dispatch', r.totalNs / 1e9, [{ name: `dispatch ${r.preset ?? 'layer'} ${r.strategy}`, properties, cases }]);
 }
 
-export const dispatchRenderers: Renderers<DispatchReport> = { table: (r) => renderDispatch(r), markdown: renderDispatchMarkdown, junit: renderDispatchJunit };
+export const dispatchRenderers: Renderers<DispatchReport> = { table: renderDispatch, markdown: renderDispatchMarkdown, junit: renderDispatchJunit };

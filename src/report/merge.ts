@@ -148,10 +148,11 @@ function mergeVerify(files: string[], docs: VerifyReport[], shards: ShardOf[], c
       if (!prev) kernelInfo.set(k.name, { ...k, file: files[i] as string });
     }
   }
-  const names = [...new Set(cases.map((c) => c.kernel))];
+  // kernels with cases, in the run's order, then those that ran none (a shader that did not compile)
+  const names = [...new Set([...cases.map((c) => c.kernel), ...kernelInfo.keys()])];
   const kernels = names.map((name) => {
     const { file: _file, ...k } = kernelInfo.get(name) ?? { file: '', name, entry: '', shader: '', sourceHash: '', math: '', status: 'PASS' as const };
-    return { ...k, status: kernelStatus(cases.filter((c) => c.kernel === name)) };
+    return { ...k, status: k.error ? ('ERROR' as const) : kernelStatus(cases.filter((c) => c.kernel === name)) };
   });
   const first = docs[0] as VerifyReport;
   const { shard: _shard, ...head } = first;
@@ -169,6 +170,7 @@ function mergeVerify(files: string[], docs: VerifyReport[], shards: ShardOf[], c
       errors: cases.filter((r) => r.status === 'ERROR').length,
       skipped: cases.filter((r) => r.status === 'SKIP').length,
       kernels: kernels.length,
+      kernelErrors: kernels.filter((k) => k.status === 'ERROR').length,
     },
     kernels,
     cases,
