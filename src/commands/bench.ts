@@ -5,7 +5,8 @@ import { getBackend } from '../backend/index.js';
 import { featureSkip } from '../backend/features.js';
 import { ensureDeviceTrusted } from '../backend/selftest.js';
 import { UsageError } from '../errors.js';
-import { SPECS } from '../kernels/index.js';
+import { findSpec, SPECS } from '../kernels/index.js';
+import { loadUserSpecs, withUserSpecs } from '../kernels/user.js';
 import { benchShapes, presetModel } from '../kernels/select.js';
 import type { KernelSpec } from '../kernels/spec.js';
 import { compareRuns } from '../bench/baseline.js';
@@ -53,6 +54,7 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
     seed: seedFlag,
     preset: Flags.string({ description: 'shapes of one model from fixtures/models.json' }),
     shader: Flags.string({ description: 'your own .metal file in place of ours (needs one --kernel)' }),
+    spec: Flags.string({ description: 'a file of your own kernel specs (.js, or .ts through tsx where installed); without --kernel, its specs are the ones timed' }),
     entry: Flags.string({ description: 'entry point in --shader', dependsOn: ['shader'] }),
     'max-noise': Flags.string({ description: 'stop when the relative noise of the median is below this % ', default: '0.5' }),
     'max-time': Flags.string({ description: 'seconds of samples per case at most', default: '2' }),
@@ -93,16 +95,14 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
     const maxRegression = num('max-regression', flags['max-regression'], 0) / 100;
     const topKs = parseList('top-k', flags['top-k']);
 
-    const all = [...SPECS, ...BENCH_ONLY];
+    const user = flags.spec ? await loadUserSpecs(flags.spec) : [];
+    const all = flags.spec ? withUserSpecs([...SPECS, ...BENCH_ONLY], user, flags.spec) : [...SPECS, ...BENCH_ONLY];
     let specs: KernelSpec[];
     if (flags.kernel) {
-      specs = flags.kernel.split(',').map((n) => {
-        const s = all.find((k) => k.name === n.trim() || k.entry === n.trim());
-        if (!s) throw new UsageError(`unknown kernel '${n}'. Known: ${all.map((k) => k.name).join(', ')}`);
-        return s;
-      });
+      specs = flags.kernel.split(',').map((n) => findSpec(n.trim(), all));
     } else {
-      specs = topKs ? SPECS.filter((s) => s.hasTopK) : SPECS;
+      const pool = flags.spec ? user : SPECS;
+      specs = topKs ? pool.filter((s) => s.hasTopK) : pool;
     }
     if (topKs) {
       const without = specs.filter((s) => !s.params.some((p) => p.name === 'top_k'));

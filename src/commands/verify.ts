@@ -3,7 +3,9 @@ import ora, { type Ora } from 'ora';
 import { getBackend } from '../backend/index.js';
 import { ensureDeviceTrusted } from '../backend/selftest.js';
 import { UsageError } from '../errors.js';
+import { basename, isAbsolute } from 'node:path';
 import { findSpec, SPECS } from '../kernels/index.js';
+import { loadUserSpecs, withUserSpecs } from '../kernels/user.js';
 import { buildCases, presetModel } from '../kernels/select.js';
 import { kernelStatus, verifyRenderers, VERIFY_SCHEMA, type VerifyReport } from '../report/verify.js';
 import { reportHead } from '../report/common.js';
@@ -45,6 +47,9 @@ Exit codes: 0 all cases pass, 1 a case failed (wrong output, out-of-bounds acces
     backend: backendFlag,
     seed: seedFlag,
     shader: Flags.string({ description: 'your own .metal file to verify in place of ours (needs --kernel)' }),
+    spec: Flags.string({
+      description: 'a file of your own kernel specs (ESM or CommonJS .js, or .ts through tsx where installed) written with the moe-kernels API; without --kernel, its specs are the ones verified',
+    }),
     entry: Flags.string({ description: "entry point in --shader (default: the spec's entry name)", dependsOn: ['shader'] }),
     inputs: Flags.string({ description: 'input set(s), comma-separated (default: all of the kernel\'s sets)' }),
     preset: Flags.string({ description: 'only the shapes of one model from fixtures/models.json (e.g. qwen3-30b-a3b)' }),
@@ -63,9 +68,13 @@ Exit codes: 0 all cases pass, 1 a case failed (wrong output, out-of-bounds acces
   async run(): Promise<VerifyReport> {
     const { flags } = await this.parse(Verify);
     const f = flags as Record<string, unknown>;
-    const names = flags.kernel ? flags.kernel.split(',').map((s) => s.trim()).filter((s) => s !== '') : SPECS.map((s) => s.name);
-    const specs = names.map(findSpec);
-    if (flags.shader && specs.length !== 1) throw new UsageError('--shader needs exactly one --kernel to check it against');
+    const user = flags.spec ? await loadUserSpecs(flags.spec) : [];
+    const known = flags.spec ? withUserSpecs(SPECS, user, flags.spec) : SPECS;
+    const names = flags.kernel ? flags.kernel.split(',').map((s) => s.trim()).filter((s) => s !== '') : (flags.spec ? user : SPECS).map((s) => s.name);
+    const specs = names.map((n) => findSpec(n, known));
+    if (flags.shader && specs.length !== 1) {
+      throw new UsageError(`--shader needs exactly one kernel to check it against (selected: ${specs.map((s) => s.name).join(', ')}): give --kernel`);
+    }
     if (flags.preset) presetModel(flags.preset);
     const values: Record<string, number[] | undefined> = {};
     for (const s of specs) for (const p of s.params) {
@@ -87,12 +96,13 @@ Exit codes: 0 all cases pass, 1 a case failed (wrong output, out-of-bounds acces
       for (const spec of specs) {
         const cases = buildCases(spec, values, inputSets, flags.preset);
         if (cases.length === 0) continue;
-        if (spinner) spinner.text = `${spec.name}: compiling ${spec.shader}`;
+        if (spinner) spinner.text = `${spec.name}: compiling ${basename(flags.shader ?? spec.shader)}`;
         let done = 0;
         const { results: rows, sourceHash } = await verifySpec(spec, backend, cases, {
           seed: flags.seed,
           shaderFile: flags.shader,
           entry: flags.entry,
+          ...(user.includes(spec) && flags.spec ? { specFile: flags.spec } : {}),
           backendFlag: flags.backend,
           runOptions,
           schedules: flags.schedules,
@@ -105,7 +115,7 @@ Exit codes: 0 all cases pass, 1 a case failed (wrong output, out-of-bounds acces
         kernels.push({
           name: spec.name,
           entry: flags.entry ?? spec.entry,
-          shader: flags.shader ?? `shaders/${spec.shader}`,
+          shader: flags.shader ?? (isAbsolute(spec.shader) ? spec.shader : `shaders/${spec.shader}`),
           sourceHash,
           math: spec.math,
           status: kernelStatus(rows),

@@ -45,6 +45,8 @@ export interface VerifyOptions {
   shaderFile?: string;
   /** Entry point in the user's shader (default: the spec's). */
   entry?: string;
+  /** The --spec file the spec came from (user specs), for the repro line. */
+  specFile?: string;
   backendFlag?: string;
   /** Extra native run options (workers, timeoutMs, stackSize; the first run's schedule). */
   runOptions?: NativeRunOptions;
@@ -65,7 +67,7 @@ export function scheduleOf(k: number): { label: string; options: NativeRunOption
 }
 
 export function reproCommand(spec: KernelSpec, c: KernelCase, o: VerifyOptions): string {
-  const parts = ['npx moe verify', `--kernel ${spec.name}`];
+  const parts = ['npx moe verify', ...(o.specFile ? [`--spec ${o.specFile}`] : []), `--kernel ${spec.name}`];
   for (const d of spec.params) parts.push(`--${d.flag ?? d.name} ${c.params[d.name]}`);
   parts.push(`--inputs ${c.inputSet}`, `--seed ${o.seed}`);
   if (o.backendFlag) parts.push(`--backend ${o.backendFlag}`);
