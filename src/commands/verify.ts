@@ -6,6 +6,8 @@ import { UsageError } from '../errors.js';
 import { basename, isAbsolute } from 'node:path';
 import { findSpec, SPECS } from '../kernels/index.js';
 import { loadUserSpecs, withUserSpecs } from '../kernels/user.js';
+import { unwrittenHint } from '../kernels/describe.js';
+import type { KernelSpec } from '../kernels/spec.js';
 import { buildCases, presetModel } from '../kernels/select.js';
 import { kernelStatus, verifyRenderers, VERIFY_SCHEMA, type VerifyReport } from '../report/verify.js';
 import { reportHead } from '../report/common.js';
@@ -119,6 +121,7 @@ Exit codes: 0 all cases pass, 1 a case failed (wrong output, out-of-bounds acces
           sourceHash,
           math: spec.math,
           status: kernelStatus(rows),
+          ...hintOf(spec, rows, user.includes(spec) ? flags.spec : undefined),
         });
       }
     } finally {
@@ -145,4 +148,10 @@ Exit codes: 0 all cases pass, 1 a case failed (wrong output, out-of-bounds acces
     if (report.summary.failed + report.summary.errors > 0) process.exitCode = 1;
     return this.emit(report, verifyRenderers, flags);
   }
+}
+
+/** The launch hint of a kernel some of whose outputs were never written (at the first such case's shape). */
+function hintOf(spec: KernelSpec, rows: CaseResult[], specFile: string | undefined): { hint?: string } {
+  const row = rows.find((r) => r.outputs.some((o) => o.unwritten > 0));
+  return row ? { hint: unwrittenHint(spec, row.params, specFile) } : {};
 }

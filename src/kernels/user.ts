@@ -19,10 +19,7 @@ import { hasTopKParam, type KernelCase, type KernelSpec } from './spec.js';
  * every input set) may be left out.
  */
 export type SpecDefinition = Omit<KernelSpec, 'hasTopK' | 'threadgroup' | 'shader' | 'group' | 'cases'> &
-  Partial<Pick<KernelSpec, 'threadgroup' | 'shader' | 'group' | 'cases'>> & {
-    /** The launch geometry in words, as functions of the params (shown by `moe kernels NAME`). */
-    launchText?: string;
-  };
+  Partial<Pick<KernelSpec, 'threadgroup' | 'shader' | 'group' | 'cases'>>;
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -128,7 +125,7 @@ export function normalizeSpec(raw: unknown, where = 'spec'): KernelSpec {
   if (problems.length > 0) throw new Error(`${label} is not a valid kernel spec:\n  - ${problems.join('\n  - ')}`);
 
   const def = raw as unknown as SpecDefinition;
-  const spec: KernelSpec & { launchText?: string } = {
+  const spec: KernelSpec = {
     ...def,
     shader: def.shader ?? '',
     group: def.group ?? 'user',

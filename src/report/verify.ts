@@ -12,7 +12,8 @@ export interface VerifyReport extends ReportHead<typeof VERIFY_SCHEMA> {
   durationMs: number;
   /** skipped: cases not run because the device lacks a feature (never counted as passed or failed). */
   summary: { cases: number; passed: number; failed: number; errors: number; skipped: number; kernels: number };
-  kernels: { name: string; entry: string; shader: string; sourceHash: string; math: string; status: KernelStatus }[];
+  /** hint: set when outputs were never written (the kernel may be launched or bound otherwise than the spec says). */
+  kernels: { name: string; entry: string; shader: string; sourceHash: string; math: string; status: KernelStatus; hint?: string }[];
   cases: CaseResult[];
 }
 
@@ -93,6 +94,7 @@ export function summaryLine(results: CaseResult[], ms: number): string {
 
 /** JUnit XML: one testsuite per kernel, one testcase per kernel × case. */
 export function renderJunit(report: VerifyReport): string {
+  const hints = new Map(report.kernels.filter((k) => k.hint).map((k) => [k.name, k.hint as string]));
   const byKernel = new Map<string, CaseResult[]>();
   for (const r of report.cases) byKernel.set(r.kernel, [...(byKernel.get(r.kernel) ?? []), r]);
   const properties: [string, string | number][] = [['backend', report.backend], ['device', report.device.name], ['seed', report.seed]];
@@ -101,7 +103,8 @@ export function renderJunit(report: VerifyReport): string {
     properties,
     cases: rows.map((r): JunitCase => {
       const c: JunitCase = { name: `${r.shape} inputs=${r.inputSet}`, seconds: r.ms / 1000 };
-      const text = failureLines(r).join('\n');
+      const hint = r.status === 'FAIL' ? hints.get(r.kernel) : undefined;
+      const text = [...failureLines(r), ...(hint ? [`hint: ${hint}`] : [])].join('\n');
       if (r.status === 'FAIL') {
         const message = r.outputs.filter((o) => !o.pass).map((o) => `${o.name}: ${o.failure}`).join('; ');
         c.failure = { message, type: 'tolerance', text };
@@ -142,6 +145,11 @@ export function renderMarkdown(report: VerifyReport): string {
     lines.push('', '### Skipped', '');
     for (const [k, why] of skippedKernels) lines.push(`- **${k}**: ${mdText(why)}`);
   }
+  const hinted = report.kernels.filter((k) => k.hint);
+  if (hinted.length > 0) {
+    lines.push('', '### Hints', '');
+    for (const k of hinted) lines.push(`- **${k.name}**: ${mdText(k.hint ?? '')}`);
+  }
   const bad = report.cases.filter((r) => r.status === 'FAIL' || r.status === 'ERROR');
   if (bad.length > 0) {
     lines.push('', '### Failures', '');
@@ -158,6 +166,7 @@ export function renderText(report: VerifyReport, color: boolean): string {
   return [
     `backend: ${report.backend} (${report.device.name}), seed ${report.seed}`,
     renderTable(report.cases, color),
+    ...report.kernels.filter((k) => k.hint).map((k) => `hint (${k.name}): ${k.hint}`),
     summaryLine(report.cases, report.durationMs),
   ].join('\n');
 }
