@@ -43,7 +43,7 @@ export function normalizeSpec(raw: unknown, where = 'spec'): KernelSpec {
 
   need('name', str(raw.name) && NAME.test(raw.name as string), "a short name of letters, digits, '-', '_' or '.' (e.g. 'my-rms-norm')");
   need('entry', str(raw.entry) && IDENT.test(raw.entry as string), 'the kernel function name in the shader (an identifier)');
-  if (raw.shader !== undefined) need('shader', str(raw.shader), 'a path to the .metal file, relative to the spec file');
+  if (raw.shader !== undefined) need('shader', typeof raw.shader === 'string', "a path to the .metal file, relative to the spec file ('' for none: --shader gives it)");
   if (raw.group !== undefined) need('group', str(raw.group), 'a string');
   need('description', typeof raw.description === 'string', 'a string');
   need('math', typeof raw.math === 'string', 'a string saying what the kernel computes');
