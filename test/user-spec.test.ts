@@ -218,3 +218,18 @@ test('defineSpec (public API): fills the defaults; a malformed definition names 
   assert.deepEqual(structLayout(['ushort', 'float']).fields.map((f) => f.offset), [0, 4]);
   assert.equal(packStruct([['ushort', 1], ['float', 1]]).length, 8);
 });
+
+test("the example's manifest entry binds and launches the kernel as its spec does", () => {
+  type Manifest = { shader: string; kernels: Record<string, { spec: string; buffers: Record<string, string>; launch: { mode: string; grid: (string | number)[]; threadgroup: number[] } }> };
+  const m = JSON.parse(readFileSync(join(ROOT, EXAMPLE, 'manifest.json'), 'utf8')) as Manifest;
+  assert.equal(m.shader, 'rms_norm.metal');
+  const r = moe(['kernels', 'example-rms-norm', '--spec', SPEC, '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const [k] = JSON.parse(r.stdout) as { entry: string; buffers: { index: number; name: string }[]; launch: { mode: string; at: { threadgroup: number[] }[] } }[];
+  const entry = m.kernels[k?.entry ?? ''];
+  assert.ok(entry, `the manifest has an entry for ${k?.entry}`);
+  assert.equal(entry.spec, 'example-rms-norm');
+  assert.deepEqual(Object.entries(entry.buffers).map(([i, n]) => [Number(i), n]), k?.buffers.map((b) => [b.index, b.name]));
+  assert.equal(entry.launch.mode, k?.launch.mode);
+  assert.equal(entry.launch.threadgroup[0], k?.launch.at[0]?.threadgroup[0]);
+});
