@@ -233,3 +233,22 @@ test("the example's manifest entry binds and launches the kernel as its spec doe
   assert.equal(entry.launch.mode, k?.launch.mode);
   assert.equal(entry.launch.threadgroup[0], k?.launch.at[0]?.threadgroup[0]);
 });
+
+test('--param NAME=VALUES sets a user param that has no flag of its own; repro lines repeat it; unknown names are errors', () => {
+  const file = userDir('flagless.mjs', `const s = ${SCALE_SPEC};\nexport default { ...s, params: [{ name: 'n_elements', flag: 'width', description: 'elements' }] };\n`);
+  const r = moe(['verify', '--spec', file, '--backend', 'cpu', '--param', 'width=10,33', '--json']);
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  const doc = JSON.parse(r.stdout) as { cases: { params: Record<string, number>; repro: string }[] };
+  assert.deepEqual(doc.cases.map((c) => c.params.n_elements), [10, 33]);
+  assert.match(doc.cases[0]?.repro ?? '', /--kernel user-scale --param n_elements=10 --inputs ramp/);
+  const byName = moe(['verify', '--spec', file, '--backend', 'cpu', '--param', 'n_elements=12', '--json']);
+  assert.equal((JSON.parse(byName.stdout) as { cases: { params: Record<string, number> }[] }).cases[0]?.params.n_elements, 12);
+  const b = moe(['bench', '--spec', file, '--backend', 'cpu', '--param', 'width=77', '--max-time', '0.05', '--min-samples', '2', '--warmup', '0', '--json']);
+  assert.equal(b.code, 0, b.stdout + b.stderr);
+  assert.deepEqual((JSON.parse(b.stdout) as { cases: { params: Record<string, number> }[] }).cases.map((c) => c.params.n_elements), [77]);
+  for (const [arg, re] of [['nope=3', /--param: no selected kernel has a param 'nope' \(they have: n_elements\)/], ['width', /--param: 'width' is not NAME=VALUES/]] as const) {
+    const e = moe(['verify', '--spec', file, '--backend', 'cpu', '--param', arg]);
+    assert.equal(e.code, 2, e.stdout + e.stderr);
+    assert.match(e.stderr, re);
+  }
+});

@@ -17,7 +17,7 @@ import { checkCaseResources } from '../harness/launch.js';
 import { preparePipeline, shaderSource } from '../harness/source.js';
 import { benchRenderers, BENCH_SCHEMA, type BenchReport } from '../report/bench.js';
 import { reportHead } from '../report/common.js';
-import { backendFlag, MoeCommand, parseList, reportFlags, safetyFlags, safetyRunOptions, seedFlag } from '../cli/base.js';
+import { backendFlag, MoeCommand, paramAssignments, paramFlag, paramText, parseList, reportFlags, safetyFlags, safetyRunOptions, seedFlag } from '../cli/base.js';
 
 const BENCH_ONLY = [emptySpec, copySpec, readSpec];
 
@@ -77,6 +77,7 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
     }),
     baseline: Flags.string({ description: 'compare with a saved --json report; exit 1 on regressions' }),
     'max-regression': Flags.string({ description: '% slowdown beyond the noise that fails against --baseline', default: '5' }),
+    param: paramFlag,
     ...reportFlags,
     ...safetyFlags,
     ...shapeFlags(),
@@ -109,6 +110,7 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
       if (without.length > 0) throw new UsageError(`--top-k: ${without.map((s) => s.name).join(', ')} has no top-k parameter`);
     }
     if (flags.shader && specs.length !== 1) throw new UsageError('--shader needs exactly one --kernel');
+    const assigned = paramAssignments(flags.param, specs);
     const preset = flags.preset ? presetModel(flags.preset) : undefined;
     let baselineDoc: BenchReport | null = null;
     if (flags.baseline) {
@@ -160,7 +162,7 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
         shaders[spec.name] = pipeline.sourceHash;
         const values: Record<string, number[] | undefined> = {};
         for (const p of spec.params) {
-          values[p.name] = parseList(p.flag ?? p.name, f[p.flag ?? p.name] as string | undefined, { min: p.min ?? (p.kind === 'float' ? -Infinity : 1), float: p.kind === 'float' });
+          values[p.name] = parseList(p.flag ?? p.name, paramText(p, f, assigned), { min: p.min ?? (p.kind === 'float' ? -Infinity : 1), float: p.kind === 'float' });
         }
         for (const params of benchShapes(spec, values, topKs, preset)) {
           const why = spec.validate(params);

@@ -6,6 +6,7 @@ import { describeBuffers, describeLaunch, launchLines, type BufferListing, type 
 import type { KernelSpec } from '../kernels/spec.js';
 import { loadUserSpecs, withUserSpecs } from '../kernels/user.js';
 import { MoeCommand } from '../cli/base.js';
+import { UsageError } from '../errors.js';
 
 /** A spec as `moe kernels --json` lists it: its own fields, and its interface (buffers, threadgroup memory, launch) at the default params. */
 export interface KernelListing extends Pick<KernelSpec, 'name' | 'entry' | 'group' | 'description' | 'math' | 'inputSets'> {
@@ -20,6 +21,12 @@ export interface KernelListing extends Pick<KernelSpec, 'name' | 'entry' | 'grou
 }
 
 function listing(s: KernelSpec, user: boolean): KernelListing {
+  let launch: LaunchDescription;
+  try {
+    launch = describeLaunch(s);
+  } catch (e) {
+    throw new UsageError(`${s.name}: its launch cannot be evaluated at the default params ${JSON.stringify(s.defaults)}: ${(e as Error).message}`);
+  }
   return {
     name: s.name,
     entry: s.entry,
@@ -32,7 +39,7 @@ function listing(s: KernelSpec, user: boolean): KernelListing {
     inputSets: s.inputSets,
     buffers: describeBuffers(s),
     threadgroupMemory: s.threadgroup.map((t) => ({ index: t.index, name: t.name, bytes: t.bytes({ ...s.defaults }) })),
-    launch: describeLaunch(s),
+    launch,
     cases: s.cases().length,
   };
 }

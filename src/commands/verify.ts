@@ -12,7 +12,7 @@ import { buildCases, presetModel } from '../kernels/select.js';
 import { kernelStatus, verifyRenderers, VERIFY_SCHEMA, type VerifyReport } from '../report/verify.js';
 import { reportHead } from '../report/common.js';
 import { verifySpec, type CaseResult } from '../harness/run.js';
-import { backendFlag, MoeCommand, parseList, reportFlags, safetyFlags, safetyRunOptions, seedFlag } from '../cli/base.js';
+import { backendFlag, MoeCommand, paramAssignments, paramFlag, paramText, parseList, reportFlags, safetyFlags, safetyRunOptions, seedFlag } from '../cli/base.js';
 
 /** One flag per spec parameter (e.g. --tokens, --experts, --top-k), shared by every spec that has it. */
 function paramFlags(): Record<string, Interfaces.OptionFlag<string | undefined>> {
@@ -55,6 +55,7 @@ Exit codes: 0 all cases pass, 1 a case failed (wrong output, out-of-bounds acces
     entry: Flags.string({ description: "entry point in --shader (default: the spec's entry name)", dependsOn: ['shader'] }),
     inputs: Flags.string({ description: 'input set(s), comma-separated (default: all of the kernel\'s sets)' }),
     preset: Flags.string({ description: 'only the shapes of one model from fixtures/models.json (e.g. qwen3-30b-a3b)' }),
+    param: paramFlag,
     ...reportFlags,
     schedules: Flags.integer({
       description: 'run each case under N thread orders between barriers (forward, reverse, seeded shuffles); fail when outputs differ bit for bit',
@@ -78,10 +79,11 @@ Exit codes: 0 all cases pass, 1 a case failed (wrong output, out-of-bounds acces
       throw new UsageError(`--shader needs exactly one kernel to check it against (selected: ${specs.map((s) => s.name).join(', ')}): give --kernel`);
     }
     if (flags.preset) presetModel(flags.preset);
+    const assigned = paramAssignments(flags.param, specs);
     const values: Record<string, number[] | undefined> = {};
     for (const s of specs) for (const p of s.params) {
       const flag = p.flag ?? p.name;
-      values[flag] = parseList(flag, f[flag] as string | undefined, { min: p.min ?? (p.kind === 'float' ? -Infinity : 1), float: p.kind === 'float' });
+      values[flag] = parseList(flag, paramText(p, f, assigned), { min: p.min ?? (p.kind === 'float' ? -Infinity : 1), float: p.kind === 'float' });
     }
     const inputSets = flags.inputs?.split(',').map((s) => s.trim());
     const runOptions = safetyRunOptions(flags);
@@ -104,7 +106,7 @@ Exit codes: 0 all cases pass, 1 a case failed (wrong output, out-of-bounds acces
           seed: flags.seed,
           shaderFile: flags.shader,
           entry: flags.entry,
-          ...(user.includes(spec) && flags.spec ? { specFile: flags.spec } : {}),
+          ...(user.includes(spec) && flags.spec ? { specFile: flags.spec, knownFlags: new Set(Object.keys(Verify.flags)) } : {}),
           backendFlag: flags.backend,
           runOptions,
           schedules: flags.schedules,
