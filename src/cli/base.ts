@@ -37,6 +37,38 @@ export const reportFlags = {
   'json-file': Flags.string({ description: 'also write the --json report to this file (e.g. for moe merge), whatever is printed' }),
 };
 
+/** --param NAME=VALUES: any param of the selected kernels, by name or flag (user specs' params may have no flag of their own). */
+export const paramFlag = Flags.string({
+  description: "set a param of the selected kernels by its name or flag, NAME=VALUES (comma list sweeps; repeatable): for the params of --spec kernels that have no flag of their own",
+  multiple: true,
+  helpGroup: 'SHAPE',
+});
+
+/**
+ * The values --param gives, by the name it used; a usage error for text that
+ * is not NAME=VALUES or a name that no selected kernel has.
+ */
+export function paramAssignments(list: string[] | undefined, specs: { name: string; params: { name: string; flag?: string }[] }[]): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const item of list ?? []) {
+    const m = /^\s*([A-Za-z_][A-Za-z0-9_-]*)\s*=\s*(\S.*)$/.exec(item);
+    if (!m) throw new UsageError(`--param: '${item}' is not NAME=VALUES (e.g. --param hidden=1024,4096)`);
+    const name = m[1] as string;
+    if (!specs.some((s) => s.params.some((p) => p.name === name || p.flag === name))) {
+      const known = [...new Set(specs.flatMap((s) => s.params.map((p) => p.name)))];
+      throw new UsageError(`--param: no selected kernel has a param '${name}' (they have: ${known.join(', ')})`);
+    }
+    out.set(name, (m[2] as string).trim());
+  }
+  return out;
+}
+
+/** A param's text from its own flag, else from --param (by name or flag). */
+export function paramText(p: { name: string; flag?: string }, flags: Record<string, unknown>, assigned: Map<string, string>): string | undefined {
+  const flag = p.flag ?? p.name;
+  return (flags[flag] as string | undefined) ?? assigned.get(p.name) ?? assigned.get(flag);
+}
+
 /** --timeout and --stack-size: the watchdog and the kernel threads' stack (safetyRunOptions reads them). */
 export const safetyFlags = {
   timeout: Flags.string({

@@ -5,7 +5,8 @@ import { getBackend } from '../backend/index.js';
 import { featureSkip } from '../backend/features.js';
 import { ensureDeviceTrusted } from '../backend/selftest.js';
 import { UsageError } from '../errors.js';
-import { SPECS } from '../kernels/index.js';
+import { findSpec, SPECS } from '../kernels/index.js';
+import { loadUserSpecs, withUserSpecs } from '../kernels/user.js';
 import { benchShapes, checkShapeFlags, presetModel } from '../kernels/select.js';
 import { parseShard, shardCases } from '../kernels/shard.js';
 import type { KernelSpec } from '../kernels/spec.js';
@@ -19,7 +20,7 @@ import { checkCaseResources } from '../harness/launch.js';
 import { preparePipeline, shaderSource } from '../harness/source.js';
 import { benchRenderers, BENCH_SCHEMA, type BenchReport } from '../report/bench.js';
 import { reportHead } from '../report/common.js';
-import { backendFlag, MoeCommand, parseList, reportFlags, safetyFlags, safetyRunOptions, seedFlag, shardFlag } from '../cli/base.js';
+import { backendFlag, MoeCommand, paramAssignments, paramFlag, paramText, parseList, reportFlags, safetyFlags, safetyRunOptions, seedFlag, shardFlag } from '../cli/base.js';
 
 const BENCH_ONLY = [emptySpec, copySpec, readSpec];
 
@@ -57,6 +58,7 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
     seed: seedFlag,
     preset: Flags.string({ description: 'shapes of one model from fixtures/models.json' }),
     shader: Flags.string({ description: 'your own .metal file in place of ours (needs one --kernel)' }),
+    spec: Flags.string({ description: 'a file of your own kernel specs (.js, or .ts through tsx where installed); without --kernel, its specs are the ones timed' }),
     entry: Flags.string({ description: 'entry point in --shader', dependsOn: ['shader'] }),
     'max-noise': Flags.string({ description: 'stop when the relative noise of the median is below this % ', default: '0.5' }),
     'max-time': Flags.string({ description: 'seconds of samples per case at most', default: '2' }),
@@ -84,6 +86,7 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
     strict: Flags.boolean({ description: 'with --baseline: an AMBIGUOUS verdict fails too (exit 1)', dependsOn: ['baseline'] }),
     shard: shardFlag,
     repeats: Flags.integer({ description: 'time each case in this many blocks, sharing --max-time; the report records each block\'s median (a baseline with its own spread)', default: 1, min: 1, max: 100 }),
+    param: paramFlag,
     ...reportFlags,
     ...safetyFlags,
     html: Flags.string({ description: 'also write a self-contained HTML roofline of the cases to this file' }),
@@ -103,16 +106,14 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
     const maxRegression = num('max-regression', flags['max-regression'], 0) / 100;
     const topKs = parseList('top-k', flags['top-k']);
 
-    const all = [...SPECS, ...BENCH_ONLY];
+    const user = flags.spec ? await loadUserSpecs(flags.spec) : [];
+    const all = flags.spec ? withUserSpecs([...SPECS, ...BENCH_ONLY], user, flags.spec) : [...SPECS, ...BENCH_ONLY];
     let specs: KernelSpec[];
     if (flags.kernel) {
-      specs = flags.kernel.split(',').map((n) => {
-        const s = all.find((k) => k.name === n.trim() || k.entry === n.trim());
-        if (!s) throw new UsageError(`unknown kernel '${n}'. Known: ${all.map((k) => k.name).join(', ')}`);
-        return s;
-      });
+      specs = flags.kernel.split(',').map((n) => findSpec(n.trim(), all));
     } else {
-      specs = topKs ? SPECS.filter((s) => s.hasTopK) : SPECS;
+      const pool = flags.spec ? user : SPECS;
+      specs = topKs ? pool.filter((s) => s.hasTopK) : pool;
     }
     if (topKs) {
       const without = specs.filter((s) => !s.params.some((p) => p.name === 'top_k'));
@@ -122,6 +123,7 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
     for (const { flag, notFor } of checkShapeFlags(specs, shapeGiven)) this.note(`${flag} does not apply to ${notFor.length} of the selected kernels (${notFor.join(', ')}): they run their default shapes`);
     if (flags.shader && specs.length !== 1) throw new UsageError('--shader needs exactly one --kernel');
     if (flags['baseline-shader'] && specs.length !== 1) throw new UsageError('--baseline-shader needs exactly one --kernel');
+    const assigned = paramAssignments(flags.param, specs);
     const preset = flags.preset ? presetModel(flags.preset) : undefined;
     let baselineDoc: BenchReport | null = null;
     if (flags.baseline) {
@@ -139,7 +141,7 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
     const shapes = specs.map((spec) => {
       const values: Record<string, number[] | undefined> = {};
       for (const p of spec.params) {
-        values[p.name] = parseList(p.flag ?? p.name, f[p.flag ?? p.name] as string | undefined, { min: p.min ?? (p.kind === 'float' ? -Infinity : 1), float: p.kind === 'float' });
+        values[p.name] = parseList(p.flag ?? p.name, paramText(p, f, assigned), { min: p.min ?? (p.kind === 'float' ? -Infinity : 1), float: p.kind === 'float' });
       }
       return { spec, cases: benchShapes(spec, values, topKs, preset).map((params) => ({ params })) };
     });

@@ -1,9 +1,11 @@
 import { Flags, type Interfaces } from '@oclif/core';
 import { getBackend } from '../backend/index.js';
 import { ensureDeviceTrusted } from '../backend/selftest.js';
-import { basename } from 'node:path';
+import { basename, isAbsolute } from 'node:path';
 import { ShaderCompileError, UsageError } from '../errors.js';
 import { findSpec, SPECS } from '../kernels/index.js';
+import { loadUserSpecs, withUserSpecs } from '../kernels/user.js';
+import { unwrittenHint } from '../kernels/describe.js';
 import { buildCases, checkShapeFlags, presetModel } from '../kernels/select.js';
 import { parseShard, shardCases } from '../kernels/shard.js';
 import type { KernelCase, KernelSpec } from '../kernels/spec.js';
@@ -11,7 +13,7 @@ import { kernelStatus, verifyRenderers, VERIFY_SCHEMA, type VerifyKernel, type V
 import { reportHead } from '../report/common.js';
 import { checkCases, verifySpec, type CaseResult } from '../harness/run.js';
 import { readShader } from '../harness/source.js';
-import { backendFlag, MoeCommand, parseList, reportFlags, safetyFlags, safetyRunOptions, seedFlag, shardFlag } from '../cli/base.js';
+import { backendFlag, MoeCommand, paramAssignments, paramFlag, paramText, parseList, reportFlags, safetyFlags, safetyRunOptions, seedFlag, shardFlag } from '../cli/base.js';
 import { onInterrupt, startSpinner } from '../cli/terminal.js';
 
 /** One flag per spec parameter (e.g. --tokens, --experts, --top-k), shared by every spec that has it. */
@@ -50,9 +52,13 @@ Exit codes: 0 all cases pass, 1 a case failed (wrong output, out-of-bounds acces
     backend: backendFlag,
     seed: seedFlag,
     shader: Flags.string({ description: 'your own .metal file to verify in place of ours (needs --kernel)' }),
+    spec: Flags.string({
+      description: 'a file of your own kernel specs (ESM or CommonJS .js, or .ts through tsx where installed) written with the moe-kernels API; without --kernel, its specs are the ones verified',
+    }),
     entry: Flags.string({ description: "entry point in --shader (default: the spec's entry name)", dependsOn: ['shader'] }),
     inputs: Flags.string({ description: 'input set(s), comma-separated (default: all of the kernel\'s sets)' }),
     preset: Flags.string({ description: 'only the shapes of one model from fixtures/models.json (e.g. qwen3-30b-a3b)' }),
+    param: paramFlag,
     ...reportFlags,
     shard: shardFlag,
     verbose: Flags.boolean({ char: 'v', description: 'print every case (default: a row per kernel, and the failing cases in full)' }),
@@ -70,15 +76,20 @@ Exit codes: 0 all cases pass, 1 a case failed (wrong output, out-of-bounds acces
   async run(): Promise<VerifyReport> {
     const { flags } = await this.parse(Verify);
     const f = flags as Record<string, unknown>;
-    const names = flags.kernel ? flags.kernel.split(',').map((s) => s.trim()).filter((s) => s !== '') : SPECS.map((s) => s.name);
-    const specs = names.map(findSpec);
-    if (flags.shader && specs.length !== 1) throw new UsageError('--shader needs exactly one --kernel to check it against');
+    const user = flags.spec ? await loadUserSpecs(flags.spec) : [];
+    const known = flags.spec ? withUserSpecs(SPECS, user, flags.spec) : SPECS;
+    const names = flags.kernel ? flags.kernel.split(',').map((s) => s.trim()).filter((s) => s !== '') : (flags.spec ? user : SPECS).map((s) => s.name);
+    const specs = names.map((n) => findSpec(n, known));
+    if (flags.shader && specs.length !== 1) {
+      throw new UsageError(`--shader needs exactly one kernel to check it against (selected: ${specs.map((s) => s.name).join(', ')}): give --kernel`);
+    }
     if (flags.shader) readShader(flags.shader);
     if (flags.preset) presetModel(flags.preset);
+    const assigned = paramAssignments(flags.param, specs);
     const values: Record<string, number[] | undefined> = {};
     for (const s of specs) for (const p of s.params) {
       const flag = p.flag ?? p.name;
-      values[flag] = parseList(flag, f[flag] as string | undefined, { min: p.min ?? (p.kind === 'float' ? -Infinity : 1), float: p.kind === 'float' });
+      values[flag] = parseList(flag, paramText(p, f, assigned), { min: p.min ?? (p.kind === 'float' ? -Infinity : 1), float: p.kind === 'float' });
     }
     // a shape flag none of the selected kernels has is an error; one that some lack is a warning
     const shapeFlagNames = new Set(SPECS.flatMap((s) => s.params.map((p) => p.flag ?? p.name)));
@@ -144,10 +155,11 @@ Exit codes: 0 all cases pass, 1 a case failed (wrong output, out-of-bounds acces
     const kernelOf = (spec: KernelSpec, rows: CaseResult[], sourceHash: string | null): VerifyKernel => ({
       name: spec.name,
       entry: flags.entry ?? spec.entry,
-      shader: flags.shader ?? `shaders/${spec.shader}`,
+      shader: flags.shader ?? (isAbsolute(spec.shader) ? spec.shader : `shaders/${spec.shader}`),
       sourceHash,
       math: spec.math,
       status: kernelStatus(rows),
+      ...hintOf(spec, rows, user.includes(spec) ? flags.spec : undefined),
     });
     // SIGINT/SIGTERM: report what finished (the kernel under way with its finished cases), then end
     const release = onInterrupt((signal) => {
@@ -174,6 +186,7 @@ Exit codes: 0 all cases pass, 1 a case failed (wrong output, out-of-bounds acces
             seed: flags.seed,
             shaderFile: flags.shader,
             entry: flags.entry,
+            ...(user.includes(spec) && flags.spec ? { specFile: flags.spec, knownFlags: new Set(Object.keys(Verify.flags)) } : {}),
             backendFlag: flags.backend,
             runOptions,
             schedules: flags.schedules,
@@ -209,4 +222,10 @@ Exit codes: 0 all cases pass, 1 a case failed (wrong output, out-of-bounds acces
     } else if (report.summary.failed + report.summary.errors > 0) process.exitCode = 1;
     return this.emit(report, verifyRenderers, flags);
   }
+}
+
+/** The launch hint of a kernel some of whose outputs were never written (at the first such case's shape). */
+function hintOf(spec: KernelSpec, rows: CaseResult[], specFile: string | undefined): { hint?: string } {
+  const row = rows.find((r) => r.outputs.some((o) => o.unwritten > 0));
+  return row ? { hint: unwrittenHint(spec, row.params, specFile) } : {};
 }

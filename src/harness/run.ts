@@ -45,6 +45,10 @@ export interface VerifyOptions {
   shaderFile?: string;
   /** Entry point in the user's shader (default: the spec's). */
   entry?: string;
+  /** The --spec file the spec came from (user specs), for the repro line. */
+  specFile?: string;
+  /** The command's flags: a param without a flag of its own is repeated as --param NAME=VALUE. */
+  knownFlags?: ReadonlySet<string>;
   backendFlag?: string;
   /** Extra native run options (workers, timeoutMs, stackSize; the first run's schedule). */
   runOptions?: NativeRunOptions;
@@ -65,8 +69,11 @@ export function scheduleOf(k: number): { label: string; options: NativeRunOption
 }
 
 export function reproCommand(spec: KernelSpec, c: KernelCase, o: VerifyOptions): string {
-  const parts = ['npx moe verify', `--kernel ${spec.name}`];
-  for (const d of spec.params) parts.push(`--${d.flag ?? d.name} ${c.params[d.name]}`);
+  const parts = ['npx moe verify', ...(o.specFile ? [`--spec ${o.specFile}`] : []), `--kernel ${spec.name}`];
+  for (const d of spec.params) {
+    const flag = d.flag ?? d.name;
+    parts.push(o.knownFlags && !o.knownFlags.has(flag) ? `--param ${d.name}=${c.params[d.name]}` : `--${flag} ${c.params[d.name]}`);
+  }
   parts.push(`--inputs ${c.inputSet}`, `--seed ${o.seed}`);
   if (o.backendFlag) parts.push(`--backend ${o.backendFlag}`);
   if (o.shaderFile) parts.push(`--shader ${o.shaderFile}`);

@@ -4,7 +4,7 @@
  * its signature checked against the spec before anything runs.
  */
 import { readFileSync, existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { isAbsolute, join } from 'node:path';
 import { UsageError } from '../errors.js';
 import type { Backend, Pipeline } from '../backend/types.js';
 import type { KernelSpec } from '../kernels/spec.js';
@@ -27,9 +27,15 @@ export function readShader(file: string): string {
   }
 }
 
+/** Where a spec's own shader is: under shaders/ for the catalog, an absolute path for a user spec. */
+export function specShaderPath(spec: KernelSpec): string {
+  return isAbsolute(spec.shader) ? spec.shader : join(SHADER_DIR, spec.shader);
+}
+
 /** The spec's own shader, or the user's file (and entry) in its place. */
 export function shaderSource(spec: KernelSpec, shaderFile?: string, entry?: string): ShaderSource {
-  const file = shaderFile ?? join(SHADER_DIR, spec.shader);
+  if (shaderFile === undefined && spec.shader === '') throw new UsageError(`${spec.name}: the spec names no shader file: give one with --shader FILE`);
+  const file = shaderFile ?? specShaderPath(spec);
   return { file, source: readShader(file), entry: entry ?? spec.entry };
 }
 

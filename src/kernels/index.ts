@@ -62,10 +62,12 @@ export const AROUND_EXPERTS_SPECS: KernelSpec[] = [rmsNorm, rmsNormBf16w, residu
 
 export const SPECS: KernelSpec[] = [softmaxTopk, expertMatvec, ...ATTENTION_SPECS, ...FFN_SPECS, ...QUANT_SPECS, ...FUSED_SPECS, ...AROUND_EXPERTS_SPECS];
 
-export function findSpec(name: string): KernelSpec {
-  const s = SPECS.find((k) => k.name === name || k.entry === name);
-  if (!s) {
-    throw new UsageError(`unknown kernel '${name}'. Known kernels: ${SPECS.map((k) => `${k.name} (${k.entry})`).join(', ')}`);
-  }
-  return s;
+/** The spec named `name` (short name, else entry point) in `list` (default: the catalog). */
+export function findSpec(name: string, list: KernelSpec[] = SPECS): KernelSpec {
+  const byName = list.find((k) => k.name === name);
+  if (byName) return byName;
+  const byEntry = list.filter((k) => k.entry === name);
+  if (byEntry.length > 1) throw new UsageError(`kernel '${name}' is the entry point of ${byEntry.map((k) => k.name).join(' and ')}: select one by its short name`);
+  if (byEntry[0]) return byEntry[0];
+  throw new UsageError(`unknown kernel '${name}'. Known kernels: ${list.map((k) => `${k.name} (${k.entry})`).join(', ')}`);
 }

@@ -15,21 +15,37 @@ const STORE: Record<FieldType, (dv: DataView, at: number, v: number) => void> = 
   bool: (dv, at, v) => dv.setUint8(at, v),
 };
 
-/** Pack fields in order: each aligned to its size, the struct padded to its largest alignment. */
-export function packStruct(fields: [FieldType, number][]): Uint8Array {
+/** Where one field of a packed struct sits. */
+export interface FieldSlot {
+  type: FieldType;
+  offset: number;
+  size: number;
+}
+
+/** The C layout of fields in order: each aligned to its size, the struct padded to its largest alignment. */
+export function structLayout(types: FieldType[]): { fields: FieldSlot[]; size: number } {
   let off = 0;
   let align = 1;
-  const placed: [FieldType, number, number][] = [];
-  for (const [t, v] of fields) {
+  const fields: FieldSlot[] = [];
+  for (const t of types) {
     const s = SIZE[t];
+    if (s === undefined) throw new Error(`unknown struct field type '${String(t)}' (choose from ${Object.keys(SIZE).join(', ')})`);
     off = Math.ceil(off / s) * s;
-    placed.push([t, v, off]);
+    fields.push({ type: t, offset: off, size: s });
     off += s;
     align = Math.max(align, s);
   }
-  const total = Math.max(align, Math.ceil(off / align) * align);
-  const buf = new Uint8Array(total);
+  return { fields, size: Math.max(align, Math.ceil(off / align) * align) };
+}
+
+/** Pack fields in order with C alignment rules (structLayout), little-endian. */
+export function packStruct(fields: [FieldType, number][]): Uint8Array {
+  const layout = structLayout(fields.map(([t]) => t));
+  const buf = new Uint8Array(layout.size);
   const dv = new DataView(buf.buffer);
-  for (const [t, v, o] of placed) STORE[t](dv, o, v);
+  fields.forEach(([t, v], i) => STORE[t](dv, (layout.fields[i] as FieldSlot).offset, v));
   return buf;
 }
+
+/** The field types packStruct knows. */
+export const FIELD_TYPES = Object.keys(SIZE) as FieldType[];

@@ -158,6 +158,8 @@ export interface KernelSpec {
   bench?: Params;
   /** The params a model of fixtures/models.json sets (`moe bench --preset`), merged over `bench`. */
   presetParams?(m: ModelShape): Params;
+  /** The launch geometry in words, as functions of the params (shown by `moe kernels NAME`; optional). */
+  launchText?: string;
   /** Whether the kernel has a top_k parameter (`moe bench --top-k`): derived from `params` by defineKernel, never stated. */
   readonly hasTopK?: boolean;
 }

@@ -41,6 +41,8 @@ export interface VerifyKernel {
   status: KernelStatus;
   /** Why the kernel did not run (status ERROR): 'compile' (the shader does not compile) or 'signature' (it does not match the spec). */
   error?: { type: 'compile' | 'signature'; message: string };
+  /** Set when outputs were never written: the kernel may be launched or bound otherwise than the spec says. */
+  hint?: string;
 }
 
 /** ERROR: the kernel did not run (compile error, signature mismatch). */
@@ -225,6 +227,7 @@ export const caseName = (r: CaseResult): string => `${r.shape} inputs=${r.inputS
  * testcase with an <error>.
  */
 export function renderJunit(report: VerifyReport): string {
+  const hints = new Map(report.kernels.filter((k) => k.hint).map((k) => [k.name, k.hint as string]));
   const byKernel = new Map<string, CaseResult[]>();
   for (const r of report.cases) byKernel.set(r.kernel, [...(byKernel.get(r.kernel) ?? []), r]);
   const properties: [string, string | number][] = [['backend', report.backend], ['device', report.device.name], ['seed', report.seed]];
@@ -233,7 +236,8 @@ export function renderJunit(report: VerifyReport): string {
     properties,
     cases: (kernel.error ? [setupCase(kernel.shader, kernel.entry, kernel.error)] : []).concat(rows.map((r): JunitCase => {
       const c: JunitCase = { name: caseName(r), seconds: r.ms / 1000 };
-      const text = failureLines(r).join('\n');
+      const hint = r.status === 'FAIL' ? hints.get(r.kernel) : undefined;
+      const text = [...failureLines(r), ...(hint ? [`hint: ${hint}`] : [])].join('\n');
       if (r.status === 'FAIL') {
         const message = r.outputs.filter((o) => !o.pass).map((o) => `${o.name}: ${o.failure}`).join('; ');
         c.failure = { message, type: 'tolerance', text };
@@ -283,6 +287,11 @@ export function renderMarkdown(report: VerifyReport): string {
     lines.push('', '### Skipped', '');
     for (const [k, why] of skippedKernels) lines.push(`- **${k}**: ${mdText(why)}`);
   }
+  const hinted = report.kernels.filter((k) => k.hint);
+  if (hinted.length > 0) {
+    lines.push('', '### Hints', '');
+    for (const k of hinted) lines.push(`- **${k.name}**: ${mdText(k.hint ?? '')}`);
+  }
   const bad = report.cases.filter((r) => r.status === 'FAIL' || r.status === 'ERROR');
   const notRun = report.kernels.filter((k) => k.error);
   if (notRun.length > 0) {
@@ -317,6 +326,7 @@ export function renderText(report: VerifyReport, view: TableView): string {
     ...wrapText(headerLine(report), view.wrapWidth, '  '),
     ...(view.verbose ? renderCaseTables(report.cases, view) : []),
     renderKernelSummary(report, view),
+    ...report.kernels.filter((k) => k.hint).map((k) => `hint (${k.name}): ${k.hint}`),
     ...(failures.length > 0 ? ['Failures:', ...failures] : []),
     summaryLine(report),
   ].join('\n');
