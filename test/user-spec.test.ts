@@ -24,7 +24,7 @@ function exampleVariant(name: string, from: string, to: string): string {
 }
 
 test('the example user spec (TypeScript, through tsx) verifies its own shader: every case PASS', () => {
-  const r = moe(['verify', '--spec', SPEC, '--backend', 'cpu']);
+  const r = moe(['verify', '--spec', SPEC, '--backend', 'cpu', '--verbose']);
   assert.equal(r.code, 0, r.stdout + r.stderr);
   assert.match(r.stdout, /example-rms-norm \(example_rms_norm\): (\d+)\/\1 PASS/);
   assert.match(r.stdout, /^PASS: 12 passed, 0 failed/m);
@@ -114,7 +114,7 @@ const SCALE_SPEC = `{
 
 test('a CommonJS spec file (module.exports of named specs, no import of the package): verify by entry name, and bench', () => {
   const file = userDir('specs.cjs', `const scale = ${SCALE_SPEC};\nmodule.exports = { scale };\n`);
-  const r = moe(['verify', '--spec', file, '--kernel', 'user_scale', '--backend', 'cpu']);
+  const r = moe(['verify', '--spec', file, '--kernel', 'user_scale', '--backend', 'cpu', '--verbose']);
   assert.equal(r.code, 0, r.stdout + r.stderr);
   assert.match(r.stdout, /user-scale \(user_scale\): 1\/1 PASS/);
   const b = moe(['bench', '--spec', file, '--backend', 'cpu', '--max-time', '0.05', '--min-samples', '2', '--warmup', '0', '--json']);
@@ -184,7 +184,8 @@ test('moe kernels NAME: launch mode and geometry, struct field offsets, threadgr
 });
 
 test('the missing-addon hint, inside the repository checkout, names its build scripts', () => {
-  const r = moe(['verify', '--kernel', 'gelu-mul', '--backend', 'cpu'], { MOE_NATIVE_ADDON: '/nonexistent/moe_native.node' });
+  // a file that exists but is no addon (a path that does not exist is refused earlier, as a bad MOE_NATIVE_ADDON)
+  const r = moe(['verify', '--kernel', 'gelu-mul', '--backend', 'cpu'], { MOE_NATIVE_ADDON: join(ROOT, 'package.json') });
   assert.equal(r.code, 2, r.stdout + r.stderr);
   assert.match(r.stderr, /npm run build:native/);
   assert.doesNotMatch(r.stderr, /npm rebuild moe-kernels/);

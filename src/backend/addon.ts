@@ -41,12 +41,12 @@ export function loadAddon(): NativeAddon {
     const require = createRequire(import.meta.url);
     const mod = require(path) as NativeAddon;
     if (mod.abiVersion !== EXPECTED_ABI) {
-      throw new Error(`native addon ABI ${String(mod.abiVersion)} does not match ${EXPECTED_ABI}: rebuild it`);
+      throw new Error(`native addon ABI ${String(mod.abiVersion)} does not match ${EXPECTED_ABI}`);
     }
     cached = mod;
     return mod;
   } catch (e) {
-    loadError = `native addon failed to load (${path}): ${(e as Error).message}`;
+    loadError = `native addon failed to load (${path}): ${(e as Error).message}; ${rebuildHint(PACKAGE_ROOT)}`;
     throw new Error(loadError);
   }
 }
