@@ -3,11 +3,14 @@ import ora, { type Ora } from 'ora';
 import { getBackend } from '../backend/index.js';
 import { ensureDeviceTrusted } from '../backend/selftest.js';
 import { UsageError } from '../errors.js';
+import { readShader } from '../harness/source.js';
 import { findSpec, SPECS } from '../kernels/index.js';
 import { buildCases, presetModel } from '../kernels/select.js';
 import { kernelStatus, verifyRenderers, VERIFY_SCHEMA, type VerifyReport } from '../report/verify.js';
 import { reportHead } from '../report/common.js';
-import { verifySpec, type CaseResult } from '../harness/run.js';
+import { skippedCase, verifySpec, type CaseResult } from '../harness/run.js';
+import { loadManifest, resolveManifest, type Manifest } from '../harness/manifest.js';
+import type { KernelSpec } from '../kernels/spec.js';
 import { backendFlag, MoeCommand, parseList, reportFlags, safetyFlags, safetyRunOptions, seedFlag } from '../cli/base.js';
 
 /** One flag per spec parameter (e.g. --tokens, --experts, --top-k), shared by every spec that has it. */
@@ -37,6 +40,8 @@ Exit codes: 0 all cases pass, 1 a case failed (wrong output, out-of-bounds acces
     '<%= config.bin %> verify --kernel softmax-topk --tokens 1,16 --experts 60 --top-k 4',
     '<%= config.bin %> verify --kernel moe_softmax_topk_f32 --shader ./my_kernels.metal',
     '<%= config.bin %> verify --kernel softmax-topk --shader ./my_kernels.metal --schedules 4',
+    '<%= config.bin %> verify --manifest ./engine.manifest.json',
+    '<%= config.bin %> verify --manifest ./engine.manifest.json --kernel kernel_rms_norm --rows 4',
     '<%= config.bin %> verify --junit results.xml --markdown >> $GITHUB_STEP_SUMMARY',
   ];
 
@@ -46,6 +51,10 @@ Exit codes: 0 all cases pass, 1 a case failed (wrong output, out-of-bounds acces
     seed: seedFlag,
     shader: Flags.string({ description: 'your own .metal file to verify in place of ours (needs --kernel)' }),
     entry: Flags.string({ description: "entry point in --shader (default: the spec's entry name)", dependsOn: ['shader'] }),
+    manifest: Flags.string({
+      description: 'binding manifest (docs/manifest.md): verify every entry of its shader as it binds and launches them (--kernel picks entries or specs)',
+      exclusive: ['shader'],
+    }),
     inputs: Flags.string({ description: 'input set(s), comma-separated (default: all of the kernel\'s sets)' }),
     preset: Flags.string({ description: 'only the shapes of one model from fixtures/models.json (e.g. qwen3-30b-a3b)' }),
     ...reportFlags,
@@ -63,12 +72,27 @@ Exit codes: 0 all cases pass, 1 a case failed (wrong output, out-of-bounds acces
   async run(): Promise<VerifyReport> {
     const { flags } = await this.parse(Verify);
     const f = flags as Record<string, unknown>;
-    const names = flags.kernel ? flags.kernel.split(',').map((s) => s.trim()).filter((s) => s !== '') : SPECS.map((s) => s.name);
-    const specs = names.map(findSpec);
-    if (flags.shader && specs.length !== 1) throw new UsageError('--shader needs exactly one --kernel to check it against');
+    const picked = flags.kernel ? flags.kernel.split(',').map((s) => s.trim()).filter((s) => s !== '') : undefined;
+    let manifest: Manifest | null = null;
+    /** What runs: a spec (ours, or derived from a manifest entry), its shader and entry, and why a case is skipped. */
+    let jobs: { spec: KernelSpec; base: KernelSpec; shaderFile?: string; entry?: string; skip: (p: Record<string, number>) => string | null }[];
+    const compileOnly: { entry: string; note?: string }[] = [];
+    if (flags.manifest) {
+      manifest = loadManifest(flags.manifest);
+      const resolved = resolveManifest(manifest, picked);
+      jobs = [];
+      for (const k of resolved.kernels) {
+        if (k.spec && k.base) jobs.push({ spec: k.spec, base: k.base, shaderFile: manifest.shaderFile, entry: k.entry, skip: k.skip });
+        else compileOnly.push({ entry: k.entry, note: k.note });
+      }
+    } else {
+      const specs = (picked ?? SPECS.map((s) => s.name)).map(findSpec);
+      if (flags.shader && specs.length !== 1) throw new UsageError('--shader needs exactly one --kernel to check it against');
+      jobs = specs.map((s) => ({ spec: s, base: s, shaderFile: flags.shader, entry: flags.entry, skip: () => null }));
+    }
     if (flags.preset) presetModel(flags.preset);
     const values: Record<string, number[] | undefined> = {};
-    for (const s of specs) for (const p of s.params) {
+    for (const { spec: s } of jobs) for (const p of s.params) {
       const flag = p.flag ?? p.name;
       values[flag] = parseList(flag, f[flag] as string | undefined, { min: p.min ?? (p.kind === 'float' ? -Infinity : 1), float: p.kind === 'float' });
     }
@@ -84,37 +108,53 @@ Exit codes: 0 all cases pass, 1 a case failed (wrong output, out-of-bounds acces
     const results: CaseResult[] = [];
     const kernels: VerifyReport['kernels'] = [];
     try {
-      for (const spec of specs) {
-        const cases = buildCases(spec, values, inputSets, flags.preset);
-        if (cases.length === 0) continue;
-        if (spinner) spinner.text = `${spec.name}: compiling ${spec.shader}`;
+      for (const entry of compileOnly) {
+        const m = manifest as Manifest;
+        if (spinner) spinner.text = `${entry.entry}: compiling ${m.shaderRel}`;
+        await backend.compile(readShader(m.shaderFile), m.shaderFile, entry.entry);
+      }
+      for (const job of jobs) {
+        const spec = job.spec;
+        const all = buildCases(spec, values, inputSets, flags.preset);
+        if (all.length === 0) continue;
+        if (spinner) spinner.text = `${spec.name}: compiling ${job.shaderFile ?? spec.shader}`;
         let done = 0;
-        const { results: rows, sourceHash } = await verifySpec(spec, backend, cases, {
+        const o = {
           seed: flags.seed,
-          shaderFile: flags.shader,
-          entry: flags.entry,
+          shaderFile: job.shaderFile,
+          entry: job.entry,
+          manifest: flags.manifest,
           backendFlag: flags.backend,
           runOptions,
           schedules: flags.schedules,
           onCase: () => {
             done++;
-            if (spinner) spinner.text = `${spec.name}: case ${done}/${cases.length}`;
+            if (spinner) spinner.text = `${spec.name}: case ${done}/${all.length}`;
           },
+        };
+        const skippedRows: CaseResult[] = [];
+        const cases = all.filter((c) => {
+          const why = job.skip(c.params);
+          if (why !== null) skippedRows.push(skippedCase(spec, c, job.entry ?? spec.entry, o, why));
+          return why === null;
         });
+        const { results: ran, sourceHash } = await verifySpec(spec, backend, cases, o);
+        const rows = [...ran, ...skippedRows];
         results.push(...rows);
         kernels.push({
           name: spec.name,
-          entry: flags.entry ?? spec.entry,
-          shader: flags.shader ?? `shaders/${spec.shader}`,
+          entry: job.entry ?? spec.entry,
+          shader: manifest ? manifest.shaderRel : job.shaderFile ?? `shaders/${spec.shader}`,
           sourceHash,
           math: spec.math,
           status: kernelStatus(rows),
+          ...(manifest ? { spec: job.base.name, manifest: manifest.file } : {}),
         });
       }
     } finally {
       spinner?.stop();
     }
-    if (results.length === 0) throw new UsageError('no cases selected (check --preset, --inputs and the shape flags)');
+    if (results.length === 0 && compileOnly.length === 0) throw new UsageError('no cases selected (check --preset, --inputs and the shape flags)');
     const ms = performance.now() - t0;
     const report: VerifyReport = {
       ...reportHead(VERIFY_SCHEMA, backend.name, device),
@@ -131,6 +171,9 @@ Exit codes: 0 all cases pass, 1 a case failed (wrong output, out-of-bounds acces
       },
       kernels,
       cases: results,
+      ...(manifest
+        ? { manifest: { file: manifest.file, shader: manifest.shaderRel }, compiledOnly: compileOnly.map((c) => ({ entry: c.entry, shader: (manifest as Manifest).shaderRel, ...(c.note ? { note: c.note } : {}) })) }
+        : {}),
     };
     if (report.summary.failed + report.summary.errors > 0) process.exitCode = 1;
     return this.emit(report, verifyRenderers, flags);

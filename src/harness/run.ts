@@ -45,6 +45,8 @@ export interface VerifyOptions {
   shaderFile?: string;
   /** Entry point in the user's shader (default: the spec's). */
   entry?: string;
+  /** The binding manifest the spec was derived from (--manifest): repro commands name it. */
+  manifest?: string;
   backendFlag?: string;
   /** Extra native run options (workers, timeoutMs, stackSize; the first run's schedule). */
   runOptions?: NativeRunOptions;
@@ -69,8 +71,9 @@ export function reproCommand(spec: KernelSpec, c: KernelCase, o: VerifyOptions):
   for (const d of spec.params) parts.push(`--${d.flag ?? d.name} ${c.params[d.name]}`);
   parts.push(`--inputs ${c.inputSet}`, `--seed ${o.seed}`);
   if (o.backendFlag) parts.push(`--backend ${o.backendFlag}`);
-  if (o.shaderFile) parts.push(`--shader ${o.shaderFile}`);
-  if (o.entry) parts.push(`--entry ${o.entry}`);
+  if (o.manifest) parts.push(`--manifest ${o.manifest}`);
+  else if (o.shaderFile) parts.push(`--shader ${o.shaderFile}`);
+  if (o.entry && !o.manifest) parts.push(`--entry ${o.entry}`);
   if ((o.schedules ?? 1) > 1) parts.push(`--schedules ${o.schedules}`);
   if (o.runOptions?.timeoutMs !== undefined) parts.push(`--timeout ${o.runOptions.timeoutMs}ms`);
   if (o.runOptions?.stackSize !== undefined) parts.push(`--stack-size ${o.runOptions.stackSize}`);

@@ -12,8 +12,20 @@ export interface VerifyReport extends ReportHead<typeof VERIFY_SCHEMA> {
   durationMs: number;
   /** skipped: cases not run because the device lacks a feature (never counted as passed or failed). */
   summary: { cases: number; passed: number; failed: number; errors: number; skipped: number; kernels: number };
-  kernels: { name: string; entry: string; shader: string; sourceHash: string; math: string; status: KernelStatus }[];
+  kernels: { name: string; entry: string; shader: string; sourceHash: string; math: string; status: KernelStatus; spec?: string; manifest?: string }[];
   cases: CaseResult[];
+  /** The binding manifest (--manifest) and its shader, as the manifest names it. */
+  manifest?: { file: string; shader: string };
+  /** Entries of the manifest without a spec: compiled, not verified. */
+  compiledOnly?: { entry: string; shader: string; note?: string }[];
+}
+
+/** The manifest lines of a report: which manifest bound which shader, and the entries compiled only. */
+function manifestLines(report: VerifyReport): string[] {
+  if (!report.manifest) return [];
+  const out = [`manifest: ${report.manifest.file} (shader ${report.manifest.shader})`];
+  for (const c of report.compiledOnly ?? []) out.push(`compiled only (no spec in the manifest): ${c.entry}${c.note ? ` — ${c.note}` : ''}`);
+  return out;
 }
 
 export type KernelStatus = 'PASS' | 'FAIL' | 'SKIP';
@@ -96,6 +108,7 @@ export function renderJunit(report: VerifyReport): string {
   const byKernel = new Map<string, CaseResult[]>();
   for (const r of report.cases) byKernel.set(r.kernel, [...(byKernel.get(r.kernel) ?? []), r]);
   const properties: [string, string | number][] = [['backend', report.backend], ['device', report.device.name], ['seed', report.seed]];
+  if (report.manifest) properties.push(['manifest', report.manifest.file], ['shader', report.manifest.shader]);
   const suites = [...byKernel].map(([kernel, rows]) => ({
     name: kernel,
     properties,
@@ -126,6 +139,7 @@ export function renderMarkdown(report: VerifyReport): string {
     `## moe verify: ${verdict}`,
     '',
     `${s.passed}/${s.cases} cases passed${skipText} on **${report.backend}** (${report.device.name}), seed ${report.seed}, moe-kernels ${report.tool.version}.`,
+    ...manifestLines(report).flatMap((l) => ['', mdText(l)]),
     '',
     '| kernel | entry | cases | passed | status |',
     '|---|---|---:|---:|---|',
@@ -157,6 +171,7 @@ export function renderMarkdown(report: VerifyReport): string {
 export function renderText(report: VerifyReport, color: boolean): string {
   return [
     `backend: ${report.backend} (${report.device.name}), seed ${report.seed}`,
+    ...manifestLines(report),
     renderTable(report.cases, color),
     summaryLine(report.cases, report.durationMs),
   ].join('\n');
