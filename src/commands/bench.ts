@@ -14,6 +14,7 @@ import { benchCase, type BenchCase } from '../bench/run.js';
 import { copySpec, emptySpec, readSpec } from '../bench/specs.js';
 import { checkCaseResources } from '../harness/launch.js';
 import { preparePipeline, shaderSource } from '../harness/source.js';
+import { loadManifest, resolveManifest, type Manifest } from '../harness/manifest.js';
 import { benchRenderers, BENCH_SCHEMA, type BenchReport } from '../report/bench.js';
 import { reportHead } from '../report/common.js';
 import { backendFlag, MoeCommand, parseList, reportFlags, safetyFlags, safetyRunOptions, seedFlag } from '../cli/base.js';
@@ -54,6 +55,7 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
     preset: Flags.string({ description: 'shapes of one model from fixtures/models.json' }),
     shader: Flags.string({ description: 'your own .metal file in place of ours (needs one --kernel)' }),
     entry: Flags.string({ description: 'entry point in --shader', dependsOn: ['shader'] }),
+    manifest: Flags.string({ description: 'binding manifest (docs/manifest.md): time the entries of its shader as it binds and launches them (--kernel picks entries or specs)', exclusive: ['shader'] }),
     'max-noise': Flags.string({ description: 'stop when the relative noise of the median is below this % ', default: '0.5' }),
     'max-time': Flags.string({ description: 'seconds of samples per case at most', default: '2' }),
     'min-samples': Flags.integer({ description: 'samples per case at least', default: 10, min: 1 }),
@@ -95,7 +97,13 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
 
     const all = [...SPECS, ...BENCH_ONLY];
     let specs: KernelSpec[];
-    if (flags.kernel) {
+    let manifest: Manifest | null = null;
+    if (flags.manifest) {
+      manifest = loadManifest(flags.manifest);
+      const picked = flags.kernel?.split(',').map((s) => s.trim()).filter((s) => s !== '');
+      specs = resolveManifest(manifest, picked).kernels.flatMap((k) => (k.spec ? [k.spec] : []));
+      if (specs.length === 0) throw new UsageError(`manifest ${flags.manifest}: no entry with a spec to time`);
+    } else if (flags.kernel) {
       specs = flags.kernel.split(',').map((n) => {
         const s = all.find((k) => k.name === n.trim() || k.entry === n.trim());
         if (!s) throw new UsageError(`unknown kernel '${n}'. Known: ${all.map((k) => k.name).join(', ')}`);
@@ -150,7 +158,7 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
         peak = { bandwidthGBs: c.gbps, source: `measured: moe_copy_f32 over ${(n * 4) / 2 ** 20} MiB, median of ${c.samples} samples` };
       }
       for (const spec of specs) {
-        const src = shaderSource(spec, flags.shader, flags.entry);
+        const src = manifest ? shaderSource(spec, manifest.shaderFile, spec.entry) : shaderSource(spec, flags.shader, flags.entry);
         const skip = featureSkip(device, src.source, src.file);
         if (skip !== null) {
           skipped.push({ kernel: spec.name, reason: skip });
@@ -184,6 +192,7 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
       startedAt: new Date().toISOString(),
       cases,
       ...(skipped.length > 0 ? { skipped } : {}),
+      ...(manifest ? { manifest: { file: manifest.file, shader: manifest.shaderRel } } : {}),
     };
     if (baselineDoc && flags.baseline) {
       const cmp = compareRuns(baselineDoc.cases, cases, maxRegression);

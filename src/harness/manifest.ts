@@ -144,6 +144,7 @@ class Where {
     throw new UsageError(`manifest ${this.m.file} kernels[${JSON.stringify(this.entry)}]${path} (${spec}; shader ${shader}): ${what}`);
   }
   expr(path: string, text: ExprText, allowed: Set<string>, extra: string[] = []): Expr {
+    if (/TODO/.test(String(text))) this.fail(path, `"${String(text)}" is a TODO of moe init: write the expression (docs/manifest.md)`);
     let e: Expr;
     try {
       e = parseExpr(text);
