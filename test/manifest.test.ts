@@ -199,3 +199,21 @@ test('bench --manifest times an entry as the engine launches it', () => {
   assert.equal(rep.cases.length, 1);
   assert.ok(existsSync(join(ROOT, 'docs', 'manifest.md')));
 });
+
+test('dispatch --manifest: the engine\'s kernels replace ours in the layer, and a planted bug is named by its stage', () => {
+  const args = ['--tokens', '2', '--hidden', '64', '--intermediate', '32', '--experts', '8', '--top-k', '2', '--backend', 'cpu', '--json'];
+  const m = 'test/engines/moeflux-style/engine.manifest.json';
+  const r = moe(['dispatch', '--manifest', m, ...args]);
+  assert.equal(r.code, 0, r.stderr);
+  const rep = JSON.parse(r.stdout) as { manifest?: { file: string; shader: string }; pass: boolean; stages: { stage: string; kernels: string[] }[] };
+  assert.deepEqual(rep.manifest, { file: m, shader: 'shaders.metal' });
+  const kernels = rep.stages.flatMap((s) => s.kernels);
+  assert.ok(kernels.includes('softmax_topk') && kernels.includes('gelu_gate_mul'), kernels.join(', '));
+  const t = copyEngine('moeflux-style');
+  const file = join(t, 'shaders.metal');
+  writeFileSync(file, readFileSync(file, 'utf8').replace('out[gid] = gelu_tanh(gate[gid]) * up[gid];', 'out[gid] = gelu_tanh(gate[gid]) + up[gid];'));
+  const bad = moe(['dispatch', '--manifest', join(t, 'engine.manifest.json'), ...args]);
+  assert.equal(bad.code, 1, bad.stderr);
+  const badRep = JSON.parse(bad.stdout) as { firstDivergence: string | null };
+  assert.equal(badRep.firstDivergence, 'GELU·up');
+});

@@ -5,6 +5,7 @@ import { ensureDeviceTrusted } from '../backend/selftest.js';
 import { memoryBudget } from '../backend/limits.js';
 import { layerBytes, runLayer, type LayerReport, type Strategy } from '../dispatch/layer.js';
 import { UsageError } from '../errors.js';
+import { loadManifest } from '../harness/manifest.js';
 import { presetModel } from '../kernels/select.js';
 import type { LayerShape } from '../reference/moe-layer.js';
 import { dispatchRenderers, DISPATCH_SCHEMA, type DispatchReport } from '../report/dispatch.js';
@@ -49,6 +50,7 @@ Exit codes: 0 PASS, 1 FAIL (a wrong stage, or a kernel that failed while running
     backend: backendFlag,
     seed: seedFlag,
     shader: Flags.string({ description: 'your .metal file: its kernels replace ours of the same entry names' }),
+    manifest: Flags.string({ description: "binding manifest (docs/manifest.md): its entries replace our kernels of their specs, bound and launched as it says", exclusive: ['shader'] }),
     ...reportFlags,
     ...safetyFlags,
   };
@@ -85,13 +87,14 @@ Exit codes: 0 PASS, 1 FAIL (a wrong stage, or a kernel that failed while running
     }
     if (shape.hidden * shape.intermediate > 2 ** 29) throw new UsageError('one expert matrix would exceed 2 GiB');
 
+    const manifest = flags.manifest ? loadManifest(flags.manifest) : null;
     const backend = getBackend(flags.backend);
     await ensureDeviceTrusted(backend);  // GPU backends: the device self-test, or exit 2
     const device = backend.device();
     const spinner = this.interactive(flags) ? ora({ stream: process.stderr }).start(`running the layer (${strategy})`) : null;
     let layer: LayerReport;
     try {
-      layer = await runLayer(backend, { shape, strategy, seed: flags.seed, shaderFile: flags.shader, quant: flags.quant === 'q4' ? 4 : flags.quant === 'q8' ? 8 : undefined, runOptions });
+      layer = await runLayer(backend, { shape, strategy, seed: flags.seed, shaderFile: flags.shader, manifest: manifest ?? undefined, quant: flags.quant === 'q4' ? 4 : flags.quant === 'q8' ? 8 : undefined, runOptions });
     } finally {
       spinner?.stop();
     }
@@ -101,6 +104,7 @@ Exit codes: 0 PASS, 1 FAIL (a wrong stage, or a kernel that failed while running
       preset: flags.preset ?? null,
       activation: 'GELU(tanh)·up',
       ...rest,
+      ...(manifest ? { manifest: { file: manifest.file, shader: manifest.shaderRel } } : {}),
     };
     if (!report.pass) process.exitCode = 1;
     return this.emit(report, dispatchRenderers, flags);

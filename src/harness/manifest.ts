@@ -72,6 +72,8 @@ export interface ManifestKernel {
   spec: KernelSpec | null;
   /** The reason a case is not run (a `requires` condition it fails, a length that is not a whole number of vectors), else null. */
   skip(p: Params): string | null;
+  /** The inputs the spec does not have ({"input": ...} buffers), generated for a case. */
+  extraInputs(p: Params): Tensors;
   note?: string;
 }
 
@@ -221,7 +223,7 @@ function resolveEntry(m: Manifest, entry: string, e: EntryJson, parsed: ParsedMs
   }
   if (!base) {
     if (e.buffers || e.launch || e.requires || e.omit) w.fail('', 'an entry without a spec is compiled only: buffers, launch, requires and omit need a spec');
-    return { entry, base: null, spec: null, skip: () => null, note: e.note };
+    return { entry, base: null, spec: null, skip: () => null, extraInputs: () => ({}), note: e.note };
   }
   const spec = base;
   const allowed = new Set<string>([...spec.params.map((p) => p.name), ...spec.buffers.filter((b) => b.kind !== 'array').map((b) => b.name)]);
@@ -382,6 +384,17 @@ function resolveEntry(m: Manifest, entry: string, e: EntryJson, parsed: ParsedMs
     }
   }
 
+  const extraInputs = (p: Params): Tensors => {
+    const s = scopeOf(spec, p);
+    const out: Tensors = {};
+    for (const x of extras) {
+      const n = wholeNumber(w, `${x.path}.length`, x.length, s, 0);
+      const a = allocateFor(x.type, n);
+      for (let i = 0; i < n; i++) a[i] = x.fill(i, s);
+      out[x.name] = a;
+    }
+    return out;
+  };
   const derived: KernelSpec = {
     ...spec,
     name: entry,
@@ -389,19 +402,7 @@ function resolveEntry(m: Manifest, entry: string, e: EntryJson, parsed: ParsedMs
     buffers,
     threadgroup,
     description: `${spec.description} (spec ${spec.name}, bound by ${m.file})`,
-    inputs(p, set, rng): Tensors {
-      const t = spec.inputs(p, set, rng);
-      if (extras.length === 0) return t;
-      const s = scopeOf(spec, p);
-      const out: Tensors = { ...t };
-      for (const x of extras) {
-        const n = wholeNumber(w, `${x.path}.length`, x.length, s, 0);
-        const a = allocateFor(x.type, n);
-        for (let i = 0; i < n; i++) a[i] = x.fill(i, s);
-        out[x.name] = a;
-      }
-      return out;
-    },
+    inputs: (p, set, rng): Tensors => ({ ...spec.inputs(p, set, rng), ...extraInputs(p) }),
     launch,
   };
   return {
@@ -409,6 +410,7 @@ function resolveEntry(m: Manifest, entry: string, e: EntryJson, parsed: ParsedMs
     base: spec,
     spec: derived,
     note: e.note,
+    extraInputs,
     skip(p) {
       const s = scopeOf(spec, p);
       for (const r of requires) {

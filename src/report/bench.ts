@@ -9,6 +9,8 @@ export const BENCH_SCHEMA = 'moe-kernels/bench-report@1';
 export interface BenchReport extends ReportHead<typeof BENCH_SCHEMA> {
   clock: string;
   peak: { bandwidthGBs: number; source: string } | null;
+  /** The binding manifest (--manifest) of the kernels timed, and its shader. */
+  manifest?: { file: string; shader: string };
   seed: number;
   flags: Record<string, unknown>;
   shaders: Record<string, string>;
@@ -55,6 +57,7 @@ export function renderBenchTable(r: BenchReport): string {
     t.toString(),
   ];
   if (weights) lines.push('weights: the packed weight words alone (not scales, biases or activations), over the same median time');
+  if (r.manifest) lines.push(`manifest: ${r.manifest.file} (shader ${r.manifest.shader})`);
   for (const k of r.skipped ?? []) lines.push(`SKIP ${k.kernel}: ${k.reason}`);
   if (r.baseline) {
     const b = new Table({ head: ['kernel', 'shape', 'old µs', 'new µs', 'new/old', '± noise %', 'verdict'], style: { head: [], border: [] } });

@@ -9,6 +9,8 @@ export const DISPATCH_SCHEMA = 'moe-kernels/dispatch-report@1';
 export interface DispatchReport extends Omit<LayerReport, 'output'>, ReportHead<typeof DISPATCH_SCHEMA> {
   preset: string | null;
   activation: string;
+  /** The binding manifest (--manifest) whose entries replaced our kernels, and its shader. */
+  manifest?: { file: string; shader: string };
 }
 
 /** The worst cosine and rel_max_abs of a stage's float outputs (null when it has none). */
@@ -38,6 +40,7 @@ function layerLine(r: DispatchReport): string {
 
 export function renderDispatch(r: DispatchReport): string {
   const lines = [layerLine(r)];
+  if (r.manifest) lines.push(`manifest: ${r.manifest.file} (shader ${r.manifest.shader})`);
   const t = new Table({ head: ['stage', 'kernels', 'dispatches', 'time µs', 'share %', 'cosine', 'rel_max_abs', 'status'], style: { head: [], border: [] } });
   for (const st of r.stages) {
     const { cos, rel } = stageFigures(st);
