@@ -85,6 +85,13 @@ for (const e of ENGINES) {
     const v = moe(['verify', '--manifest', out, '--backend', 'cpu']);
     assert.equal(v.code, 2);
     assert.match(v.stderr, /TODO of moe init/);
+    if (e.dir === 'moeflux-style') {
+      // A struct of the engine's own whose fields are named like the spec's params is proposed field by field.
+      const q = proposed.kernels.dequant_matvec_4bit as unknown as { buffers: Record<string, unknown> };
+      assert.deepEqual(q.buffers['5'], { struct: { out_dim: 'out_dim', in_dim: 'in_dim', group_size: 'group_size' } });
+      assert.equal(q.buffers['0'], 'w');
+      assert.equal(q.buffers['4'], 'y');
+    }
     const again = moe(['init', join(t, e.shader), '--output', out]);
     assert.equal(again.code, 2);
     assert.match(again.stderr, /exists: pass --force/);
@@ -98,6 +105,7 @@ const BUGS: { dir: string; entry: string; from: string; to: string }[] = [
   { dir: 'llama-style', entry: 'kernel_rms_norm_f32', from: 'sum[0] / float(ne00) + eps', to: 'sum[0] / float(ne00)' },
   { dir: 'moeflux-style', entry: 'weighted_sum', from: 'acc += w[k] * expert_out[k * p.dim + gid];', to: 'acc += w[0] * expert_out[k * p.dim + gid];' },
   { dir: 'moeflux-style', entry: 'swiglu_fused_halves', from: 'gate_up[dim + gid]', to: 'gate_up[gid]' },
+  { dir: 'moeflux-style', entry: 'dequant_matvec_4bit', from: 'const uint g = (k * 8) / p.group_size;', to: 'const uint g = k / p.group_size;' },
 ];
 
 for (const b of BUGS) {

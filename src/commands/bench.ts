@@ -98,10 +98,14 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
     const all = [...SPECS, ...BENCH_ONLY];
     let specs: KernelSpec[];
     let manifest: Manifest | null = null;
+    /** A manifest entry's reason not to run a shape (its `requires`, whole vectors). */
+    const manifestSkip = new Map<KernelSpec, (p: Record<string, number>) => string | null>();
     if (flags.manifest) {
       manifest = loadManifest(flags.manifest);
       const picked = flags.kernel?.split(',').map((s) => s.trim()).filter((s) => s !== '');
-      specs = resolveManifest(manifest, picked).kernels.flatMap((k) => (k.spec ? [k.spec] : []));
+      const entries = resolveManifest(manifest, picked).kernels;
+      specs = entries.flatMap((k) => (k.spec ? [k.spec] : []));
+      for (const k of entries) if (k.spec) manifestSkip.set(k.spec, k.skip);
       if (specs.length === 0) throw new UsageError(`manifest ${flags.manifest}: no entry with a spec to time`);
     } else if (flags.kernel) {
       specs = flags.kernel.split(',').map((n) => {
@@ -171,6 +175,11 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
           values[p.name] = parseList(p.flag ?? p.name, f[p.flag ?? p.name] as string | undefined, { min: p.min ?? (p.kind === 'float' ? -Infinity : 1), float: p.kind === 'float' });
         }
         for (const params of benchShapes(spec, values, topKs, preset)) {
+          const skip = manifestSkip.get(spec)?.(params) ?? null;
+          if (skip !== null) {
+            skipped.push({ kernel: spec.name, reason: `${JSON.stringify(params)}: ${skip}` });
+            continue;
+          }
           const why = spec.validate(params);
           if (why !== null) throw new UsageError(`${spec.name}: ${why}`);
           checkCaseResources(spec, params);

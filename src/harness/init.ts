@@ -7,7 +7,7 @@
  */
 import { basename } from 'node:path';
 import type { BufferDecl, KernelSpec } from '../kernels/spec.js';
-import type { MslKernel, MslParam, ParsedMsl } from '../msl/index.js';
+import type { MslKernel, MslParam, MslStruct, ParsedMsl } from '../msl/index.js';
 import { elementLayout, isHalfClass } from './layout.js';
 import type { BindingJson, EntryJson, ManifestJson } from './manifest.js';
 
@@ -77,7 +77,8 @@ export function fitScore(s: KernelSpec, k: MslKernel): number {
 /** Tokens of the kernel's name found in the spec's name or entry. */
 function nameScore(s: KernelSpec, k: MslKernel): number {
   let score = 0;
-  const hay = `${s.name} ${s.entry}`.toLowerCase();
+  // Quantized mat-vecs go by many names: qmv4 = q4 = 4bit = dequant matvec.
+  const hay = `${s.name} ${s.entry}`.toLowerCase().replace(/qmv([0-9])/g, 'qmv$1 q$1 $1bit dequant matvec');
   for (const t of tokens(k.name)) {
     if (hay.includes(t)) score += 5;
     else {
@@ -118,7 +119,15 @@ function arraysClose(s: KernelSpec, k: MslKernel): boolean {
 /** The lowest score taken as a proposal; below it the entry's spec is a TODO. */
 export const MIN_SCORE = 6;
 
-function bindingFor(p: MslParam, s: KernelSpec, used: Set<string>): BindingJson {
+/** An expression of the spec for a value the shader names `name`: a param, a scalar buffer, a struct field; else null. */
+function valueFor(name: string, s: KernelSpec): string | null {
+  if (s.params.some((q) => q.name === name)) return name;
+  if (s.buffers.some((b) => b.kind === 'scalar' && b.name === name)) return name;
+  for (const b of s.buffers) if (b.kind === 'struct' && b.fields.some((f) => f.name === name)) return `${b.name}.${name}`;
+  return null;
+}
+
+function bindingFor(p: MslParam, s: KernelSpec, used: Set<string>, structs: MslStruct[]): BindingJson {
   const arrays = s.buffers.filter((b): b is Extract<BufferDecl, { kind: 'array' }> => b.kind === 'array' && !used.has(b.name));
   if (p.kind === 'pointer') {
     const out = !(p.isConst || p.addressSpace === 'constant');
@@ -141,8 +150,15 @@ function bindingFor(p: MslParam, s: KernelSpec, used: Set<string>): BindingJson 
     used.add(scalar.name);
     return scalar.name;
   }
-  if (s.params.some((q) => q.name === p.name)) return { value: p.name };
-  for (const b of s.buffers) if (b.kind === 'struct' && b.fields.some((f) => f.name === p.name)) return { value: `${b.name}.${p.name}` };
+  const own = structs.find((x) => x.name === p.baseType);
+  if (own) {
+    const fields = Object.fromEntries(own.fields.map((f) => [f.name, valueFor(f.name, s) ?? 'TODO']));
+    return Object.values(fields).includes('TODO')
+      ? { struct: fields, note: `TODO: the fields of ${own.name} as expressions of ${s.params.map((q) => q.name).join(', ')}` }
+      : { struct: fields };
+  }
+  const v = valueFor(p.name, s);
+  if (v !== null) return { value: v };
   return { value: 'TODO', note: `TODO: '${p.name}' as an expression of ${s.params.map((q) => q.name).join(', ')}` };
 }
 
@@ -164,7 +180,7 @@ export function manifestSkeleton(parsed: ParsedMsl, specs: KernelSpec[], shaderR
     const used = new Set<string>();
     const buffers: Record<string, BindingJson> = {};
     for (const p of [...k.params].sort((x, y) => (x.attr.kind === 'buffer' ? x.attr.index : 0) - (y.attr.kind === 'buffer' ? y.attr.index : 0))) {
-      if (p.attr.kind === 'buffer') buffers[String(p.attr.index)] = bindingFor(p, s, used);
+      if (p.attr.kind === 'buffer') buffers[String(p.attr.index)] = bindingFor(p, s, used, parsed.structs);
     }
     const omit = s.buffers.filter((b) => b.kind !== 'array' && !used.has(b.name)).map((b) => b.name);
     const usesTg = k.params.some((p) => p.attr.kind === 'builtin' && /threadgroup_position_in_grid|threadgroups_per_grid/.test(p.attr.name));

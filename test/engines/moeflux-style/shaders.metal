@@ -110,3 +110,28 @@ kernel void fill_f32(
         uint gid [[thread_position_in_grid]]) {
     out[gid] = v;
 }
+
+struct QMatvecParams { uint out_dim; uint in_dim; uint group_size; };
+
+// 4-bit affine mat-vec, one thread per output row; bf16 scales and biases as uint16_t words.
+kernel void dequant_matvec_4bit(
+        device const uint*     W      [[buffer(0)]],
+        device const uint16_t* scales [[buffer(1)]],
+        device const uint16_t* biases [[buffer(2)]],
+        device const float*    x      [[buffer(3)]],
+        device float*          out    [[buffer(4)]],
+        constant QMatvecParams& p     [[buffer(5)]],
+        uint row [[thread_position_in_grid]]) {
+    if (row >= p.out_dim) return;
+    const uint words = p.in_dim / 8;
+    const uint groups = p.in_dim / p.group_size;
+    float acc = 0.0f;
+    for (uint k = 0; k < words; ++k) {
+        const uint g = (k * 8) / p.group_size;
+        const float s = as_type<float>(uint(scales[row * groups + g]) << 16);
+        const float b = as_type<float>(uint(biases[row * groups + g]) << 16);
+        const uint word = W[row * words + k];
+        for (uint j = 0; j < 8; ++j) acc += (float((word >> (4 * j)) & 15u) * s + b) * x[k * 8 + j];
+    }
+    out[row] = acc;
+}
