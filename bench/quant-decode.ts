@@ -15,6 +15,17 @@
  *
  * Target (issue 9): the tiled kernel reads its packed weights at ≥ 60% of
  * the copy bandwidth.
+ *
+ * Then the fused expert stage of the same token (shaders/moe_qffn.metal): the
+ * two dispatches moe_qffn_gate_up_q4 (gate, up and the activation of the 8
+ * experts) and moe_qffn_down_accum_q4 (down projections weighted and summed,
+ * with the residual), their packed weights (18.9 MB) against the copy
+ * bandwidth and against a read ceiling of the same bytes in the same number
+ * of dispatches: `read` of the gate+up bytes plus `read` of the down bytes.
+ * The q8 and f32 pairs are printed beside it (f32: 32 experts stacked, the
+ * selected 8 read; the stack size does not change what one dispatch reads).
+ *
+ * Targets: the fused q4 stage ≥ 55% of copy and ≥ 85% of the 2-dispatch read ceiling.
  */
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
@@ -27,6 +38,7 @@ interface Case {
   samples: number;
   gbps: number;
   weightGBs?: number;
+  shape: string;
 }
 interface Report {
   backend: string;
@@ -81,6 +93,48 @@ function main(): void {
     }
   }
   console.log('\ntarget (issue 9): tiled ≥ 60% of copy for both shapes');
+  fused(flags, peak?.bandwidthGBs ?? NaN);
+}
+
+const gb = (v: number): string => v.toFixed(v < 10 ? 2 : 0);
+
+/** The fused pairs, the 2-dispatch read ceiling and the ratios. */
+function fused(flags: string[], copy: number): void {
+  const [E, K, H, I, G] = [128, 8, 2048, 768, 64];
+  const shape = ['--top-k', String(K), '--group-size', String(G)];
+  const pairs: [fmt: string, bits: number, experts: number][] = [
+    ['q4', 4, E],
+    ['q8', 8, E],
+    ['f32', 32, 32],
+  ];
+  console.log(`\nfused expert stage of one token (Qwen3-30B-A3B: hidden ${H}, intermediate ${I}, top-${K} of ${E}, group ${G}), two dispatches:`);
+  const results: Record<string, { us: number; bytes: number }> = {};
+  for (const [fmt, bits, experts] of pairs) {
+    const gu = bench([...flags, '--kernel', `qffn-gate-up-${fmt}`, ...shape, '--experts', String(experts), '--out-dim', String(I), '--in-dim', String(H), '--act', '0']).cases[0] as Case;
+    const dn = bench([...flags, '--kernel', `qffn-down-accum-${fmt}`, ...shape, '--experts', String(experts), '--out-dim', String(H), '--in-dim', String(I), '--add-residual', '1']).cases[0] as Case;
+    const guBytes = (2 * K * I * H * bits) / 8;
+    const dnBytes = (K * H * I * bits) / 8;
+    const us = (gu.medianNs + dn.medianNs) / 1000;
+    results[fmt] = { us, bytes: guBytes + dnBytes };
+    for (const [c, b] of [[gu, guBytes], [dn, dnBytes]] as const) {
+      console.log(`  ${c.kernel.padEnd(20)} ${(c.medianNs / 1000).toFixed(2).padStart(7)} us  ${(b / 1e6).toFixed(2).padStart(6)} MB  ${gb(b / c.medianNs).padStart(5)} GB/s  (noise ${(100 * c.noise).toFixed(2)}%, ${c.samples} samples)`);
+    }
+    const gbs = (guBytes + dnBytes) / (us * 1000);
+    console.log(`  ${`stage ${fmt}`.padEnd(20)} ${us.toFixed(2).padStart(7)} us  ${((guBytes + dnBytes) / 1e6).toFixed(2).padStart(6)} MB  ${gb(gbs).padStart(5)} GB/s = ${((100 * gbs) / copy).toFixed(1)}% of copy`);
+  }
+  const q4 = results.q4 as { us: number; bytes: number };
+  const readOf = (bytes: number): Case => bench([...flags, '--kernel', 'read', '--elements', String(bytes / 4)]).cases[0] as Case;
+  const r1 = readOf((2 * K * I * H) / 2);
+  const r2 = readOf((K * H * I) / 2);
+  const readUs = (r1.medianNs + r2.medianNs) / 1000;
+  const readGBs = q4.bytes / (readUs * 1000);
+  const q4GBs = q4.bytes / (q4.us * 1000);
+  console.log(`  read ceiling, 2 dispatches of the q4 bytes: ${(r1.medianNs / 1000).toFixed(2)} + ${(r2.medianNs / 1000).toFixed(2)} = ${readUs.toFixed(2)} us, ${gb(readGBs)} GB/s = ${((100 * readGBs) / copy).toFixed(1)}% of copy`);
+  const pctCopy = (100 * q4GBs) / copy;
+  const pctRead = (100 * q4GBs) / readGBs;
+  console.log(`\nfused q4 stage: ${gb(q4GBs)} GB/s = ${pctCopy.toFixed(1)}% of copy (${copy.toFixed(0)} GB/s), ${pctRead.toFixed(1)}% of the 2-dispatch read ceiling`);
+  console.log(`${pctCopy >= 55 ? 'PASS' : 'FAIL'}  fused q4 stage ≥ 55% of copy`);
+  console.log(`${pctRead >= 85 ? 'PASS' : 'FAIL'}  fused q4 stage ≥ 85% of the 2-dispatch read ceiling`);
 }
 
 main();

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { rmsNormRef } from '../src/reference/rms-norm.js';
 import { ropeInvFreq, ropeRef, yarnConstants } from '../src/reference/rope.js';
 import { matvecBf16Ref, moeCombineRef, residualAddRef } from '../src/reference/residual.js';
-import { AROUND_EXPERTS_SPECS } from '../src/kernels/around-experts.js';
+import { AROUND_EXPERTS_SPECS } from '../src/kernels/index.js';
 import { bf16Matvec } from '../src/kernels/bf16-matvec.js';
 import { boundRule } from '../src/kernels/common/extra.js';
 import { moeCombine, moeCombineScaled } from '../src/kernels/moe-combine.js';

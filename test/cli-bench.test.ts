@@ -134,3 +134,85 @@ test('bench usage errors exit 2', () => {
   assert.equal(b.code, 2);
   assert.match(b.stderr, /baseline file not found/);
 });
+
+test('--repeats N records the median of each block; the case median is theirs', () => {
+  const r = moe(['bench', '--kernel', 'empty', ...quick, '--repeats', '3', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const c = (JSON.parse(r.stdout) as Report).cases[0] as Case & { repeatsNs?: number[] };
+  assert.equal(c.repeatsNs?.length, 3);
+  const s = [...(c.repeatsNs ?? [])].sort((a, b) => a - b);
+  assert.equal(c.medianNs, s[1]);
+  assert.ok(c.samples >= 9, 'every block takes --min-samples');
+});
+
+interface Gated {
+  baseline: { fails: boolean; strict: boolean; comparisons: { verdict: string; method: string; firstLook: { verdict: string }; candidateNs?: number[]; lo: number; hi: number }[] };
+}
+
+test('--baseline on the CPU backend warns that a CPU baseline is a weak gate, and flags left at their default are no difference', () => {
+  const dir = tmp('baseline-cpu');
+  const r = moe(['bench', '--kernel', 'empty', ...quick, '--json']);
+  writeFileSync(join(dir, 'b.json'), r.stdout);
+  const again = moe(['bench', '--kernel', 'empty', ...quick, '--baseline', join(dir, 'b.json'), '--json']);
+  assert.match(again.stderr, /CPU-backend baseline used as a gate/);
+  assert.doesNotMatch(again.stderr, /not comparable/, 'the same settings, left out or not, are comparable');
+  const plain = moe(['bench', '--kernel', 'empty', ...quick]);
+  assert.doesNotMatch(plain.stderr, /CPU-backend baseline/, 'no warning without a baseline');
+});
+
+test('--strict: an AMBIGUOUS verdict passes by default and fails under --strict', () => {
+  const dir = tmp('baseline-strict');
+  const r = moe(['bench', '--kernel', 'empty', ...quick, '--json']);
+  const doc = JSON.parse(r.stdout) as Report;
+  // A baseline whose noise is 50%: its interval spans several times the 5% tolerance whatever this run measures.
+  const wide = { ...doc, cases: doc.cases.map((c) => ({ ...c, noise: 0.5 })) };
+  writeFileSync(join(dir, 'wide.json'), JSON.stringify(wide));
+  const loose = moe(['bench', '--kernel', 'empty', ...quick, '--baseline', join(dir, 'wide.json'), '--json']);
+  assert.equal(loose.code, 0, loose.stderr);
+  const lc = (JSON.parse(loose.stdout) as Gated).baseline.comparisons[0];
+  assert.equal(lc?.verdict, 'ambiguous');
+  assert.equal(lc?.method, 'candidate repeats', 'the suspicion was re-measured');
+  assert.equal(lc?.candidateNs?.length, 17, 'the first look and 16 more blocks');
+  const strict = moe(['bench', '--kernel', 'empty', ...quick, '--baseline', join(dir, 'wide.json'), '--strict']);
+  assert.equal(strict.code, 1, strict.stdout + strict.stderr);
+  assert.match(strict.stdout, /AMBIGUOUS \(fails: --strict\)/);
+  assert.match(strict.stdout, /FAIL: 1 ambiguous case\(s\) under --strict/);
+  const alone = moe(['bench', '--kernel', 'empty', ...quick, '--strict']);
+  assert.equal(alone.code, 2, '--strict without --baseline is a usage error');
+});
+
+test('--baseline-shader: the case is re-measured interleaved with the old code; a planted slowdown is SLOWER', () => {
+  const dir = tmp('baseline-ab');
+  const small = ['--hidden', '512'];
+  const r = moe(['bench', '--kernel', 'weighted-sum', ...small, ...quick, '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  writeFileSync(join(dir, 'b.json'), r.stdout);
+  const same = moe(['bench', '--kernel', 'weighted-sum', ...small, ...quick, '--baseline', join(dir, 'b.json'), '--baseline-shader', 'shaders/moe_dispatch.metal', '--json']);
+  assert.ok(same.code === 0, same.stderr);
+  const sc = (JSON.parse(same.stdout) as Gated).baseline.comparisons[0];
+  assert.equal(sc?.method, 'interleaved A/B');
+  assert.notEqual(sc?.verdict, 'slower');
+  // A shader that does the work three times over, against the old code: slower beyond any noise.
+  const slowFile = join(dir, 'slow.metal');
+  writeFileSync(
+    slowFile,
+    `#include <metal_stdlib>
+using namespace metal;
+struct MoeWeightedSumParams { uint hidden_size; uint top_k; };
+kernel void moe_weighted_sum(device const float* y [[buffer(0)]], device const float* w [[buffer(1)]], device float* out [[buffer(2)]],
+                             constant MoeWeightedSumParams& p [[buffer(3)]], uint d [[thread_position_in_grid]]) {
+    if (d >= p.hidden_size) return;
+    float acc = 0.0f;
+    for (uint r = 0; r < 64; ++r) { acc = 0.0f; for (uint k = 0; k < p.top_k; ++k) acc = fma(w[k], y[(ulong)k * p.hidden_size + d], acc + 0.0f * float(r)); }
+    out[d] = acc;
+}
+`,
+  );
+  const slow = moe(['bench', '--kernel', 'weighted-sum', ...small, ...quick, '--shader', slowFile, '--baseline', join(dir, 'b.json'), '--baseline-shader', 'shaders/moe_dispatch.metal']);
+  assert.equal(slow.code, 1, slow.stdout + slow.stderr);
+  assert.match(slow.stdout, /interleaved A\/B/);
+  assert.match(slow.stdout, /SLOWER \(regression\)/);
+  const two = moe(['bench', '--kernel', 'weighted-sum,gelu-mul', ...quick, '--baseline', join(dir, 'b.json'), '--baseline-shader', 'shaders/moe_dispatch.metal']);
+  assert.equal(two.code, 2);
+  assert.match(two.stderr, /--baseline-shader needs exactly one --kernel/);
+});

@@ -1,8 +1,10 @@
 /**
- * Comparison of a bench report with a saved baseline: per case the ratio
- * new/old of the medians and a verdict. A difference within the combined
- * noise of both runs is 'same'; a slowdown beyond the combined noise by more
- * than --max-regression is a regression (exit 1).
+ * One run against a saved baseline, on the noise inside each run alone: per
+ * case the ratio new/old of the medians and a verdict. A difference within
+ * the combined noise of both runs is 'same'; a slowdown beyond it by more
+ * than --max-regression is a suspected regression. That noise misses the
+ * spread between runs, so this is only the gate's first look: `moe bench
+ * --baseline` decides in gate.ts, which re-measures every suspicion.
  */
 
 export interface TimedCase {

@@ -1,5 +1,5 @@
 import { Flags, type Interfaces } from '@oclif/core';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import ora from 'ora';
 import { getBackend } from '../backend/index.js';
 import { featureSkip } from '../backend/features.js';
@@ -8,9 +8,11 @@ import { UsageError } from '../errors.js';
 import { SPECS } from '../kernels/index.js';
 import { benchShapes, presetModel } from '../kernels/select.js';
 import type { KernelSpec } from '../kernels/spec.js';
-import { compareRuns } from '../bench/baseline.js';
+import { cpuGateWarning, gateRun, incomparableSettings, ROUNDS, type GateCase } from '../bench/gate.js';
 import { findPeak } from '../bench/peaks.js';
-import { benchCase, type BenchCase } from '../bench/run.js';
+import { checkPhysics, renderPhysics } from '../bench/physics.js';
+import { renderRoofline } from '../report/roofline.js';
+import { benchCase, blockTimer, type BenchCase } from '../bench/run.js';
 import { copySpec, emptySpec, readSpec } from '../bench/specs.js';
 import { checkCaseResources } from '../harness/launch.js';
 import { preparePipeline, shaderSource } from '../harness/source.js';
@@ -37,13 +39,14 @@ export default class Bench extends MoeCommand {
   static override summary = 'Time kernels: warm-up, samples until the noise is low, GB/s, GFLOP/s and % of peak; gate on a baseline';
   static override description = `For each kernel and shape: a warm-up, then timed samples of back-to-back dispatches until the relative noise of the median falls below --max-noise or --max-time runs out (at least --min-samples). Times are the backend's own per-dispatch clock, not wall time around the call. Bandwidth and FLOP rates come from each spec's cost model; % of peak from a table of known devices, or from a copy kernel with --measure-peak.
 
-With --baseline FILE (a saved --json report), each case gets the ratio new/old and a verdict; exit 1 when a case is slower than --max-regression beyond the combined noise of both runs.`;
+With --baseline FILE (a saved --json report), each case gets the ratio new/old and a verdict: SAME, FASTER, SLOWER (exit 1) or AMBIGUOUS (exit 0 unless --strict). A first look outside --max-regression is only a suspicion: the case is re-measured and decided on the spread between runs, not the noise inside one. With --baseline-shader (the old code) every case is re-measured interleaved with it (A/B). Record baselines with --repeats 5 so they carry their own spread.`;
 
   static override examples = [
     '<%= config.bin %> bench --top-k 8',
     '<%= config.bin %> bench --kernel softmax-topk --tokens 1,16,256,4096',
     '<%= config.bin %> bench --kernel empty',
-    '<%= config.bin %> bench --json > base.json && <%= config.bin %> bench --baseline base.json',
+    '<%= config.bin %> bench --json --repeats 5 > base.json && <%= config.bin %> bench --baseline base.json',
+    '<%= config.bin %> bench --kernel weighted-sum --shader new.metal --baseline base.json --baseline-shader old.metal',
     '<%= config.bin %> bench --baseline base.json --junit bench.xml --markdown >> $GITHUB_STEP_SUMMARY',
   ];
 
@@ -76,9 +79,14 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
         'CUDA: capture each sample\'s --batch dispatches in a CUDA graph and replay it, so the GPU launches them itself, as engines run decode (llama.cpp and vLLM do): without the stream\'s cost per launch. The graph holds --batch rounded up to whole rounds of the buffer copies',
     }),
     baseline: Flags.string({ description: 'compare with a saved --json report; exit 1 on regressions' }),
-    'max-regression': Flags.string({ description: '% slowdown beyond the noise that fails against --baseline', default: '5' }),
+    'max-regression': Flags.string({ description: '% slowdown that fails against --baseline once the spread between runs is accounted for', default: '5' }),
+    'baseline-shader': Flags.string({ description: 'the old .metal file the baseline was timed with: each case is re-measured interleaved with it (A/B) before a verdict; needs one --kernel', dependsOn: ['baseline'] }),
+    'baseline-entry': Flags.string({ description: 'entry point in --baseline-shader', dependsOn: ['baseline-shader'] }),
+    strict: Flags.boolean({ description: 'with --baseline: an AMBIGUOUS verdict fails too (exit 1)', dependsOn: ['baseline'] }),
+    repeats: Flags.integer({ description: 'time each case in this many blocks, sharing --max-time; the report records each block\'s median (a baseline with its own spread)', default: 1, min: 1, max: 100 }),
     ...reportFlags,
     ...safetyFlags,
+    html: Flags.string({ description: 'also write a self-contained HTML roofline of the cases to this file' }),
     ...shapeFlags(),
   };
 
@@ -121,6 +129,7 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
       if (without.length > 0) throw new UsageError(`--top-k: ${without.map((s) => s.name).join(', ')} has no top-k parameter`);
     }
     if (flags.shader && specs.length !== 1) throw new UsageError('--shader needs exactly one --kernel');
+    if (flags['baseline-shader'] && specs.length !== 1) throw new UsageError('--baseline-shader needs exactly one --kernel');
     const preset = flags.preset ? presetModel(flags.preset) : undefined;
     let baselineDoc: BenchReport | null = null;
     if (flags.baseline) {
@@ -131,26 +140,29 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
         throw new UsageError(`baseline ${flags.baseline} is not JSON: ${(e as Error).message}`);
       }
       if (baselineDoc.schema !== BENCH_SCHEMA) throw new UsageError(`baseline ${flags.baseline} is not a moe bench --json report (schema ${String(baselineDoc.schema)})`);
-      for (const k of ['batch', 'warm-cache', 'graph'] as const) {
-        const old = baselineDoc.flags?.[k] ?? (k === 'batch' ? 1 : false);
-        if (old !== flags[k]) this.note(`the baseline was timed with --${k} ${String(old)}, this run with ${String(flags[k])}: the times are not comparable`);
-      }
+      for (const line of incomparableSettings(baselineDoc.flags, flags)) this.note(line);
     }
 
     const backend = getBackend(flags.backend);
     if (backend.name !== 'cuda' && (flags.batch > 1 || flags.graph)) {
       this.note(`--batch and --graph apply to the CUDA backend; ${backend.name} times as its clock says (${backend.clock})`);
     }
+    if (baselineDoc) {
+      const warn = cpuGateWarning(baselineDoc.backend, backend.name);
+      if (warn) this.note(warn);
+    }
     await ensureDeviceTrusted(backend);  // GPU backends: the device self-test, or exit 2
     const device = backend.device();
     const rule = { minSamples: flags['min-samples'], maxNoise, maxTimeNs: maxTime * 1e9, maxSamples: 100_000 };
     const runOptions = safetyRunOptions(flags);
-    const timing = { rule, warmup: flags.warmup, seed: flags.seed, runOptions, warmCache: flags['warm-cache'], perSample: flags.batch, graph: flags.graph };
+    const timing = { rule, warmup: flags.warmup, seed: flags.seed, runOptions, warmCache: flags['warm-cache'], perSample: flags.batch, graph: flags.graph, repeats: flags.repeats };
     const spinner = this.interactive(flags) ? ora({ stream: process.stderr }).start('compiling') : null;
     const cases: BenchCase[] = [];
+    const gateCases: GateCase[] = [];
     const skipped: { kernel: string; reason: string }[] = [];
     const shaders: Record<string, string> = {};
     let peak: BenchReport['peak'] = null;
+    let baselineResult: BenchReport['baseline'];
     const known = findPeak(device.name);
     if (known) peak = { bandwidthGBs: known.bandwidthGBs, source: known.source };
     try {
@@ -170,6 +182,9 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
         }
         const pipeline = await preparePipeline(spec, backend, src);
         shaders[spec.name] = pipeline.sourceHash;
+        const old = flags['baseline-shader'] ? await preparePipeline(spec, backend, shaderSource(spec, flags['baseline-shader'], flags['baseline-entry'])) : null;
+        const savedHash = baselineDoc?.shaders?.[spec.name];
+        if (old && savedHash && savedHash !== old.sourceHash) this.note(`--baseline-shader ${flags['baseline-shader']} is not the source ${spec.name} was timed with in the baseline (another hash): the A/B compares with it all the same`);
         const values: Record<string, number[] | undefined> = {};
         for (const p of spec.params) {
           values[p.name] = parseList(p.flag ?? p.name, f[p.flag ?? p.name] as string | undefined, { min: p.min ?? (p.kind === 'float' ? -Infinity : 1), float: p.kind === 'float' });
@@ -184,8 +199,23 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
           if (why !== null) throw new UsageError(`${spec.name}: ${why}`);
           checkCaseResources(spec, params);
           if (spinner) spinner.text = `${spec.name}: timing ${JSON.stringify(params)}`;
-          cases.push(await benchCase(spec, backend, pipeline, params, { ...timing, peakGBs: peak?.bandwidthGBs ?? null }));
+          const o = { ...timing, peakGBs: peak?.bandwidthGBs ?? null };
+          const result = await benchCase(spec, backend, pipeline, params, o);
+          cases.push(result);
+          if (baselineDoc) {
+            // The gate's confirmation blocks: 1/ROUNDS of the time cap each (src/bench/gate.ts).
+            gateCases.push({
+              result,
+              measure: blockTimer(spec, backend, pipeline, params, o, 1 / ROUNDS),
+              ...(old ? { measureBaseline: blockTimer(spec, backend, old, params, o, 1 / ROUNDS) } : {}),
+            });
+          }
         }
+      }
+      if (baselineDoc && flags.baseline) {
+        if (spinner) spinner.text = 'comparing with the baseline';
+        const gate = await gateRun(baselineDoc.cases, gateCases, { tolerance: maxRegression, strict: flags.strict });
+        baselineResult = { ...gate, file: flags.baseline, maxRegression, ...(flags['baseline-shader'] ? { baselineShader: flags['baseline-shader'] } : {}) };
       }
     } finally {
       spinner?.stop();
@@ -203,11 +233,14 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
       ...(skipped.length > 0 ? { skipped } : {}),
       ...(manifest ? { manifest: { file: manifest.file, shader: manifest.shaderRel } } : {}),
     };
-    if (baselineDoc && flags.baseline) {
-      const cmp = compareRuns(baselineDoc.cases, cases, maxRegression);
-      report.baseline = { ...cmp, file: flags.baseline, maxRegression };
-      if (cmp.comparisons.some((c) => c.regression)) process.exitCode = 1;
+    if (baselineResult) {
+      report.baseline = baselineResult;
+      if (baselineResult.fails) process.exitCode = 1;
     }
+    report.physics = checkPhysics(report);
+    if (report.physics.impossible.length > 0) process.exitCode = 1;
+    if (flags.html) writeFileSync(flags.html, renderRoofline(report));
+    if (this.jsonEnabled() && report.physics.impossible.length > 0) process.stderr.write(renderPhysics(report.physics, false) + '\n');
     return this.emit(report, benchRenderers, flags);
   }
 }

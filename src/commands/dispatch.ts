@@ -37,7 +37,11 @@ Exit codes: 0 PASS, 1 FAIL (a wrong stage, or a kernel that failed while running
 
   static override flags = {
     preset: Flags.string({ description: `model shapes from fixtures/models.json (${'see moe dispatch --help'})` }),
-    strategy: Flags.string({ description: "'loop': one dispatch per expert and projection (the seed's Stage 1); 'batched': every top-k pair at once", options: ['loop', 'batched'], default: 'batched' }),
+    strategy: Flags.string({
+      description: "'loop': one dispatch per expert and projection (the seed's Stage 1); 'batched': every top-k pair at once; 'fused': per token, the whole expert stage in two dispatches (gate+up+activation, down+weighted sum+shared+residual)",
+      options: ['loop', 'batched', 'fused'],
+      default: 'batched',
+    }),
     tokens: Flags.string({ description: 'tokens in the batch', default: '4' }),
     hidden: Flags.string({ description: 'hidden size (overrides the preset)' }),
     intermediate: Flags.string({ description: 'expert intermediate size (overrides the preset)' }),

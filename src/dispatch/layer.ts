@@ -5,9 +5,12 @@
  *   router logits → softmax + top-k + renorm → experts (gate, up, GELU·up, down)
  *   → weighted reduce + sigmoid-gated shared expert + residual
  *
- * Two strategies: 'loop' (the seed's Stage 1: one dispatch per token, expert
- * and projection, accumulated in place) and 'batched' (every top-k pair of the
- * batch at once: expert-indexed mat-vecs, one GELU·up, one weighted reduce).
+ * Three strategies: 'loop' (the seed's Stage 1: one dispatch per token, expert
+ * and projection, accumulated in place), 'batched' (every top-k pair of the
+ * batch at once: expert-indexed mat-vecs, one GELU·up, one weighted reduce)
+ * and 'fused' (per token, two dispatches for the whole expert stage: gate, up
+ * and the activation of all top-k experts; then their down projections,
+ * weighted and summed with the shared expert and the residual).
  * Every intermediate is compared with the reference of the whole layer, so a
  * wrong kernel is named by the first stage whose result diverges.
  */
@@ -23,6 +26,8 @@ import { weightedReduce } from '../kernels/weighted-reduce.js';
 import { zeroBuffer } from '../kernels/zero-buffer.js';
 import { qmv4Tiled, qmv8Tiled } from '../kernels/qmv.js';
 import { qmv4Expert } from '../kernels/qmv4-expert.js';
+import { qffnDownAccumF32, qffnDownAccumQ4, qffnDownAccumQ8 } from '../kernels/qffn-down-accum.js';
+import { qffnGateUpF32, qffnGateUpQ4, qffnGateUpQ8 } from '../kernels/qffn-gate-up.js';
 import { dequantize, quantize, type QuantBits, type QuantizedMatrix } from '../quant/affine.js';
 import { softmaxTopk } from '../kernels/softmax-topk.js';
 import type { FloatRule, KernelSpec, Params, TypedArray } from '../kernels/spec.js';
@@ -35,7 +40,10 @@ import { bindTensors } from '../harness/bindings.js';
 import { makeRunner, pipelineFor, stageBinding, useManifest, type StageRunner } from './stage.js';
 import type { Manifest } from '../harness/manifest.js';
 
-export type Strategy = 'loop' | 'batched';
+export type Strategy = 'loop' | 'batched' | 'fused';
+
+/** Stage names of the fused strategy's two expert dispatches. */
+export const FUSED_STAGES = { gateUp: 'expert gate/up·act', down: 'expert down·combine' } as const;
 
 export interface LayerOptions {
   shape: LayerShape;
@@ -104,7 +112,7 @@ export function layerBytes(s: LayerShape, strategy: Strategy): number {
   const router = s.experts * s.hidden * f;
   const acts = (s.tokens * (s.hidden * 4 + s.experts) + pairs * (2 * s.intermediate + s.hidden) * 2) * f;
   // the native layer copies each bound buffer once more; the batched path also stacks the selected experts
-  const copies = strategy === 'batched' ? experts : 3 * s.intermediate * s.hidden * f;
+  const copies = strategy !== 'loop' ? experts : 3 * s.intermediate * s.hidden * f;
   // the reference holds the same weights (shared with the kernels' inputs) plus f64 intermediates
   const ref = (pairs * (s.intermediate + s.hidden) + s.tokens * s.experts * 2) * 8;
   return experts + shared + router + acts + copies + ref;
@@ -164,6 +172,27 @@ class Weights implements LayerWeights {
   down(e: number): Float32Array {
     return this.get('down', e, this.s.hidden, this.s.intermediate);
   }
+}
+
+/** The selected experts' matrices stacked in `order`: f32 weights, or packed words, scales and biases. */
+function stackExperts(order: number[], quant: QuantBits | null, get: (e: number) => Float32Array | QuantizedMatrix): Record<string, TypedArray> {
+  const parts = order.map(get);
+  const cat = <A extends TypedArray>(xs: A[], make: (len: number) => A): A => {
+    const out = make(xs.reduce((a, b) => a + b.length, 0));
+    let off = 0;
+    for (const a of xs) {
+      out.set(a as never, off);
+      off += a.length;
+    }
+    return out;
+  };
+  if (quant === null) return { w: cat(parts as Float32Array[], (n) => new Float32Array(n)) };
+  const qs = parts as QuantizedMatrix[];
+  return {
+    w: cat(qs.map((q) => q.w), (n) => new Uint32Array(n)),
+    scales: cat(qs.map((q) => q.scales), (n) => new Uint16Array(n)),
+    biases: cat(qs.map((q) => q.biases), (n) => new Uint16Array(n)),
+  };
 }
 
 interface Recorder {
@@ -230,6 +259,7 @@ export async function runLayer(backend: Backend, o: LayerOptions): Promise<Layer
   };
 
   if (o.strategy === 'loop') await loopStrategy();
+  else if (o.strategy === 'fused') await fusedStrategy();
   else await batchedStrategy();
 
   // ---- the reference, and stage-by-stage comparison
@@ -383,11 +413,8 @@ export async function runLayer(backend: Backend, o: LayerOptions): Promise<Layer
     }
   }
 
-  async function batchedStrategy(): Promise<void> {
-    const allZero = new Uint32Array(T);
-    await dispatch(runner, rec, 'router', expertMatvec, { n_tokens: T, n_experts: 1, top_k: 1, n_rows: E, k: H, x_per_pair: 0 }, { w: w.router, x, ids: allZero, y: P.logits });
-    await routing();
-    // stack the selected experts' weights; ids become local indices into the stack
+  /** The selected experts in order of first use, and the ids as indices into that order (into stacks of their weights). */
+  function localIds(): { order: number[]; lids: Uint32Array } {
     const order: number[] = [];
     const local = new Map<number, number>();
     const lids = new Uint32Array(T * K);
@@ -400,6 +427,20 @@ export async function runLayer(backend: Backend, o: LayerOptions): Promise<Layer
       }
       lids[q] = local.get(e) as number;
     }
+    return { order, lids };
+  }
+
+  async function batchedRouter(): Promise<Uint32Array> {
+    const allZero = new Uint32Array(T);
+    await dispatch(runner, rec, 'router', expertMatvec, { n_tokens: T, n_experts: 1, top_k: 1, n_rows: E, k: H, x_per_pair: 0 }, { w: w.router, x, ids: allZero, y: P.logits });
+    await routing();
+    return allZero;
+  }
+
+  async function batchedStrategy(): Promise<void> {
+    const allZero = await batchedRouter();
+    // stack the selected experts' weights; ids become local indices into the stack
+    const { order, lids } = localIds();
     const stack = (get: (e: number) => Float32Array, n: number): Float32Array => {
       const a = new Float32Array(order.length * n);
       order.forEach((e, i) => a.set(get(e), i * n));
@@ -417,6 +458,19 @@ export async function runLayer(backend: Backend, o: LayerOptions): Promise<Layer
     await dispatch(runner, rec, 'GELU·up', geluMul, { n_elements: T * K * I }, { gate_out: g, up_out: u, output: P.hidden });
     await dispatch(runner, rec, 'expert down', expertMatvec, { n_tokens: T, n_experts: n, top_k: K, n_rows: H, k: I, x_per_pair: 1 }, { w: stack((e) => w.down(e), H * I), x: P.hidden, ids: lids, y: P.expertOut });
     }
+    await sharedExpert(allZero);
+    await dispatch(runner, rec, 'combine', weightedReduce, { n_tokens: T, top_k: K, hidden: H, add_residual: 1 }, {
+      expert_w: P.weights,
+      y_expert: P.expertOut,
+      sh_gate: P.sharedGate,
+      y_shared: P.sharedOut,
+      residual: x,
+      output: P.out,
+    });
+  }
+
+  /** The shared expert and its gate for every token (P.sharedOut, P.sharedGate), batched. */
+  async function sharedExpert(allZero: Uint32Array): Promise<void> {
     if (IS > 0 && w.sharedGate && w.sharedUp && w.sharedDown) {
       const sg = new Float32Array(T * IS);
       const su = new Float32Array(T * IS);
@@ -433,14 +487,41 @@ export async function runLayer(backend: Backend, o: LayerOptions): Promise<Layer
         await dispatch(runner, rec, 'shared gate', sigmoidGate, { n_elements: T }, { x: P.sharedGate, gate: logits });
       }
     }
-    await dispatch(runner, rec, 'combine', weightedReduce, { n_tokens: T, top_k: K, hidden: H, add_residual: 1 }, {
-      expert_w: P.weights,
-      y_expert: P.expertOut,
-      sh_gate: P.sharedGate,
-      y_shared: P.sharedOut,
-      residual: x,
-      output: P.out,
-    });
+  }
+
+  /**
+   * Per token, the whole expert stage in two dispatches over stacks of the
+   * selected experts: gate, up and the activation of the top-k slots into
+   * P.hidden, then the down projections weighted by routing and summed, with
+   * the shared expert and the residual, into P.out.
+   */
+  async function fusedStrategy(): Promise<void> {
+    const allZero = await batchedRouter();
+    const { order, lids } = localIds();
+    await sharedExpert(allZero);
+    const kinds = ['gate', 'up', 'down'] as const;
+    const stacks = Object.fromEntries(kinds.map((k) => [k, stackExperts(order, quant, (e) => (quant === null ? w[k](e) : w.packed(k, e)))])) as Record<(typeof kinds)[number], Record<string, TypedArray>>;
+    const fmt = quant === 4 ? 'q4' : quant === 8 ? 'q8' : 'f32';
+    const gateUp = { q4: qffnGateUpQ4, q8: qffnGateUpQ8, f32: qffnGateUpF32 }[fmt];
+    const down = { q4: qffnDownAccumQ4, q8: qffnDownAccumQ8, f32: qffnDownAccumF32 }[fmt];
+    const base: Params = { n_experts: order.length, top_k: K, ...(quant === null ? {} : { group_size: QUANT_GROUP }) };
+    const act = s.activation === 'silu' ? 0 : 1;
+    const prefixed = (t: Record<string, TypedArray>, pre: string): Record<string, TypedArray> => Object.fromEntries(Object.entries(t).map(([k, v]) => [`${pre}${k}`, v]));
+    for (let t = 0; t < T; t++) {
+      const ids = lids.subarray(t * K, (t + 1) * K);
+      const h = P.hidden.subarray(t * K * I, (t + 1) * K * I);
+      await dispatch(runner, rec, FUSED_STAGES.gateUp, gateUp, { ...base, out_dim: I, in_dim: H, act }, { ...prefixed(stacks.gate, 'gate_'), ...prefixed(stacks.up, 'up_'), x: x.subarray(t * H, (t + 1) * H), h, ids });
+      await dispatch(runner, rec, FUSED_STAGES.down, down, { ...base, out_dim: H, in_dim: I, add_shared: IS > 0 ? 1 : 0, add_residual: 1 }, {
+        ...stacks.down,
+        h,
+        out: P.out.subarray(t * H, (t + 1) * H),
+        ids,
+        route_w: P.weights.subarray(t * K, (t + 1) * K),
+        shared: P.sharedOut.subarray(t * H, (t + 1) * H),
+        shared_gate: P.sharedGate.subarray(t, t + 1),
+        residual: x.subarray(t * H, (t + 1) * H),
+      });
+    }
   }
 
   function compareStages(ref: LayerStages): Omit<StageReport, 'kernels' | 'dispatches' | 'ns' | 'share'>[] {
@@ -459,6 +540,16 @@ export async function runLayer(backend: Backend, o: LayerOptions): Promise<Layer
       },
     });
     push('routing', [idsCmp, cmp('weights', P.weights, ref.weights)]);
+    if (o.strategy === 'fused') {
+      // no separate projections or expert outputs: the activated intermediate, then the layer output
+      if (IS > 0) {
+        push('shared expert', [cmp('shared output', P.sharedOut, ref.sharedOut)]);
+        if (s.sharedGate) push('shared gate', [cmp('sigmoid gate', P.sharedGate, ref.sharedGate)]);
+      }
+      push(FUSED_STAGES.gateUp, [cmp('hidden', P.hidden, ref.hidden)]);
+      push(FUSED_STAGES.down, [cmp('layer output', P.out, ref.out)]);
+      return out;
+    }
     push('expert gate/up', [cmp('gate projections', P.gate, ref.gateOut), cmp('up projections', P.up, ref.upOut)]);
     push('GELU·up', [cmp('hidden', P.hidden, ref.hidden)]);
     push('expert down', [cmp('expert outputs', P.expertOut, ref.expertOut)]);

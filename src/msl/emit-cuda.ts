@@ -19,7 +19,7 @@
  */
 import type { Analysis, Site } from './analyze.js';
 import { analysisOf } from './parse.js';
-import { cString, entryFunction, entrySymbol, sharedSiteText, tgDeclText } from './emit-cpp.js';
+import { cString, entryFunction, entryParts, entrySymbol, omission, sharedSiteText, tgDeclText } from './emit-cpp.js';
 import { VECTOR_TYPE } from './features.js';
 import { applyEdits, type Edit } from './rewrite.js';
 import type { EmitResult, MslParam, ParsedMsl } from './types.js';
@@ -27,6 +27,8 @@ import type { EmitResult, MslParam, ParsedMsl } from './types.js';
 export interface EmitCudaOptions {
   /** The compat header to include (default "msl_cuda.h"). */
   headerName?: string;
+  /** Kernels (by name) to leave out: no entry, and their definitions blanked (lines kept). Failed kernels are always left out. */
+  omit?: ReadonlySet<string>;
 }
 
 /** The CUDA spelling of an MSL vector type name. */
@@ -42,6 +44,8 @@ function cudaEdit(site: Site): Edit {
   switch (site.kind) {
     case 'remove':
       if (site.what === 'addressSpace' && site.programScope) {
+        // an integer constant: constexpr, usable in array bounds and template arguments, and by value in device code
+        if (site.word === 'constant' && site.scalarInit) return { ...base, text: site.isConstexpr ? '' : 'constexpr' };
         if (site.word === 'constant') return { ...base, text: '__constant__' };
         if (site.word === 'device') return { ...base, text: '__device__' };
       }
@@ -82,18 +86,15 @@ function cudaArg(p: MslParam): string {
 
 export function emitCudaFromAnalysis(a: Analysis, options: EmitCudaOptions = {}): EmitResult {
   const header = options.headerName ?? 'msl_cuda.h';
-  const user = applyEdits(a.source, a.sites.map(cudaEdit));
+  const om = omission(a, options.omit);
+  const user = applyEdits(a.source, [...om.sites.map(cudaEdit), ...om.blank]);
   const parts: string[] = [`#include ${cString(header)}\n`, `#line 1 ${cString(a.file)}\n`, user.endsWith('\n') ? user : `${user}\n`];
   parts.push(`#line 1 ${cString(`${a.file}.entries.cu`)}\n`);
-  a.kernels.forEach((k, i) => {
-    const extra = a.extras[i];
-    const head = `extern "C" __global__ void ${entrySymbol(i)}(const MoeCudaArgs __a)`;
-    parts.push(`${entryFunction(k, extra.ns, extra.bareName, head, cudaArg)}\n`);
-  });
-  return {
-    code: parts.join(''),
-    kernels: a.kernels.map((k, i) => ({ name: k.name, entrySymbol: entrySymbol(i), usesSync: k.usesSync })),
-  };
+  const entries = entryParts(a, om.keep, (k, i) =>
+    entryFunction(k, a.extras[i].ns, a.extras[i].bareName, `extern "C" __global__ void ${entrySymbol(i)}(const MoeCudaArgs __a)`, cudaArg),
+  );
+  parts.push(entries.text);
+  return { code: parts.join(''), kernels: entries.kernels };
 }
 
 /** CUDA C++ (NVRTC, or nvcc) for the CUDA backend from a parsed MSL source. Throws MslError. */

@@ -1,7 +1,8 @@
 /** Reports of `moe bench`: table, JSON document (docs/bench-report.schema.json), JUnit XML, Markdown. */
 import Table from 'cli-table3';
-import type { BaselineResult, Comparison } from '../bench/baseline.js';
+import { gateSummary, intervalLabel, verdictLabel, type GateComparison, type GateResult } from '../bench/gate.js';
 import type { BenchCase } from '../bench/run.js';
+import { IMPOSSIBLE, renderPhysics, type PhysicsVerdict } from '../bench/physics.js';
 import { mdText, renderJunitXml, us, type JunitCase, type JunitSuite, type Renderers, type ReportHead } from './common.js';
 
 export const BENCH_SCHEMA = 'moe-kernels/bench-report@1';
@@ -16,9 +17,11 @@ export interface BenchReport extends ReportHead<typeof BENCH_SCHEMA> {
   shaders: Record<string, string>;
   startedAt: string;
   cases: BenchCase[];
-  baseline?: BaselineResult & { file: string; maxRegression: number };
+  baseline?: GateResult & { file: string; maxRegression: number; baselineShader?: string };
   /** Kernels not timed: their shader needs a feature the device lacks (e.g. bfloat without MSL 3.1). */
   skipped?: { kernel: string; reason: string }[];
+  /** Every case against the device's bandwidth and compute ceilings (src/bench/physics.ts). */
+  physics?: PhysicsVerdict;
 }
 
 /** Whether the report has the packed-weights columns: when some case is a quantized kernel. */
@@ -60,16 +63,15 @@ export function renderBenchTable(r: BenchReport): string {
   if (r.manifest) lines.push(`manifest: ${r.manifest.file} (shader ${r.manifest.shader})`);
   for (const k of r.skipped ?? []) lines.push(`SKIP ${k.kernel}: ${k.reason}`);
   if (r.baseline) {
-    const b = new Table({ head: ['kernel', 'shape', 'old µs', 'new µs', 'new/old', '± noise %', 'verdict'], style: { head: [], border: [] } });
+    const b = new Table({ head: ['kernel', 'shape', 'old µs', 'new µs', 'new/old', '99% interval', 'evidence', 'verdict'], style: { head: [], border: [] } });
     for (const c of r.baseline.comparisons) {
-      b.push([c.kernel, c.shape, us(c.oldNs), us(c.newNs), c.ratio.toFixed(3), (100 * c.combinedNoise).toFixed(2), c.regression ? 'SLOWER (regression)' : c.verdict]);
+      b.push([c.kernel, c.shape, us(c.oldNs), us(c.newNs), c.ratio.toFixed(3), intervalLabel(c), c.method, verdictLabel(c, r.baseline.strict)]);
     }
-    lines.push(`baseline: ${r.baseline.file} (fail beyond ${(100 * r.baseline.maxRegression).toFixed(1)}% + noise)`, b.toString());
+    lines.push(`baseline: ${r.baseline.file}${r.baseline.baselineShader ? ` (old code: ${r.baseline.baselineShader})` : ''} (fail when slower than ${(100 * r.baseline.maxRegression).toFixed(1)}% beyond the spread between runs)`, b.toString());
     if (r.baseline.missing.length > 0) lines.push(`not in the baseline: ${r.baseline.missing.join('; ')}`);
-    const regs = r.baseline.comparisons.filter((c) => c.regression).length;
-    lines.push(regs > 0 ? `FAIL: ${regs} regression(s)` : 'PASS: no regression');
+    lines.push(gateSummary(r.baseline));
   }
-  return lines.join('\n');
+  return lines.join('\n') + (r.physics ? renderPhysics(r.physics, false) : '');
 }
 
 export function renderBenchMarkdown(r: BenchReport): string {
@@ -96,19 +98,21 @@ export function renderBenchMarkdown(r: BenchReport): string {
   }
   if (r.baseline) {
     lines.push('', '| kernel | shape | new/old | verdict |', '|---|---|---:|---|');
-    for (const c of r.baseline.comparisons) lines.push(`| ${c.kernel} | ${c.shape} | ${c.ratio.toFixed(3)} | ${c.regression ? '❌ regression' : c.verdict} |`);
+    for (const c of r.baseline.comparisons) lines.push(`| ${c.kernel} | ${c.shape} | ${c.ratio.toFixed(3)} | ${c.regression ? '❌ regression' : verdictLabel(c, r.baseline.strict)} |`);
   }
+  if (r.physics) lines.push(renderPhysics(r.physics, true));
   return lines.join('\n') + '\n';
 }
 
-/** PASS, or FAIL when a case is slower than its baseline beyond the noise and --max-regression. */
+/** PASS, or FAIL when the gate fails (a SLOWER case; with --strict an AMBIGUOUS one too), or a case is physically impossible. */
 export function benchVerdict(r: BenchReport): 'PASS' | 'FAIL' {
-  return r.baseline?.comparisons.some((c) => c.regression) ? 'FAIL' : 'PASS';
+  if ((r.physics?.impossible.length ?? 0) > 0) return 'FAIL';
+  return r.baseline?.fails ? 'FAIL' : 'PASS';
 }
 
-const regressionText = (c: Comparison, maxRegression: number): string =>
-  `${c.kernel} ${c.shape}: ${us(c.newNs)} µs against ${us(c.oldNs)} µs in the baseline (new/old ${c.ratio.toFixed(3)}), ` +
-  `slower than ${(100 * maxRegression).toFixed(1)}% beyond the combined noise of ±${(100 * c.combinedNoise).toFixed(2)}%`;
+const regressionText = (c: GateComparison, maxRegression: number): string =>
+  `${c.kernel} ${c.shape}: ${us(c.newNs)} µs against ${us(c.oldNs)} µs in the baseline (new/old ${c.ratio.toFixed(3)}, 99% interval ${intervalLabel(c)}, ${c.method}), ` +
+  `${c.verdict === 'ambiguous' ? 'neither within nor beyond' : 'slower than'} ${(100 * maxRegression).toFixed(1)}% once the spread between runs is accounted for`;
 
 /** JUnit XML: one testsuite per kernel, one testcase per shape (a failure when it regressed against --baseline); kernels not timed are skipped. */
 export function renderBenchJunit(r: BenchReport): string {
@@ -123,10 +127,12 @@ export function renderBenchJunit(r: BenchReport): string {
   for (const c of r.cases) {
     const tc: JunitCase = { name: c.shape, seconds: (c.samples * c.meanNs) / 1e9 };
     const b = cmp.get(`${c.kernel} | ${c.shape}`);
-    if (b?.regression && r.baseline) {
+    if (b && r.baseline && (b.regression || (r.baseline.strict && b.verdict === 'ambiguous'))) {
       const text = regressionText(b, r.baseline.maxRegression);
-      tc.failure = { message: text, type: 'regression', text: `${text}\nbaseline: ${r.baseline.file}` };
+      tc.failure = { message: text, type: b.regression ? 'regression' : 'ambiguous', text: `${text}\nbaseline: ${r.baseline.file}` };
     }
+    const imp = r.physics?.impossible.find((x) => x.kernel === c.kernel && x.shape === c.shape);
+    if (imp) tc.failure = { message: `${IMPOSSIBLE}: ${imp.reasons.join('; ')}`, type: 'impossible', text: `${IMPOSSIBLE}\n${imp.reasons.join('\n')}` };
     suite(c.kernel).cases.push(tc);
   }
   for (const k of r.skipped ?? []) suite(k.kernel).cases.push({ name: 'not timed', seconds: 0, skipped: k.reason });

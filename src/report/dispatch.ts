@@ -1,6 +1,6 @@
 /** Reports of `moe dispatch`: table, JSON document (docs/dispatch-report.schema.json), JUnit XML, Markdown. */
 import Table from 'cli-table3';
-import type { LayerReport, StageReport } from '../dispatch/layer.js';
+import { FUSED_STAGES, type LayerReport, type StageReport } from '../dispatch/layer.js';
 import type { OutputComparison } from '../verify/compare.js';
 import { fmt, mdText, renderJunitXml, type JunitCase, type Renderers, type ReportHead } from './common.js';
 
@@ -51,7 +51,7 @@ export function renderDispatch(r: DispatchReport): string {
     `layer: ${(r.totalNs / 1000).toFixed(1)} µs device time, ${r.tokensPerSecond.toFixed(1)} tokens/s; expert and router weights read ${(r.weightBytes / 2 ** 20).toFixed(1)} MiB → ${r.effectiveGBs.toFixed(2)} GB/s effective`,
   );
   if (r.quant !== null) {
-    const expertNs = r.stages.filter((x) => x.stage === 'expert gate/up' || x.stage === 'expert down').reduce((a, x) => a + x.ns, 0);
+    const expertNs = r.stages.filter((x) => ['expert gate/up', 'expert down', FUSED_STAGES.gateUp, FUSED_STAGES.down].includes(x.stage)).reduce((a, x) => a + x.ns, 0);
     lines.push(
       `quantized experts (${r.quant}-bit, group ${64}): packed weights + scales + biases read ${(r.packedBytes / 2 ** 20).toFixed(1)} MiB in ${(expertNs / 1000).toFixed(1)} µs of expert projections → ${(expertNs > 0 ? r.packedBytes / expertNs : 0).toFixed(2)} GB/s effective`,
     );

@@ -88,4 +88,4 @@ export function structBuf(index: number, mslType: string, fields: [name: string,
 }
 
 /** A param value as a number (specs declare every param they read). */
-export const num = (p: Params, key: string): number => p[key] as number;
+export { num } from './params.js';
