@@ -21,7 +21,7 @@ interface Report {
   kernels: { name: string; spec?: string; status: string; manifest?: string; shader: string }[];
   manifest?: { file: string; shader: string };
   compiledOnly?: { entry: string }[];
-  cases: { status: string; repro: string; skipReason?: string }[];
+  cases: { status: string; repro: string; skipReason?: string; kernel: string; error: string | null }[];
 }
 
 function copyEngine(dir: string): string {
@@ -224,4 +224,17 @@ test('dispatch --manifest: the engine\'s kernels replace ours in the layer, and 
   assert.equal(bad.code, 1, bad.stderr);
   const badRep = JSON.parse(bad.stdout) as { firstDivergence: string | null };
   assert.equal(badRep.firstDivergence, 'GELU·up');
+});
+
+test('kernel by kernel: an entry that does not compile is reported with its line, the others run, exit 1', () => {
+  const t = copyEngine('moeflux-style');
+  const file = join(t, 'shaders.metal');
+  writeFileSync(file, readFileSync(file, 'utf8').replace('out[gid] = gelu_tanh(gate_up[gid]) * gate_up[dim + gid];', 'out[gid] = gelu_tanh(gate_up[gid]) * gate_up[dim + gid] + no_such_name;'));
+  const r = moe(['verify', '--manifest', join(t, 'engine.manifest.json'), '--backend', 'cpu', '--kernel', 'swiglu_fused_halves,weighted_sum', '--json']);
+  assert.equal(r.code, 1, r.stderr);
+  const rep = JSON.parse(r.stdout) as Report;
+  const broken = rep.cases.filter((c) => c.kernel === 'swiglu_fused_halves');
+  assert.ok(broken.length > 0 && broken.every((c) => c.status === 'ERROR'));
+  assert.match(broken[0]?.error ?? '', /shaders\.metal:\d+/);
+  assert.equal(rep.kernels.find((k) => k.name === 'weighted_sum')?.status, 'PASS');
 });

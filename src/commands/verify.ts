@@ -2,7 +2,7 @@ import { Flags, type Interfaces } from '@oclif/core';
 import ora, { type Ora } from 'ora';
 import { getBackend } from '../backend/index.js';
 import { ensureDeviceTrusted } from '../backend/selftest.js';
-import { UsageError } from '../errors.js';
+import { ShaderCompileError, UsageError } from '../errors.js';
 import { readShader } from '../harness/source.js';
 import { findSpec, SPECS } from '../kernels/index.js';
 import { buildCases, presetModel } from '../kernels/select.js';
@@ -76,7 +76,7 @@ Exit codes: 0 all cases pass, 1 a case failed (wrong output, out-of-bounds acces
     let manifest: Manifest | null = null;
     /** What runs: a spec (ours, or derived from a manifest entry), its shader and entry, and why a case is skipped. */
     let jobs: { spec: KernelSpec; base: KernelSpec; shaderFile?: string; entry?: string; skip: (p: Record<string, number>) => string | null }[];
-    const compileOnly: { entry: string; note?: string }[] = [];
+    const compileOnly: { entry: string; note?: string; error?: string }[] = [];
     if (flags.manifest) {
       manifest = loadManifest(flags.manifest);
       const resolved = resolveManifest(manifest, picked);
@@ -111,7 +111,13 @@ Exit codes: 0 all cases pass, 1 a case failed (wrong output, out-of-bounds acces
       for (const entry of compileOnly) {
         const m = manifest as Manifest;
         if (spinner) spinner.text = `${entry.entry}: compiling ${m.shaderRel}`;
-        await backend.compile(readShader(m.shaderFile), m.shaderFile, entry.entry);
+        try {
+          await backend.compile(readShader(m.shaderFile), m.shaderFile, entry.entry);
+        } catch (e) {
+          // Kernel by kernel: one that does not compile is reported, the others run.
+          if (!(e instanceof ShaderCompileError)) throw e;
+          entry.error = e.message;
+        }
       }
       for (const job of jobs) {
         const spec = job.spec;
@@ -138,7 +144,15 @@ Exit codes: 0 all cases pass, 1 a case failed (wrong output, out-of-bounds acces
           if (why !== null) skippedRows.push(skippedCase(spec, c, job.entry ?? spec.entry, o, why));
           return why === null;
         });
-        const { results: ran, sourceHash } = await verifySpec(spec, backend, cases, o);
+        let ran: CaseResult[];
+        let sourceHash = '';
+        try {
+          ({ results: ran, sourceHash } = await verifySpec(spec, backend, cases, o));
+        } catch (e) {
+          // With a manifest, a kernel that does not compile is one failed kernel: its cases are ERROR rows, the others run.
+          if (!manifest || !(e instanceof ShaderCompileError)) throw e;
+          ran = cases.map((c) => ({ ...skippedCase(spec, c, job.entry ?? spec.entry, o, ''), status: 'ERROR' as const, skipReason: undefined, error: `does not compile: ${e.message}` }));
+        }
         const rows = [...ran, ...skippedRows];
         results.push(...rows);
         kernels.push({
@@ -172,10 +186,10 @@ Exit codes: 0 all cases pass, 1 a case failed (wrong output, out-of-bounds acces
       kernels,
       cases: results,
       ...(manifest
-        ? { manifest: { file: manifest.file, shader: manifest.shaderRel }, compiledOnly: compileOnly.map((c) => ({ entry: c.entry, shader: (manifest as Manifest).shaderRel, ...(c.note ? { note: c.note } : {}) })) }
+        ? { manifest: { file: manifest.file, shader: manifest.shaderRel }, compiledOnly: compileOnly.map((c) => ({ entry: c.entry, shader: (manifest as Manifest).shaderRel, ...(c.note ? { note: c.note } : {}), ...(c.error ? { error: c.error } : {}) })) }
         : {}),
     };
-    if (report.summary.failed + report.summary.errors > 0) process.exitCode = 1;
+    if (report.summary.failed + report.summary.errors > 0 || compileOnly.some((c) => c.error)) process.exitCode = 1;
     return this.emit(report, verifyRenderers, flags);
   }
 }

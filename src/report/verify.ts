@@ -17,14 +17,16 @@ export interface VerifyReport extends ReportHead<typeof VERIFY_SCHEMA> {
   /** The binding manifest (--manifest) and its shader, as the manifest names it. */
   manifest?: { file: string; shader: string };
   /** Entries of the manifest without a spec: compiled, not verified. */
-  compiledOnly?: { entry: string; shader: string; note?: string }[];
+  compiledOnly?: { entry: string; shader: string; note?: string; error?: string }[];
 }
 
 /** The manifest lines of a report: which manifest bound which shader, and the entries compiled only. */
 function manifestLines(report: VerifyReport): string[] {
   if (!report.manifest) return [];
   const out = [`manifest: ${report.manifest.file} (shader ${report.manifest.shader})`];
-  for (const c of report.compiledOnly ?? []) out.push(`compiled only (no spec in the manifest): ${c.entry}${c.note ? ` — ${c.note}` : ''}`);
+  for (const c of report.compiledOnly ?? []) {
+    out.push(c.error ? `compile FAILED (no spec in the manifest): ${c.entry}: ${c.error}` : `compiled only (no spec in the manifest): ${c.entry}${c.note ? ` — ${c.note}` : ''}`);
+  }
   return out;
 }
 
