@@ -82,6 +82,7 @@ export function renderBenchMarkdown(r: BenchReport): string {
     `${r.cases.length} cases timed on **${r.backend}** (${r.device.name}), seed ${r.seed}, moe-kernels ${r.tool.version}` +
       (r.baseline ? `; ${regressions} regression(s) against ${r.baseline.file}.` : '.'),
     '',
+    ...(r.manifest ? [`manifest: ${r.manifest.file} (shader ${r.manifest.shader})`, ''] : []),
   ];
   const weights = hasWeights(r);
   lines.push(

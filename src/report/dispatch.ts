@@ -73,6 +73,7 @@ export function renderDispatchMarkdown(r: DispatchReport): string {
     '',
     `${mdText(layerLine(r))}; moe-kernels ${r.tool.version}.`,
     '',
+    ...(r.manifest ? [mdText(`manifest: ${r.manifest.file} (shader ${r.manifest.shader})`), ''] : []),
     '| stage | kernels | dispatches | time µs | share % | cosine | rel_max_abs | status |',
     '|---|---|---:|---:|---:|---:|---:|---|',
   ];
