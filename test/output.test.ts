@@ -165,7 +165,7 @@ test('an all-PASS verify of every kernel prints fewer than 80 lines, none wider 
     }
     kernels.push({ name: spec.name, entry: spec.entry, shader: `shaders/${spec.shader}`, sourceHash: 'x', math: spec.math, status: 'PASS' });
   }
-  const report = { schema: 'moe-kernels/verify-report@1', tool: { name: 'moe-kernels', version: '0' }, backend: 'cpu', device: { backend: 'cpu', name: 'cpu', details: {} }, seed: 42, startedAt: '', durationMs: 1, userShader: null, manifest: null, summary: { cases: cases.length, passed: cases.length, failed: 0, errors: 0, skipped: 0, kernels: kernels.length, kernelErrors: 0 }, kernels, cases } as VerifyReport;
+  const report = { schema: 'moe-kernels/verify-report@1', tool: { name: 'moe-kernels', version: '0' }, backend: 'cpu', device: { backend: 'cpu', name: 'cpu', details: {} }, seed: 42, startedAt: '', durationMs: 1, userShader: null, summary: { cases: cases.length, passed: cases.length, failed: 0, errors: 0, skipped: 0, kernels: kernels.length, kernelErrors: 0 }, kernels, cases } as VerifyReport;
   const text = renderText(report, { color: false, width: terminalWidth({ COLUMNS: '100' }), wrapWidth: 100, verbose: false });
   const lines = text.split('\n');
   assert.ok(lines.length < 80, `${lines.length} lines`);

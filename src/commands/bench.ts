@@ -18,6 +18,7 @@ import { benchCase, blockTimer, type BenchCase } from '../bench/run.js';
 import { copySpec, emptySpec, readSpec } from '../bench/specs.js';
 import { checkCaseResources } from '../harness/launch.js';
 import { preparePipeline, shaderSource } from '../harness/source.js';
+import { loadManifest, resolveManifest, type Manifest } from '../harness/manifest.js';
 import { benchRenderers, BENCH_SCHEMA, type BenchReport } from '../report/bench.js';
 import { reportHead } from '../report/common.js';
 import { backendFlag, MoeCommand, paramAssignments, paramFlag, paramText, parseList, reportFlags, safetyFlags, safetyRunOptions, seedFlag, shardFlag } from '../cli/base.js';
@@ -60,6 +61,7 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
     shader: Flags.string({ description: 'your own .metal file in place of ours (needs one --kernel)' }),
     spec: Flags.string({ description: 'a file of your own kernel specs (.js, or .ts through tsx where installed); without --kernel, its specs are the ones timed' }),
     entry: Flags.string({ description: 'entry point in --shader', dependsOn: ['shader'] }),
+    manifest: Flags.string({ description: 'binding manifest (docs/manifest.md): time the entries of its shader as it binds and launches them (--kernel picks entries or specs)', exclusive: ['shader'] }),
     'max-noise': Flags.string({ description: 'stop when the relative noise of the median is below this % ', default: '0.5' }),
     'max-time': Flags.string({ description: 'seconds of samples per case at most', default: '2' }),
     'min-samples': Flags.integer({ description: 'samples per case at least', default: 10, min: 1 }),
@@ -109,7 +111,17 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
     const user = flags.spec ? await loadUserSpecs(flags.spec) : [];
     const all = flags.spec ? withUserSpecs([...SPECS, ...BENCH_ONLY], user, flags.spec) : [...SPECS, ...BENCH_ONLY];
     let specs: KernelSpec[];
-    if (flags.kernel) {
+    let manifest: Manifest | null = null;
+    /** A manifest entry's reason not to run a shape (its `requires`, whole vectors). */
+    const manifestSkip = new Map<KernelSpec, (p: Record<string, number>) => string | null>();
+    if (flags.manifest) {
+      manifest = loadManifest(flags.manifest);
+      const picked = flags.kernel?.split(',').map((s) => s.trim()).filter((s) => s !== '');
+      const entries = resolveManifest(manifest, picked).kernels;
+      specs = entries.flatMap((k) => (k.spec ? [k.spec] : []));
+      for (const k of entries) if (k.spec) manifestSkip.set(k.spec, k.skip);
+      if (specs.length === 0) throw new UsageError(`manifest ${flags.manifest}: no entry with a spec to time`);
+    } else if (flags.kernel) {
       specs = flags.kernel.split(',').map((n) => findSpec(n.trim(), all));
     } else {
       const pool = flags.spec ? user : SPECS;
@@ -181,7 +193,7 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
       }
       for (const { spec, cases: share, positions: at } of plan) {
         if (share.length === 0) continue;
-        const src = shaderSource(spec, flags.shader, flags.entry);
+        const src = manifest ? shaderSource(spec, manifest.shaderFile, spec.entry) : shaderSource(spec, flags.shader, flags.entry);
         const skip = featureSkip(device, src.source, src.file);
         if (skip !== null) {
           skipped.push({ kernel: spec.name, reason: skip });
@@ -193,6 +205,11 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
         const savedHash = baselineDoc?.shaders?.[spec.name];
         if (old && savedHash && savedHash !== old.sourceHash) this.note(`--baseline-shader ${flags['baseline-shader']} is not the source ${spec.name} was timed with in the baseline (another hash): the A/B compares with it all the same`);
         for (const [i, { params }] of share.entries()) {
+          const skip = manifestSkip.get(spec)?.(params) ?? null;
+          if (skip !== null) {
+            skipped.push({ kernel: spec.name, reason: `${JSON.stringify(params)}: ${skip}` });
+            continue;
+          }
           const why = spec.validate(params);
           if (why !== null) throw new UsageError(`${spec.name}: ${why}`);
           checkCaseResources(spec, params);
@@ -232,6 +249,7 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
       startedAt: new Date().toISOString(),
       cases,
       ...(skipped.length > 0 ? { skipped } : {}),
+      ...(manifest ? { manifest: { file: manifest.file, shader: manifest.shaderRel } } : {}),
     };
     if (baselineResult) {
       report.baseline = baselineResult;

@@ -7,6 +7,7 @@ import { StageError } from '../dispatch/stage.js';
 import { KernelRuntimeError, ShaderCompileError, UsageError } from '../errors.js';
 import { readShader } from '../harness/source.js';
 import type { OutputComparison } from '../verify/compare.js';
+import { loadManifest } from '../harness/manifest.js';
 import { presetModel } from '../kernels/select.js';
 import type { LayerShape } from '../reference/moe-layer.js';
 import { dispatchRenderers, DISPATCH_SCHEMA, type DispatchError, type DispatchReport } from '../report/dispatch.js';
@@ -84,6 +85,7 @@ Exit codes: 0 PASS, 1 FAIL (a wrong stage, or a kernel that failed while running
     backend: backendFlag,
     seed: seedFlag,
     shader: Flags.string({ description: 'your .metal file: its kernels replace ours of the same entry names' }),
+    manifest: Flags.string({ description: "binding manifest (docs/manifest.md): its entries replace our kernels of their specs, bound and launched as it says", exclusive: ['shader'] }),
     ...reportFlags,
     ...safetyFlags,
   };
@@ -122,6 +124,7 @@ Exit codes: 0 PASS, 1 FAIL (a wrong stage, or a kernel that failed while running
 
     if (flags.shader) readShader(flags.shader);
 
+    const manifest = flags.manifest ? loadManifest(flags.manifest) : null;
     const backend = getBackend(flags.backend);
     await ensureDeviceTrusted(backend);  // GPU backends: the device self-test, or exit 2
     const device = backend.device();
@@ -131,6 +134,7 @@ Exit codes: 0 PASS, 1 FAIL (a wrong stage, or a kernel that failed while running
       preset: flags.preset ?? null,
       activation: 'GELU(tanh)·up',
       userShader: flags.shader ?? null,
+      ...(manifest ? { manifest: { file: manifest.file, shader: manifest.shaderRel } } : {}),
     };
     /** The report of a layer that stopped early: no stages, the error, a failed final state. */
     const stopped = (error: DispatchError): DispatchReport => ({
@@ -158,7 +162,7 @@ Exit codes: 0 PASS, 1 FAIL (a wrong stage, or a kernel that failed while running
     });
     let layer: LayerReport;
     try {
-      layer = await runLayer(backend, { shape, strategy, seed: flags.seed, shaderFile: flags.shader, quant: flags.quant === 'q4' ? 4 : flags.quant === 'q8' ? 8 : undefined, runOptions });
+      layer = await runLayer(backend, { shape, strategy, seed: flags.seed, shaderFile: flags.shader, manifest: manifest ?? undefined, quant: flags.quant === 'q4' ? 4 : flags.quant === 'q8' ? 8 : undefined, runOptions });
     } catch (e) {
       if (!(e instanceof StageError)) throw e;
       // a stage that could not run: the report says which (JUnit <error>), then exit 2 (compile, signature) or 1 (runtime)

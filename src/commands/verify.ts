@@ -11,7 +11,8 @@ import { parseShard, shardCases } from '../kernels/shard.js';
 import type { KernelCase, KernelSpec } from '../kernels/spec.js';
 import { kernelStatus, verifyRenderers, VERIFY_SCHEMA, type VerifyKernel, type VerifyReport } from '../report/verify.js';
 import { reportHead } from '../report/common.js';
-import { checkCases, verifySpec, type CaseResult } from '../harness/run.js';
+import { checkCases, skippedCase, verifySpec, type CaseResult } from '../harness/run.js';
+import { loadManifest, resolveManifest, type Manifest } from '../harness/manifest.js';
 import { readShader } from '../harness/source.js';
 import { backendFlag, MoeCommand, paramAssignments, paramFlag, paramText, parseList, reportFlags, safetyFlags, safetyRunOptions, seedFlag, shardFlag } from '../cli/base.js';
 import { onInterrupt, startSpinner } from '../cli/terminal.js';
@@ -43,6 +44,8 @@ Exit codes: 0 all cases pass, 1 a case failed (wrong output, out-of-bounds acces
     '<%= config.bin %> verify --kernel softmax-topk --tokens 1,16 --experts 60 --top-k 4',
     '<%= config.bin %> verify --kernel moe_softmax_topk_f32 --shader ./my_kernels.metal',
     '<%= config.bin %> verify --kernel softmax-topk --shader ./my_kernels.metal --schedules 4',
+    '<%= config.bin %> verify --manifest ./engine.manifest.json',
+    '<%= config.bin %> verify --manifest ./engine.manifest.json --kernel kernel_rms_norm --rows 4',
     '<%= config.bin %> verify --junit results.xml --markdown >> $GITHUB_STEP_SUMMARY',
     '<%= config.bin %> verify --shard 2/3 --json > shard-2.json',
   ];
@@ -56,6 +59,10 @@ Exit codes: 0 all cases pass, 1 a case failed (wrong output, out-of-bounds acces
       description: 'a file of your own kernel specs (ESM or CommonJS .js, or .ts through tsx where installed) written with the moe-kernels API; without --kernel, its specs are the ones verified',
     }),
     entry: Flags.string({ description: "entry point in --shader (default: the spec's entry name)", dependsOn: ['shader'] }),
+    manifest: Flags.string({
+      description: 'binding manifest (docs/manifest.md): verify every entry of its shader as it binds and launches them (--kernel picks entries or specs)',
+      exclusive: ['shader'],
+    }),
     inputs: Flags.string({ description: 'input set(s), comma-separated (default: all of the kernel\'s sets)' }),
     preset: Flags.string({ description: 'only the shapes of one model from fixtures/models.json (e.g. qwen3-30b-a3b)' }),
     param: paramFlag,
@@ -78,16 +85,33 @@ Exit codes: 0 all cases pass, 1 a case failed (wrong output, out-of-bounds acces
     const f = flags as Record<string, unknown>;
     const user = flags.spec ? await loadUserSpecs(flags.spec) : [];
     const known = flags.spec ? withUserSpecs(SPECS, user, flags.spec) : SPECS;
-    const names = flags.kernel ? flags.kernel.split(',').map((s) => s.trim()).filter((s) => s !== '') : (flags.spec ? user : SPECS).map((s) => s.name);
-    const specs = names.map((n) => findSpec(n, known));
-    if (flags.shader && specs.length !== 1) {
-      throw new UsageError(`--shader needs exactly one kernel to check it against (selected: ${specs.map((s) => s.name).join(', ')}): give --kernel`);
+    const picked = flags.kernel ? flags.kernel.split(',').map((s) => s.trim()).filter((s) => s !== '') : undefined;
+    let manifest: Manifest | null = null;
+    /** What runs: a spec (ours, a user's, or derived from a manifest entry), its shader and entry, and why a case is skipped. */
+    let jobs: Job[];
+    const compileOnly: { entry: string; note?: string; error?: string }[] = [];
+    if (flags.manifest) {
+      manifest = loadManifest(flags.manifest);
+      const resolved = resolveManifest(manifest, picked);
+      jobs = [];
+      for (const k of resolved.kernels) {
+        if (k.spec && k.base) jobs.push({ spec: k.spec, base: k.base, shaderFile: manifest.shaderFile, entry: k.entry, skip: k.skip });
+        else compileOnly.push({ entry: k.entry, note: k.note });
+      }
+    } else {
+      const chosen = (picked ?? (flags.spec ? user : SPECS).map((s) => s.name)).map((n) => findSpec(n, known));
+      if (flags.shader && chosen.length !== 1) {
+        throw new UsageError(`--shader needs exactly one kernel to check it against (selected: ${chosen.map((s) => s.name).join(', ')}): give --kernel`);
+      }
+      if (flags.shader) readShader(flags.shader);
+      jobs = chosen.map((s) => ({ spec: s, base: s, shaderFile: flags.shader, entry: flags.entry, skip: () => null }));
     }
-    if (flags.shader) readShader(flags.shader);
+    const specs = jobs.map((j) => j.spec);
+    const jobOf = new Map(jobs.map((j) => [j.spec, j]));
     if (flags.preset) presetModel(flags.preset);
     const assigned = paramAssignments(flags.param, specs);
     const values: Record<string, number[] | undefined> = {};
-    for (const s of specs) for (const p of s.params) {
+    for (const { spec: s } of jobs) for (const p of s.params) {
       const flag = p.flag ?? p.name;
       values[flag] = parseList(flag, paramText(p, f, assigned), { min: p.min ?? (p.kind === 'float' ? -Infinity : 1), float: p.kind === 'float' });
     }
@@ -99,7 +123,6 @@ Exit codes: 0 all cases pass, 1 a case failed (wrong output, out-of-bounds acces
     }
     const inputSets = flags.inputs?.split(',').map((s) => s.trim());
     const runOptions = safetyRunOptions(flags);
-    const manifest = typeof f.manifest === 'string' ? f.manifest : null;
 
     // every case, checked before anything runs
     const selected: { spec: KernelSpec; cases: KernelCase[] }[] = [];
@@ -116,7 +139,7 @@ Exit codes: 0 all cases pass, 1 a case failed (wrong output, out-of-bounds acces
     const shard = flags.shard === undefined ? undefined : parseShard(flags.shard);
     const { plan: shares, caseList } = shardCases(selected, shard, (c) => c.inputSet);
     const plan = shares.filter((p) => p.cases.length > 0);
-    if (caseList.cases === 0) throw new UsageError('no cases selected (check --preset, --inputs and the shape flags)');
+    if (caseList.cases === 0 && compileOnly.length === 0) throw new UsageError('no cases selected (check --preset, --inputs and the shape flags)');
     const totalCases = plan.reduce((a, p) => a + p.cases.length, 0);
     if (totalCases === 0 && shard) this.note(`share ${shard.index}/${shard.count} has none of the ${caseList.cases} cases: an empty report`);
 
@@ -138,7 +161,6 @@ Exit codes: 0 all cases pass, 1 a case failed (wrong output, out-of-bounds acces
       startedAt: started.toISOString(),
       durationMs: performance.now() - t0,
       userShader: flags.shader ?? null,
-      manifest,
       summary: {
         cases: results.length,
         passed: results.filter((r) => r.status === 'PASS').length,
@@ -150,17 +172,24 @@ Exit codes: 0 all cases pass, 1 a case failed (wrong output, out-of-bounds acces
       },
       kernels,
       cases: results,
+      ...(manifest
+        ? { manifest: { file: manifest.file, shader: manifest.shaderRel }, compiledOnly: compileOnly.map((c) => ({ entry: c.entry, shader: (manifest as Manifest).shaderRel, ...(c.note ? { note: c.note } : {}), ...(c.error ? { error: c.error } : {}) })) }
+        : {}),
     });
     let current: { spec: KernelSpec; rows: CaseResult[]; at: number[] } | null = null;
-    const kernelOf = (spec: KernelSpec, rows: CaseResult[], sourceHash: string | null): VerifyKernel => ({
-      name: spec.name,
-      entry: flags.entry ?? spec.entry,
-      shader: flags.shader ?? (isAbsolute(spec.shader) ? spec.shader : `shaders/${spec.shader}`),
-      sourceHash,
-      math: spec.math,
-      status: kernelStatus(rows),
-      ...hintOf(spec, rows, user.includes(spec) ? flags.spec : undefined),
-    });
+    const kernelOf = (spec: KernelSpec, rows: CaseResult[], sourceHash: string | null): VerifyKernel => {
+      const job = jobOf.get(spec) as Job;
+      return {
+        name: spec.name,
+        entry: job.entry ?? spec.entry,
+        shader: manifest ? manifest.shaderRel : (job.shaderFile ?? (isAbsolute(spec.shader) ? spec.shader : `shaders/${spec.shader}`)),
+        sourceHash,
+        math: spec.math,
+        status: kernelStatus(rows),
+        ...hintOf(spec, rows, user.includes(spec) ? flags.spec : undefined),
+        ...(manifest ? { spec: job.base.name, manifest: manifest.file } : {}),
+      };
+    };
     // SIGINT/SIGTERM: report what finished (the kernel under way with its finished cases), then end
     const release = onInterrupt((signal) => {
       spinner?.stop();
@@ -175,31 +204,71 @@ Exit codes: 0 all cases pass, 1 a case failed (wrong output, out-of-bounds acces
     });
     let doneCases = 0;
     try {
-      for (const [i, { spec, cases, positions: at }] of plan.entries()) {
-        const file = flags.shader ? basename(flags.shader) : spec.shader;
+      for (const entry of compileOnly) {
+        const m = manifest as Manifest;
+        if (spinner) spinner.text = `${entry.entry}: compiling ${m.shaderRel}`;
+        try {
+          await backend.compile(readShader(m.shaderFile), m.shaderFile, entry.entry);
+        } catch (e) {
+          // kernel by kernel: one that does not compile is reported, the others run
+          if (!(e instanceof ShaderCompileError)) throw e;
+          entry.error = e.message;
+        }
+      }
+      for (const [i, { spec, cases: share, positions: shareAt }] of plan.entries()) {
+        const job = jobOf.get(spec) as Job;
+        const file = job.shaderFile ? basename(job.shaderFile) : spec.shader;
+        // a manifest entry's reasons not to run a case (its `requires`, whole vectors): SKIP rows after the others
+        const cases: KernelCase[] = [];
+        const at: number[] = [];
+        const skipAt: number[] = [];
+        const skipped: { c: KernelCase; why: string }[] = [];
+        share.forEach((c, j) => {
+          const why = job.skip(c.params);
+          if (why === null) {
+            cases.push(c);
+            at.push(shareAt[j] as number);
+          } else {
+            skipped.push({ c, why });
+            skipAt.push(shareAt[j] as number);
+          }
+        });
         const progress = (): string => `kernel ${i + 1}/${plan.length}, case ${doneCases}/${totalCases}`;
         if (spinner) spinner.text = `${progress()}: ${spec.name}: compiling ${file}`;
         current = { spec, rows: [], at };
         const rows = current.rows;
-        try {
-          const { sourceHash } = await verifySpec(spec, backend, cases, {
-            seed: flags.seed,
-            shaderFile: flags.shader,
-            entry: flags.entry,
+        const o = {
+          seed: flags.seed,
+          shaderFile: job.shaderFile,
+          entry: job.entry,
+          ...(flags.manifest ? { manifest: flags.manifest } : {}),
             ...(user.includes(spec) && flags.spec ? { specFile: flags.spec, knownFlags: new Set(Object.keys(Verify.flags)) } : {}),
-            backendFlag: flags.backend,
-            runOptions,
-            schedules: flags.schedules,
-            onCase: (r) => {
-              rows.push(r);
-              doneCases++;
-              if (spinner) spinner.text = `${progress()}: ${spec.name} (${file})`;
-            },
-          });
-          results.push(...rows);
-          positions.push(...at);
-          kernels.push(kernelOf(spec, rows, sourceHash));
+          backendFlag: flags.backend,
+          runOptions,
+          schedules: flags.schedules,
+          onCase: (r: CaseResult) => {
+            rows.push(r);
+            doneCases++;
+            if (spinner) spinner.text = `${progress()}: ${spec.name} (${file})`;
+          },
+        };
+        const skippedRows = skipped.map(({ c, why }) => skippedCase(spec, c, job.entry ?? spec.entry, o, why));
+        try {
+          const { sourceHash } = await verifySpec(spec, backend, cases, o);
+          results.push(...rows, ...skippedRows);
+          positions.push(...at, ...skipAt);
+          kernels.push(kernelOf(spec, [...rows, ...skippedRows], sourceHash));
         } catch (e) {
+          if (manifest && e instanceof ShaderCompileError && rows.length === 0) {
+            // with a manifest, an entry that does not compile is one failed kernel: its cases are ERROR rows, the others run
+            const failed = cases.map((c) => ({ ...skippedCase(spec, c, job.entry ?? spec.entry, o, ''), status: 'ERROR' as const, skipReason: undefined, error: `does not compile: ${e.message}` }));
+            results.push(...failed, ...skippedRows);
+            positions.push(...at, ...skipAt);
+            kernels.push(kernelOf(spec, [...failed, ...skippedRows], null));
+            doneCases += cases.length;
+            current = null;
+            continue;
+          }
           // the shader did not compile or does not match the spec: an error row for this kernel, the others still run
           if (!(e instanceof UsageError) || rows.length > 0) throw e;
           const k = kernelOf(spec, [], null);
@@ -219,9 +288,18 @@ Exit codes: 0 all cases pass, 1 a case failed (wrong output, out-of-bounds acces
     if (notRun.length > 0) {
       for (const m of notRun) process.stderr.write(`Error: ${m}\n`);
       process.exitCode = 2;
-    } else if (report.summary.failed + report.summary.errors > 0) process.exitCode = 1;
+    } else if (report.summary.failed + report.summary.errors > 0 || compileOnly.some((c) => c.error)) process.exitCode = 1;
     return this.emit(report, verifyRenderers, flags);
   }
+}
+
+/** A kernel to verify: its spec (ours, a user's, or derived from a manifest entry), the spec it stands for, its shader and entry, and why a case is skipped. */
+interface Job {
+  spec: KernelSpec;
+  base: KernelSpec;
+  shaderFile?: string;
+  entry?: string;
+  skip: (p: Record<string, number>) => string | null;
 }
 
 /** The launch hint of a kernel some of whose outputs were never written (at the first such case's shape). */

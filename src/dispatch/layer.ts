@@ -37,7 +37,8 @@ import { fillUniform } from '../util/fastrng.js';
 import { makeRng } from '../util/rng.js';
 import { compareOutput, type OutputComparison } from '../verify/compare.js';
 import { bindTensors } from '../harness/bindings.js';
-import { makeRunner, pipelineFor, StageError, type KernelSource, type StageRunner } from './stage.js';
+import { makeRunner, pipelineFor, stageBinding, StageError, useManifest, type KernelSource, type StageRunner } from './stage.js';
+import type { Manifest } from '../harness/manifest.js';
 
 export type Strategy = 'loop' | 'batched' | 'fused';
 
@@ -49,6 +50,8 @@ export interface LayerOptions {
   strategy: Strategy;
   seed: number;
   shaderFile?: string;
+  /** Binding manifest: its entries replace our kernels of their specs. */
+  manifest?: Manifest;
   /** Routed experts quantized to the MLX affine format (the router and shared expert stay f32). */
   quant?: QuantBits;
   /** Native run options of every dispatch (--timeout, --stack-size). */
@@ -200,9 +203,10 @@ interface Recorder {
   kernels: Map<string, Set<string>>;
 }
 
-async function dispatch(r: StageRunner, rec: Recorder, stage: string, spec: KernelSpec, params: Params, tensors: Record<string, TypedArray>): Promise<void> {
-  const why = spec.validate(params);
-  if (why !== null) throw new UsageError(`${stage}: ${spec.name}: ${why}`);
+async function dispatch(r: StageRunner, rec: Recorder, stage: string, ours: KernelSpec, params: Params, given: Record<string, TypedArray>): Promise<void> {
+  const why = ours.validate(params);
+  if (why !== null) throw new UsageError(`${stage}: ${ours.name}: ${why}`);
+  const { spec, tensors } = stageBinding(r, ours, params, given);
   let t: Float64Array;
   try {
     const p = await pipelineFor(r, spec);
@@ -246,6 +250,7 @@ export async function runLayer(backend: Backend, o: LayerOptions): Promise<Layer
   }
   const w = new Weights(s, o.seed, quant);
   const runner = makeRunner(backend, o.shaderFile, o.runOptions);
+  if (o.manifest) useManifest(runner, o.manifest);
   const rec: Recorder = { ns: new Map(), dispatches: new Map(), kernels: new Map() };
   const P: Produced = {
     logits: new Float32Array(T * E),

@@ -8,6 +8,9 @@ import type { NativeRunOptions } from '../backend/addon-types.js';
 import type { Backend, Pipeline } from '../backend/types.js';
 import type { KernelSpec } from '../kernels/spec.js';
 import { preparePipeline, readShader, shaderSource, type ShaderSource } from '../harness/source.js';
+import { resolveManifest, type Manifest, type ManifestKernel } from '../harness/manifest.js';
+import type { Params, TypedArray } from '../kernels/spec.js';
+import { UsageError } from '../errors.js';
 
 export interface StageRunner {
   backend: Backend;
@@ -17,6 +20,8 @@ export interface StageRunner {
   pipelines: Map<string, Pipeline>;
   /** The user's shader (--shader): its kernels replace ours of the same entry name. */
   userShader?: { file: string; source: string; entries: Set<string> };
+  /** The binding manifest (--manifest): its entries replace our kernels of their specs, bound and launched as it says. */
+  manifest?: { m: Manifest; source: string; bySpec: Map<string, ManifestKernel> };
   /** Where each compiled kernel came from, by entry: ours (shaders/) or the user's file. */
   sources: Map<string, KernelSource>;
 }
@@ -42,6 +47,27 @@ export class StageError extends Error {
     super(cause.message);
     this.name = 'StageError';
   }
+
+}
+
+/**
+ * The spec a stage runs and the tensors it binds: ours, or a manifest entry's
+ * derived spec with the inputs the spec does not have generated.
+ */
+export function stageBinding(r: StageRunner, spec: KernelSpec, params: Params, tensors: Record<string, TypedArray>): { spec: KernelSpec; tensors: Record<string, TypedArray> } {
+  const k = r.manifest?.bySpec.get(spec.name);
+  if (!k || !k.spec) return { spec, tensors };
+  const why = k.skip(params);
+  if (why !== null) throw new UsageError(`manifest ${r.manifest?.m.file}: ${k.entry} cannot run this stage (${spec.name} ${JSON.stringify(params)}): ${why}`);
+  return { spec: k.spec, tensors: { ...tensors, ...k.extraInputs(params) } };
+}
+
+/** Attach a manifest: each entry with a spec replaces our kernel of that spec (the first entry of a spec wins). */
+export function useManifest(r: StageRunner, m: Manifest): void {
+  const { source, kernels } = resolveManifest(m);
+  const bySpec = new Map<string, ManifestKernel>();
+  for (const k of kernels) if (k.base && !bySpec.has(k.base.name)) bySpec.set(k.base.name, k);
+  r.manifest = { m, source, bySpec };
 }
 
 export function makeRunner(backend: Backend, userShaderFile?: string, runOptions?: NativeRunOptions): StageRunner {
@@ -60,6 +86,12 @@ export function makeRunner(backend: Backend, userShaderFile?: string, runOptions
 export async function pipelineFor(r: StageRunner, spec: KernelSpec): Promise<Pipeline> {
   const have = r.pipelines.get(spec.entry);
   if (have) return have;
+  const mk = r.manifest ? [...r.manifest.bySpec.values()].find((k) => k.spec === spec) : undefined;
+  if (mk && r.manifest) {
+    const p = await preparePipeline(spec, r.backend, { file: r.manifest.m.shaderFile, source: r.manifest.source, entry: mk.entry });
+    r.pipelines.set(spec.entry, p);
+    return p;
+  }
   const user = r.userShader;
   const theirs = user !== undefined && user.entries.has(spec.entry);
   const src: ShaderSource = theirs ? { file: user.file, source: user.source, entry: spec.entry } : shaderSource(spec);

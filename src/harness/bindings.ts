@@ -8,42 +8,13 @@
 import { UsageError } from '../errors.js';
 import type { MslKernel, MslParam, MslStruct } from '../msl/index.js';
 import { packStruct, type FieldType } from '../kernels/pack.js';
+import { arrayCompat, layoutText, shaderStructText, structText, typeClass } from './layout.js';
 import type { BufferDecl, DType, KernelSpec, Params, Tensors, TypedArray } from '../kernels/spec.js';
 import { fillCanary } from '../verify/compare.js';
 
-/** MSL spellings that share one storage type. */
-const TYPE_CLASS: Record<string, string> = {
-  uint: 'u32',
-  uint32_t: 'u32',
-  'unsigned int': 'u32',
-  unsigned: 'u32',
-  int: 'i32',
-  int32_t: 'i32',
-  float: 'f32',
-  float32_t: 'f32',
-  ushort: 'u16',
-  uint16_t: 'u16',
-  'unsigned short': 'u16',
-  bfloat: 'bf16',
-  bfloat16_t: 'bf16',
-  half: 'f16',
-  uchar: 'u8',
-  uint8_t: 'u8',
-  bool: 'bool',
-  short: 'i16',
-  int16_t: 'i16',
-};
-
-function typeClass(t: string): string {
-  return TYPE_CLASS[t.trim()] ?? t.trim();
-}
-
-/** bfloat data may be taken as raw 16-bit words (ushort) by engines that decode it themselves. */
 function compatible(specType: string, userType: string): boolean {
-  const a = typeClass(specType);
-  const b = typeClass(userType);
-  if (a === b) return true;
-  return (a === 'bf16' && b === 'u16') || (a === 'u16' && b === 'bf16');
+  const c = arrayCompat(specType, userType);
+  return c.ok && c.lanes === 1;
 }
 
 function describe(p: MslParam): string {
@@ -54,6 +25,9 @@ function describe(p: MslParam): string {
 function fieldClass(t: FieldType): string {
   return typeClass(t === 'bool' ? 'bool' : t);
 }
+
+/** The hint of a signature whose layout differs from the spec's in a way a manifest can describe. */
+const MANIFEST_HINT = 'if that is how your engine binds it, describe it in a manifest (`moe init FILE.metal` writes one; docs/manifest.md)';
 
 /** Throws UsageError naming the buffer index and both types on the first mismatch. */
 export function checkBindings(spec: KernelSpec, kernel: MslKernel, structs: MslStruct[], file: string): void {
@@ -84,15 +58,29 @@ export function checkBindings(spec: KernelSpec, kernel: MslKernel, structs: MslS
     if (b.kind === 'array') {
       if (p.kind !== 'pointer') mismatch('expected a pointer');
       if (p.addressSpace !== 'device' && p.addressSpace !== 'constant') mismatch('expected device memory');
-      if (!compatible(b.mslType, p.baseType)) mismatch('element types differ');
+      if (!compatible(b.mslType, p.baseType)) {
+        const c = arrayCompat(b.mslType, p.baseType);
+        if (c.ok) mismatch(`layout: the spec's elements are ${layoutText(b.mslType)} each, the shader reads ${layoutText(p.baseType)} per element; ${MANIFEST_HINT}, which checks the length is a multiple of ${c.lanes}`);
+        mismatch(`layout: the spec's elements are ${layoutText(b.mslType)} each, the shader's ${layoutText(p.baseType)}`);
+      }
       if (b.access !== 'read' && (p.isConst || p.addressSpace === 'constant')) mismatch('the kernel must write it but it is const');
     } else if (b.kind === 'scalar') {
       if (p.kind === 'value') mismatch('buffers are passed by reference or pointer');
-      if (!compatible(b.mslType, p.baseType)) mismatch('scalar types differ');
+      if (p.kind === 'reference' && structs.some((st) => st.name === p.baseType)) {
+        const st = structs.find((x) => x.name === p.baseType) as MslStruct;
+        mismatch(`layout: the spec passes one ${layoutText(b.mslType)} scalar, the shader a struct ${shaderStructText(st)}; ${MANIFEST_HINT} with "${b.index}": {"struct": {...}} giving each field as an expression of the params`);
+      }
+      if (!compatible(b.mslType, p.baseType)) mismatch(`layout: the spec passes ${layoutText(b.mslType)}, the shader reads ${layoutText(p.baseType)}`);
     } else {
       if (p.kind === 'value') mismatch('buffers are passed by reference or pointer');
       const st = structs.find((s) => s.name === p.baseType);
-      if (!st) mismatch(`struct '${p.baseType}' is not declared in the shader`);
+      if (!st) {
+        const spec = structText(b.mslType, b.fields.map((f) => ({ type: f.type, name: f.name })));
+        if (typeClass(p.baseType) !== p.baseType || /^(float|half|int|uint)$/.test(p.baseType)) {
+          mismatch(`layout: the spec passes the param struct ${spec} here, the shader one ${layoutText(p.baseType)} scalar; if the kernel takes the struct's fields as separate scalars, ${MANIFEST_HINT} with e.g. "${b.index}": {"value": "${b.name}.${b.fields[0]?.name ?? 'field'}"}`);
+        }
+        mismatch(`struct '${p.baseType}' is not declared in the shader (the spec passes ${spec})`);
+      }
       else {
         const mine = b.fields.map((f) => fieldClass(f.type));
         const theirs = st.fields.flatMap((f) => Array<string>(f.arrayLength ?? 1).fill(typeClass(f.type)));

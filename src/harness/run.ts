@@ -49,6 +49,8 @@ export interface VerifyOptions {
   specFile?: string;
   /** The command's flags: a param without a flag of its own is repeated as --param NAME=VALUE. */
   knownFlags?: ReadonlySet<string>;
+  /** The binding manifest the spec was derived from (--manifest): repro commands name it. */
+  manifest?: string;
   backendFlag?: string;
   /** Extra native run options (workers, timeoutMs, stackSize; the first run's schedule). */
   runOptions?: NativeRunOptions;
@@ -76,8 +78,9 @@ export function reproCommand(spec: KernelSpec, c: KernelCase, o: VerifyOptions):
   }
   parts.push(`--inputs ${c.inputSet}`, `--seed ${o.seed}`);
   if (o.backendFlag) parts.push(`--backend ${o.backendFlag}`);
-  if (o.shaderFile) parts.push(`--shader ${o.shaderFile}`);
-  if (o.entry) parts.push(`--entry ${o.entry}`);
+  if (o.manifest) parts.push(`--manifest ${o.manifest}`);
+  else if (o.shaderFile) parts.push(`--shader ${o.shaderFile}`);
+  if (o.entry && !o.manifest) parts.push(`--entry ${o.entry}`);
   if ((o.schedules ?? 1) > 1) parts.push(`--schedules ${o.schedules}`);
   if (o.runOptions?.timeoutMs !== undefined) parts.push(`--timeout ${o.runOptions.timeoutMs}ms`);
   if (o.runOptions?.stackSize !== undefined) parts.push(`--stack-size ${o.runOptions.stackSize}`);

@@ -11,6 +11,8 @@ export const BENCH_SCHEMA = 'moe-kernels/bench-report@1';
 export interface BenchReport extends ReportHead<typeof BENCH_SCHEMA> {
   clock: string;
   peak: { bandwidthGBs: number; source: string } | null;
+  /** The binding manifest (--manifest) of the kernels timed, and its shader. */
+  manifest?: { file: string; shader: string };
   seed: number;
   /** --shard i/n: this report holds one share of the cases (`moe merge` combines the shares). */
   shard?: ShardOf;
@@ -65,6 +67,7 @@ export function renderBenchTable(r: BenchReport): string {
     t.toString(),
   ];
   if (weights) lines.push('weights: the packed weight words alone (not scales, biases or activations), over the same median time');
+  if (r.manifest) lines.push(`manifest: ${r.manifest.file} (shader ${r.manifest.shader})`);
   for (const k of r.skipped ?? []) lines.push(`SKIP ${k.kernel}: ${k.reason}`);
   if (r.baseline) {
     const b = new Table({ head: ['kernel', 'shape', 'old µs', 'new µs', 'new/old', '99% interval', 'evidence', 'verdict'], style: { head: [], border: [] } });
@@ -86,6 +89,7 @@ export function renderBenchMarkdown(r: BenchReport): string {
     `${r.cases.length} cases timed on **${r.backend}** (${r.device.name}), seed ${r.seed}, moe-kernels ${r.tool.version}` +
       (r.baseline ? `; ${regressions} regression(s) against ${r.baseline.file}.` : '.'),
     '',
+    ...(r.manifest ? [`manifest: ${r.manifest.file} (shader ${r.manifest.shader})`, ''] : []),
   ];
   const weights = hasWeights(r);
   lines.push(

@@ -10,6 +10,8 @@ export const DISPATCH_SCHEMA = 'moe-kernels/dispatch-report@1';
 export interface DispatchReport extends Omit<LayerReport, 'output'>, ReportHead<typeof DISPATCH_SCHEMA> {
   preset: string | null;
   activation: string;
+  /** The binding manifest (--manifest) whose entries replaced our kernels, and its shader. */
+  manifest?: { file: string; shader: string };
   /** The user's --shader (null: ours only). */
   userShader: string | null;
   /**
@@ -66,6 +68,7 @@ function layerLine(r: DispatchReport): string {
 
 export function renderDispatch(r: DispatchReport, view: TableView): string {
   const lines = wrapText(layerLine(r), view.wrapWidth, '  ');
+  if (r.manifest) lines.push(`manifest: ${r.manifest.file} (shader ${r.manifest.shader})`);
   const columns: Column[] = [
     { head: 'stage', drop: 0 },
     { head: 'kernels', drop: 3, wrap: true },
@@ -118,6 +121,7 @@ export function renderDispatchMarkdown(r: DispatchReport): string {
     '',
     `${mdText(layerLine(r))}; moe-kernels ${r.tool.version}.`,
     '',
+    ...(r.manifest ? [mdText(`manifest: ${r.manifest.file} (shader ${r.manifest.shader})`), ''] : []),
   ];
   if (r.stages.length > 0) {
     lines.push('| stage | kernels | dispatches | time µs | share % | cosine | rel_max_abs | status | kernel from |', '|---|---|---:|---:|---:|---:|---:|---|---|');

@@ -17,9 +17,8 @@ export interface VerifyReport extends ReportHead<typeof VERIFY_SCHEMA> {
   startedAt: string;
   durationMs: number;
   /** skipped: cases not run because the device lacks a feature (never counted as passed or failed). */
-  /** The user's --shader (null: ours under shaders/) and --manifest (null: none). */
+  /** The user's --shader (null: ours under shaders/). */
   userShader: string | null;
-  manifest: string | null;
   /**
    * kernelErrors: kernels that did not run at all (their shader does not
    * compile, or its signature does not match the spec): exit 2.
@@ -29,6 +28,20 @@ export interface VerifyReport extends ReportHead<typeof VERIFY_SCHEMA> {
   cases: CaseResult[];
   /** The signal that ended the run early (SIGINT, SIGTERM): the report holds what finished. */
   interrupted?: string;
+  /** The binding manifest (--manifest) and its shader, as the manifest names it. */
+  manifest?: { file: string; shader: string };
+  /** Entries of the manifest without a spec: compiled, not verified. */
+  compiledOnly?: { entry: string; shader: string; note?: string; error?: string }[];
+}
+
+/** The manifest lines of a report: which manifest bound which shader, and the entries compiled only. */
+function manifestLines(report: VerifyReport): string[] {
+  if (!report.manifest) return [];
+  const out = [`manifest: ${report.manifest.file} (shader ${report.manifest.shader})`];
+  for (const c of report.compiledOnly ?? []) {
+    out.push(c.error ? `compile FAILED (no spec in the manifest): ${c.entry}: ${c.error}` : `compiled only (no spec in the manifest): ${c.entry}${c.note ? ` — ${c.note}` : ''}`);
+  }
+  return out;
 }
 
 export interface VerifyKernel {
@@ -43,6 +56,9 @@ export interface VerifyKernel {
   error?: { type: 'compile' | 'signature'; message: string };
   /** Set when outputs were never written: the kernel may be launched or bound otherwise than the spec says. */
   hint?: string;
+  /** With --manifest: the catalog spec the entry is verified against, and the manifest. */
+  spec?: string;
+  manifest?: string;
 }
 
 /** ERROR: the kernel did not run (compile error, signature mismatch). */
@@ -231,6 +247,7 @@ export function renderJunit(report: VerifyReport): string {
   const byKernel = new Map<string, CaseResult[]>();
   for (const r of report.cases) byKernel.set(r.kernel, [...(byKernel.get(r.kernel) ?? []), r]);
   const properties: [string, string | number][] = [['backend', report.backend], ['device', report.device.name], ['seed', report.seed]];
+  if (report.manifest) properties.push(['manifest', report.manifest.file], ['shader', report.manifest.shader]);
   const suites = report.kernels.map((k) => ({ name: k.name, rows: byKernel.get(k.name) ?? [], kernel: k })).map(({ name, rows, kernel }) => ({
     name,
     properties,
@@ -270,7 +287,8 @@ export function renderMarkdown(report: VerifyReport): string {
     `## moe verify: ${verdict}`,
     '',
     `${s.passed}/${s.cases} cases passed${skipText} on **${report.backend}** (${report.device.name}), seed ${report.seed}, moe-kernels ${report.tool.version}` +
-      `${report.userShader ? `; shader \`${mdText(report.userShader)}\`` : ''}${report.manifest ? `; manifest \`${mdText(report.manifest)}\`` : ''}.`,
+      `${report.userShader ? `; shader \`${mdText(report.userShader)}\`` : ''}${report.manifest ? `; manifest \`${mdText(report.manifest.file)}\`` : ''}.`,
+    ...manifestLines(report).flatMap((l) => ['', mdText(l)]),
     '',
     '| kernel | entry | cases | passed | status |',
     '|---|---|---:|---:|---|',
@@ -312,7 +330,7 @@ export function renderMarkdown(report: VerifyReport): string {
 export function headerLine(report: VerifyReport): string {
   const parts = [`moe verify: backend ${report.backend} (${report.device.name}), seed ${report.seed}`];
   if (report.userShader) parts.push(`shader ${report.userShader}`);
-  if (report.manifest) parts.push(`manifest ${report.manifest}`);
+  if (report.manifest) parts.push(`manifest ${report.manifest.file}`);
   return parts.join('; ');
 }
 
@@ -324,6 +342,7 @@ export function renderText(report: VerifyReport, view: TableView): string {
   const failures = failureText(report, view.wrapWidth);
   return [
     ...wrapText(headerLine(report), view.wrapWidth, '  '),
+    ...manifestLines(report),
     ...(view.verbose ? renderCaseTables(report.cases, view) : []),
     renderKernelSummary(report, view),
     ...report.kernels.filter((k) => k.hint).map((k) => `hint (${k.name}): ${k.hint}`),
