@@ -5,13 +5,18 @@ import { join } from 'node:path';
 import { PACKAGE_ROOT } from '../util/paths.js';
 import type { NativeAddon } from './addon-types.js';
 
-const EXPECTED_ABI = 1;
+const EXPECTED_ABI = 2;
 
 let cached: NativeAddon | null = null;
 let loadError: string | null = null;
 
 export function addonPath(): string {
   return process.env.MOE_NATIVE_ADDON ?? join(PACKAGE_ROOT, 'build', 'Release', 'moe_native.node');
+}
+
+/** The addon when this process has loaded it (no attempt to load it here), else null. */
+export function loadedAddon(): NativeAddon | null {
+  return cached;
 }
 
 /** The addon, or throws an Error saying why it could not be loaded. */

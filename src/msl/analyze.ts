@@ -22,6 +22,7 @@ import {
   VECTOR_TYPE,
 } from './features.js';
 import { lex, lexDirectiveBody, type PpLine, type Token } from './lexer.js';
+import { findLoops, type LoopSite } from './loops.js';
 import type { AddressSpace, MslKernel, MslParam, MslStruct, MslStructField, ParamAttr } from './types.js';
 
 export interface AttrItem {
@@ -96,6 +97,8 @@ export interface Analysis {
   extras: KernelExtra[];
   structs: MslStruct[];
   sites: Site[];
+  /** The loops of the code, for the watchdog's cooperative stop (loops.ts). */
+  loops: LoopSite[];
 }
 
 interface Ctx {
@@ -1380,6 +1383,7 @@ class Analyzer {
       extras: this.kernels.map((x) => x.extra),
       structs: this.structs,
       sites,
+      loops: findLoops(this.toks, this.match, this.pp),
     };
   }
 }

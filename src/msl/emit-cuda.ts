@@ -21,12 +21,15 @@ import type { Analysis, Site } from './analyze.js';
 import { analysisOf } from './parse.js';
 import { cString, entryFunction, entrySymbol, sharedSiteText, tgDeclText } from './emit-cpp.js';
 import { VECTOR_TYPE } from './features.js';
+import { loopEdits } from './loops.js';
 import { applyEdits, type Edit } from './rewrite.js';
 import type { EmitResult, MslParam, ParsedMsl } from './types.js';
 
 export interface EmitCudaOptions {
   /** The compat header to include (default "msl_cuda.h"). */
   headerName?: string;
+  /** Poll the watchdog's abort flag in every loop (loops.ts; default true). */
+  loopPolls?: boolean;
 }
 
 /** The CUDA spelling of an MSL vector type name. */
@@ -82,13 +85,17 @@ function cudaArg(p: MslParam): string {
 
 export function emitCudaFromAnalysis(a: Analysis, options: EmitCudaOptions = {}): EmitResult {
   const header = options.headerName ?? 'msl_cuda.h';
-  const user = applyEdits(a.source, a.sites.map(cudaEdit));
+  const edits = a.sites.map(cudaEdit);
+  if (options.loopPolls !== false) edits.push(...loopEdits(a.loops));
+  const user = applyEdits(a.source, edits);
   const parts: string[] = [`#include ${cString(header)}\n`, `#line 1 ${cString(a.file)}\n`, user.endsWith('\n') ? user : `${user}\n`];
   parts.push(`#line 1 ${cString(`${a.file}.entries.cu`)}\n`);
   a.kernels.forEach((k, i) => {
     const extra = a.extras[i];
     const head = `extern "C" __global__ void ${entrySymbol(i)}(const MoeCudaArgs __a)`;
-    parts.push(`${entryFunction(k, extra.ns, extra.bareName, head, cudaArg)}\n`);
+    // the abort flag of the watchdog's cooperative stop, for the loops of this kernel and its helpers
+    const prologue = '  ::moe_rt::g_abort_flag = __a.abort_flag;\n';
+    parts.push(`${entryFunction(k, extra.ns, extra.bareName, head, cudaArg, prologue)}\n`);
   });
   return {
     code: parts.join(''),
