@@ -14,7 +14,8 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { getBackend } from '../src/backend/index.js';
 import { accumulate } from '../src/kernels/accumulate.js';
@@ -92,6 +93,19 @@ describe('emitters: every loop of kernel code polls the abort flag', () => {
     assert.match(code, /static const MoeTgParamInfo __moe_tg_params_0\[\] = \{\{0u, uint32_t\(sizeof\(float\)\), "shmem"\}\};/);
     assert.match(code, /\{"moe_softmax_topk_f32", &__moe_entry_0, 1u, 1u, __moe_tg_params_0\}/);
   });
+  const nvcc = spawnSync('nvcc', ['--version'], { encoding: 'utf8' }).status === 0;
+  test('CUDA: the instrumented loops compile with nvcc (sm_90)', { skip: nvcc ? false : 'nvcc is not installed on this machine' }, () => {
+    const dir = mkdtempSync(join(tmpdir(), 'moe-loops-'));
+    for (const [name, source] of [
+      ['loops.metal', LOOPS],
+      ['accumulate_endless.metal', readFileSync(shader('hostile', 'accumulate_endless.metal'), 'utf8')],
+    ] as const) {
+      const cu = join(dir, `${name}.cu`);
+      writeFileSync(cu, emitCuda(parseMsl(source, name)).code);
+      const r = spawnSync('nvcc', ['-arch=sm_90', '-std=c++17', '-c', `-I${join(ROOT, 'native', 'include')}`, '-o', `${cu}.o`, cu], { encoding: 'utf8' });
+      assert.equal(r.status, 0, `${name}: ${r.stderr}`);
+    }
+  });
   test('loopPolls: false leaves the loops alone', () => {
     assert.doesNotMatch(emitCpp(parsed, { loopPolls: false }).code, /MOE_LOOP_POLL\(/);
     assert.doesNotMatch(emitCuda(parsed, { loopPolls: false }).code, /MOE_LOOP_POLL\(/);
@@ -109,6 +123,15 @@ describe('cpu: threadgroup memory bounds', () => {
       assert.match(r.stdout + r.stderr, expected);
     });
   }
+});
+
+test('cpu: a write past a [[threadgroup(n)]] buffer names the parameter, the index and the thread', () => {
+  const r = moe(['verify', '--kernel', 'softmax-topk', '--backend', 'cpu', '--shader', shader('hostile', 'tg_dyn_write_end.metal'), '--tokens', '2', '--experts', '8', '--top-k', '2', '--inputs', 'normal']);
+  assert.equal(r.code, 1, r.stdout + r.stderr);
+  assert.match(
+    r.stdout,
+    /moe_softmax_topk_f32: out-of-bounds write to threadgroup\(0\) buffer 'shmem' at byte offset 96, index 24 \(0 bytes past its end; the buffer has 96 bytes: 24 elements of 4 bytes\) in threadgroup \(0,0,0\), thread \(0,0,0\)/,
+  );
 });
 
 describe('cpu: cooperative stop, fail fast and the end of the process', () => {
