@@ -178,11 +178,14 @@ void *api_tg_array(uint32_t slot, uint64_t size, uint64_t align, const char *nam
   if (slot >= w->tg_regions.size()) w->tg_regions.resize(size_t(slot) + 1);
   TgRegion &r = w->tg_regions[slot];
   // the end of the storage at the guard, its start aligned (sizeof is a multiple of alignof)
+  // (failing after the handler: fail_current leaves the fiber, an exception must not stay caught)
+  char why[256] = {0};
   try {
     r.place(round_up(size, align));
   } catch (const std::exception &e) {
-    fail_current(e.what());
+    std::snprintf(why, sizeof why, "%s", e.what());
   }
+  if (why[0] != 0) fail_current(why);
   r.name = name;
   r.elem = elem_size;
   r.dyn = false;
