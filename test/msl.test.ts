@@ -431,7 +431,7 @@ describe('emitCpp', () => {
     const p = parseFixture('moe_softmax_topk.metal');
     const e = emitCpp(p);
     assert.ok(e.code.startsWith('#include "msl_cpu.h"\n#line 1 "moe_softmax_topk.metal"\n'));
-    assert.deepEqual(e.kernels, [{ name: 'moe_softmax_topk_f32', entrySymbol: '__moe_entry_0', usesSync: true }]);
+    assert.deepEqual(e.kernels, [{ name: 'moe_softmax_topk_f32', entrySymbol: '__moe_entry_0', usesSync: true, sourceLines: [27, 149], entryLines: [1, 12] }]);
     assert.match(e.code, /\/\/ #include <metal_stdlib>/);
     assert.match(e.code, /extern "C" void __moe_entry_0\(const MoeThreadCtx\* __t\)/);
     assert.match(e.code, /\*reinterpret_cast<MoeSoftmaxTopkParams \*>\(\(0u < __t->d->n_buffers \? __t->d->buffers\[0\] : nullptr\)\)/);

@@ -2,40 +2,54 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import yaml from 'js-yaml';
 import { ROOT } from './helpers.js';
 
-const wf = readFileSync(join(ROOT, '.github', 'workflows', 'apple-silicon.yml'), 'utf8');
-/** The text of one job: from its key to the next job key. */
-function job(name: string): string {
-  const m = new RegExp(`^  ${name}:\\n([\\s\\S]*?)(?=^  [\\w-]+:\\n|(?![\\s\\S]))`, 'm').exec(wf);
-  assert.ok(m, `job ${name} missing`);
-  return m[1] as string;
+interface Step {
+  name?: string;
+  uses?: string;
+  run?: string;
+  id?: string;
+  if?: string;
+  with?: Record<string, unknown>;
+}
+interface Job {
+  if?: string;
+  'runs-on': string | string[];
+  steps: Step[];
 }
 
-test('Apple Silicon workflow: verify and bench on the self-hosted Mac, with the issue\'s steps in order', () => {
-  const verify = job('metal-verify');
-  assert.match(verify, /runs-on: \[self-hosted, macOS, ARM64\]/);
-  const steps = ['npm ci', 'npx moe backends', 'npx moe verify --backend metal --junit results.xml --markdown >> "$GITHUB_STEP_SUMMARY"', 'actions/upload-artifact'];
-  let at = 0;
-  for (const s of steps) {
-    const i = verify.indexOf(s, at);
-    assert.ok(i >= at, `metal-verify: '${s}' missing or out of order`);
-    at = i;
-  }
-  assert.match(verify, /path: results\.xml/);
-  assert.match(verify, /if: always\(\)/);
-  assert.match(verify, /head\.repo\.full_name == github\.repository/, 'no self-hosted runs for pull requests from forks');
-  const bench = job('metal-bench');
-  assert.match(bench, /needs: metal-verify/);
-  assert.match(bench, /runs-on: \[self-hosted, macOS, ARM64\]/);
-  assert.match(bench, /npx moe bench --backend metal --baseline bench\/baselines\/metal\.json/);
+const wf = yaml.load(readFileSync(join(ROOT, '.github', 'workflows', 'apple-silicon.yml'), 'utf8')) as { jobs: Record<string, Job> };
+function job(name: string): Job {
+  const j = wf.jobs[name];
+  assert.ok(j, `job ${name} missing`);
+  return j;
+}
+const action = (j: Job): Step => {
+  const s = j.steps.find((x) => x.uses === './');
+  assert.ok(s, 'the job uses the repository\'s action');
+  return s;
+};
+
+test('Apple Silicon workflow: verify and bench on the self-hosted Mac through the action, JUnit uploaded always', () => {
+  const metal = job('metal');
+  assert.deepEqual(metal['runs-on'], ['self-hosted', 'macOS', 'ARM64']);
+  assert.match(metal.if ?? '', /head\.repo\.full_name == github\.repository/, 'no self-hosted runs for pull requests from forks');
+  const uses = metal.steps.map((s) => s.uses ?? s.run ?? '');
+  assert.ok(uses.indexOf('actions/checkout@v4') < uses.indexOf('./') && uses.indexOf('./') < uses.indexOf('actions/upload-artifact@v4'), 'checkout, the action, the upload');
+  const a = action(metal);
+  assert.equal(a.with?.backend, 'metal');
+  assert.equal(a.with?.baseline, 'bench/baselines/metal.json');
+  const upload = metal.steps.find((s) => s.uses === 'actions/upload-artifact@v4');
+  assert.equal(upload?.if, 'always()');
+  assert.match(String(upload?.with?.path), new RegExp(`steps\\.${a.id}\\.outputs\\.junit`));
 });
 
 test('Apple Silicon workflow: a missing baseline is said plainly, never compared against invented numbers', () => {
-  const bench = job('metal-bench');
-  assert.match(bench, /if \[ -f bench\/baselines\/metal\.json \]/);
-  assert.match(bench, /::warning title=no Metal baseline::/);
-  assert.match(bench, /no regression gate/);
+  const script = readFileSync(join(ROOT, 'scripts', 'action-run.sh'), 'utf8');
+  assert.match(script, /if \[ -f "\$MOE_ACTION_BASELINE" \]/);
+  assert.match(script, /::warning title=no bench baseline::/);
+  assert.match(script, /no regression gate/);
   const file = join(ROOT, 'bench', 'baselines', 'metal.json');
   if (existsSync(file)) {
     const doc = JSON.parse(readFileSync(file, 'utf8')) as { schema: string; backend: string; device: { name: string } };
@@ -47,27 +61,26 @@ test('Apple Silicon workflow: a missing baseline is said plainly, never compared
   }
 });
 
-test('Apple Silicon workflow: the hosted macos-14 job verifies on the CPU and shows the self-test verdict; Linux runs npm test', () => {
+test('Apple Silicon workflow: the hosted macos-14 job verifies on the CPU (the action shows the self-test verdict); Linux runs npm test', () => {
   const hosted = job('hosted-macos');
-  assert.match(hosted, /runs-on: macos-14/);
-  assert.match(hosted, /npx moe backends/);
-  assert.match(hosted, /npx moe verify --backend cpu/);
+  assert.equal(hosted['runs-on'], 'macos-14');
+  assert.equal(action(hosted).with?.backend, 'cpu');
+  assert.match(readFileSync(join(ROOT, 'scripts', 'action-run.sh'), 'utf8'), /moe backends/);
   const linux = job('linux');
-  assert.match(linux, /runs-on: ubuntu-latest/);
-  assert.match(linux, /- run: npm test/);
+  assert.equal(linux['runs-on'], 'ubuntu-latest');
+  assert.ok(linux.steps.some((s) => s.run === 'npm test'));
 });
 
 test('Apple Silicon workflow: the hosted macos-14 job builds the addon first, as a named step, and checks its Metal backend', () => {
   const hosted = job('hosted-macos');
-  const steps = [...hosted.matchAll(/^ {6}- (?:name: (.*)|uses: (.*)|run: (.*))$/gm)].map((m) => m[0].trim());
-  const firstOwn = steps.findIndex((s) => !s.startsWith('- uses: actions/'));
+  const firstOwn = hosted.steps.findIndex((s) => !(s.uses ?? '').startsWith('actions/'));
   assert.ok(firstOwn >= 0, 'the job has steps of its own');
-  assert.match(steps[firstOwn] as string, /^- name: build the native addon/, 'the first step after checkout and setup-node builds the addon, by name');
-  const build = hosted.slice(hosted.indexOf(steps[firstOwn] as string));
-  const body = build.slice(0, build.indexOf('\n      - ', 1));
-  assert.match(body, /npm ci/, 'the build step is npm ci (what a user runs)');
-  assert.match(body, /moe_native\.node/, 'the build step loads the addon');
-  assert.match(body, /a\.metal/, 'the build step checks that the Metal backend was built');
+  const build = hosted.steps[firstOwn] as Step;
+  assert.match(build.name ?? '', /^build the native addon/, 'the first step after checkout and setup-node builds the addon, by name');
+  assert.match(build.run ?? '', /npm ci/, 'the build step is npm ci (what a user runs)');
+  assert.match(build.run ?? '', /moe_native\.node/, 'the build step loads the addon');
+  assert.match(build.run ?? '', /a\.metal/, 'the build step checks that the Metal backend was built');
+  assert.ok(hosted.steps.findIndex((s) => s.uses === './') > firstOwn, 'the action runs after the build');
 });
 
 test('.ci/run installs clang and GNUstep and makes test:mac-build mandatory', () => {

@@ -9,14 +9,15 @@ import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:f
 import { cpus } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { ShaderCompileError, KernelRuntimeError, UsageError } from '../errors.js';
+import { KernelRuntimeError, UsageError } from '../errors.js';
 import { emitCpp } from '../msl/index.js';
 import { cacheDir, NATIVE_INCLUDE_DIR } from '../util/paths.js';
 import { loadAddon } from './addon.js';
 import type { NativeLaunch, NativeModule, NativeRunOptions, NativeTimeOptions } from './addon-types.js';
-import type { Backend, Buffers, DeviceInfo, Pipeline } from './types.js';
+import type { Backend, Buffers, DeviceInfo, FileCompileResult, KernelCompileResult, Pipeline } from './types.js';
 import { defaultTimeoutMs } from './limits.js';
-import { asCompileError, headerText, parseEntry, sourceHashOf } from './shader.js';
+import { asCompileError, headerText, parseFile, pickEntry, sourceHashOf } from './shader.js';
+import { compileKernelByKernel, type Diagnostic } from './isolate.js';
 
 const run = promisify(execFile);
 
@@ -101,6 +102,25 @@ const INSTANTIATED = /^(.*?):(\d+):(\d+):\s+(?:note: )?.*(?:required from|reques
  * in the generated entry points named as such. Never a dump of generated C++.
  */
 export function mapCompilerOutput(stderr: string, file: string): string {
+  return joinMessages(compilerDiagnostics(stderr, file), stderr);
+}
+
+/** The messages of the diagnostics, at most 10; the compiler's own last words when none was located. */
+function joinMessages(ds: Diagnostic[], stderr: string): string {
+  let picked = [...new Set(ds.map((d) => d.message))];
+  if (picked.length === 0) {
+    // No located error (a crashed or misconfigured compiler, a linker error): its own words.
+    const lines = stderr.split('\n').filter((l) => l.trim() !== '');
+    const errs = lines.filter((l) => /error/i.test(l)).map(cleanMessage);
+    picked = errs.length > 0 ? errs : lines.slice(-10);
+  }
+  const max = 10;
+  const more = picked.length > max ? [`(${picked.length - max} more errors)`] : [];
+  return [...picked.slice(0, max), ...more].join('\n');
+}
+
+/** The compiler's errors as diagnostics: messages as mapCompilerOutput prints them, with the lines each points at. */
+export function compilerDiagnostics(stderr: string, file: string): Diagnostic[] {
   const lines = stderr.split('\n').filter((l) => l.trim() !== '');
   const base = file.split('/').pop() ?? file;
   const isUser = (path: string): boolean => path === file || path === base || path.endsWith(`/${base}`);
@@ -113,42 +133,50 @@ export function mapCompilerOutput(stderr: string, file: string): string {
     const m = INSTANTIATED.exec(l);
     return m && isUser(m[1] as string) ? `${m[1]}:${m[2]}:${m[3]}` : null;
   };
-  const out: string[] = [];
+  const out: Diagnostic[] = [];
+  const errorIdx = lines.map((l, i) => (isError(l) ? i : -1)).filter((i) => i >= 0);
   for (let i = 0; i < lines.length; i++) {
     const m = LOCATED.exec(lines[i] as string);
     if (!m || !(m[4] as string).includes('error')) continue;
     const [, path, line, col, , rawMsg] = m as unknown as [string, string, string, string, string, string];
     const msg = cleanMessage(rawMsg);
+    // where this error was instantiated from: GCC's "required from" lines before it, clang's "requested here" notes after it
+    const d: Diagnostic = { message: '', userLines: [], entryLines: [] };
+    const at = (l: string): void => {
+      const c = INSTANTIATED.exec(l);
+      if (!c) return;
+      if (isUser(c[1] as string)) d.userLines.push(Number(c[2]));
+      else if (isEntries(c[1] as string)) d.entryLines.push(Number(c[2]));
+    };
+    if (isUser(path)) d.userLines.push(Number(line));
+    if (isEntries(path)) d.entryLines.push(Number(line));
+    const prevErr = errorIdx.filter((k) => k < i).pop() ?? -1;
+    const nextErr = errorIdx.find((k) => k > i) ?? lines.length;
+    for (let j = prevErr + 1; j < i; j++) if (/required from/.test(lines[j] as string)) at(lines[j] as string);
+    for (let j = i + 1; j < nextErr; j++) if (/requested here/.test(lines[j] as string)) at(lines[j] as string);
+    out.push(d);
     if (isUser(path)) {
-      out.push(`${path}:${line}:${col}: error: ${msg}`);
+      d.message = `${path}:${line}:${col}: error: ${msg}`;
     } else if (isEntries(path)) {
-      out.push(`${file}: error: ${msg} (in the entry point generated for a kernel of this file: check the kernel's parameter types)`);
+      d.message = `${file}: error: ${msg} (in the entry point generated for a kernel of this file: check the kernel's parameter types)`;
     } else {
-      let at: string | null = null;
-      for (let j = i - 1; j >= 0 && at === null && !isError(lines[j] as string); j--) at = userSite(lines[j] as string);
-      for (let j = i + 1; j < lines.length && at === null && !isError(lines[j] as string); j++) at = userSite(lines[j] as string);
+      let site: string | null = null;
+      for (let j = i - 1; j >= 0 && site === null && !isError(lines[j] as string); j--) site = userSite(lines[j] as string);
+      for (let j = i + 1; j < lines.length && site === null && !isError(lines[j] as string); j++) site = userSite(lines[j] as string);
+      if (site !== null) d.userLines.unshift(Number(site.split(':')[site.split(':').length - 2]));
       const header = `${path.split('/').pop() ?? path}:${line}`;
-      out.push(
-        at !== null
-          ? `${at}: error: ${msg} (raised in ${header})`
-          : `${file}: error: ${msg} (in ${header} of the MSL compat header, not at a line of this file)`,
-      );
+      d.message =
+        site !== null
+          ? `${site}: error: ${msg} (raised in ${header})`
+          : `${file}: error: ${msg} (in ${header} of the MSL compat header, not at a line of this file)`;
     }
   }
   // The linker: "undefined reference to `helper(float)'" (a function declared but never defined).
   for (const l of lines) {
     const m = /undefined reference to [`‘']([^'’]+)['’]/.exec(l);
-    if (m) out.push(`${file}: error: '${m[1]}' is declared but never defined (undefined reference at link time)`);
+    if (m) out.push({ message: `${file}: error: '${m[1]}' is declared but never defined (undefined reference at link time)`, userLines: [], entryLines: [] });
   }
-  let picked = [...new Set(out)];
-  if (picked.length === 0) {
-    // No located error (a crashed or misconfigured compiler, a linker error): its own words.
-    const errs = lines.filter((l) => /error/i.test(l)).map(cleanMessage);
-    picked = errs.length > 0 ? errs : lines.slice(-10);
-  }
-  const max = 10;
-  const more = picked.length > max ? [`(${picked.length - max} more errors)`] : [];
-  return [...picked.slice(0, max), ...more].join('\n');
+  return out;
 }
 
 export class CpuBackend implements Backend {
@@ -171,14 +199,53 @@ export class CpuBackend implements Backend {
     };
   }
 
+  private files = new Map<string, Promise<FileCompileResult>>();
+
   async compile(source: string, file: string, entry: string): Promise<Pipeline> {
+    return pickEntry(await this.compileFile(source, file), entry);
+  }
+
+  compileFile(source: string, file: string): Promise<FileCompileResult> {
+    const key = createHash('sha256').update(file).update('\0').update(source).digest('hex');
+    let r = this.files.get(key);
+    if (!r) {
+      r = this.compileKernels(source, file);
+      this.files.set(key, r);
+      r.catch(() => this.files.delete(key));
+    }
+    return r;
+  }
+
+  private async compileKernels(source: string, file: string): Promise<FileCompileResult> {
+    loadAddon();
+    const parsed = parseFile(source, file);
+    const outcomes = await compileKernelByKernel<NativeModule>(parsed, async (omit) => {
+      const emitted = asCompileError(() => emitCpp(parsed, { omit }));
+      const r = await this.compileUnit(emitted.code, file);
+      return r.ok ? { ok: true, module: r.module, kernels: emitted.kernels } : { ok: false, kernels: emitted.kernels, diagnostics: r.diagnostics, message: r.message };
+    });
+    const sourceHash = sourceHashOf(source);
+    const kernels: KernelCompileResult[] = outcomes.map((o) => {
+      if (!o.ok) return o;
+      const kernel = parsed.kernels.find((k) => k.name === o.name)!;
+      const info = o.module.kernels().find((k) => k.name === o.name);
+      if (!info) return { name: o.name, line: o.line, ok: false, error: `${file}: compiled module has no kernel '${o.name}'`, errorLine: null };
+      const p: CpuPipeline = { backend: 'cpu', entry: o.name, file, kernel, structs: parsed.structs, usesSync: info.usesSync, sourceHash, module: o.module };
+      return { name: o.name, line: o.line, ok: true, pipeline: p };
+    });
+    return { file, backend: 'cpu', kernels };
+  }
+
+  /** One translation unit: its module (cached by content hash on disk and here), or the compiler's errors. */
+  private async compileUnit(
+    code: string,
+    file: string,
+  ): Promise<{ ok: true; module: NativeModule } | { ok: false; diagnostics: Diagnostic[]; message: string }> {
     const addon = loadAddon();
-    const { parsed, kernel } = parseEntry(source, file, entry);
-    const emitted = asCompileError(() => emitCpp(parsed));
     const cxx = compilerCommand();
     const flags = await optionalFlags(cxx);
     const hash = createHash('sha256')
-      .update(emitted.code)
+      .update(code)
       .update('\0')
       .update(headerText())
       .update('\0')
@@ -188,42 +255,37 @@ export class CpuBackend implements Backend {
     const dir = cacheDir();
     const so = join(dir, `${hash}.so`);
     let module = this.modules.get(hash);
-    if (!module) {
-      if (!existsSync(so)) {
-        mkdirSync(dir, { recursive: true });
-        const cpp = join(dir, `${hash}.cpp`);
-        writeFileSync(cpp, emitted.code);
-        const tmp = join(dir, `${hash}.${process.pid}.${Date.now()}.tmp.so`);
-        try {
-          await run(cxx, [...CXX_FLAGS, ...flags, `-I${NATIVE_INCLUDE_DIR}`, `-I${dirname(resolve(file))}`, '-o', tmp, cpp, ...LINK_FLAGS], {
-            maxBuffer: 16 * 1024 * 1024,
-          });
-        } catch (e) {
-          rmSync(tmp, { force: true });
-          const err = e as { stderr?: string; code?: string | number; message: string };
-          if (err.code === 'ENOENT') {
-            throw new UsageError(`the C++ compiler '${cxx}' was not found: install g++ or clang++, or set CXX`);
-          }
-          throw new ShaderCompileError(`${file}: compile failed\n${mapCompilerOutput(err.stderr ?? err.message, file)}`);
-        }
-        renameSync(tmp, so);
-      }
+    if (module) return { ok: true, module };
+    if (!existsSync(so)) {
+      mkdirSync(dir, { recursive: true });
+      const cpp = join(dir, `${hash}.cpp`);
+      writeFileSync(cpp, code);
+      const tmp = join(dir, `${hash}.${process.pid}.${Date.now()}.tmp.so`);
       try {
-        module = addon.loadModule(so);
+        await run(cxx, [...CXX_FLAGS, ...flags, `-I${NATIVE_INCLUDE_DIR}`, `-I${dirname(resolve(file))}`, '-o', tmp, cpp, ...LINK_FLAGS], {
+          maxBuffer: 16 * 1024 * 1024,
+        });
       } catch (e) {
-        rmSync(so, { force: true });  // (not cached: the next run compiles again)
-        const m = /undefined symbol: (\S+)/.exec((e as Error).message);
-        throw new ShaderCompileError(
-          m ? `${file}: error: '${m[1]}' is declared but never defined` : `${file}: the compiled kernel module does not load: ${(e as Error).message}`,
-        );
+        rmSync(tmp, { force: true });
+        const err = e as { stderr?: string; code?: string | number; message: string };
+        if (err.code === 'ENOENT') {
+          throw new UsageError(`the C++ compiler '${cxx}' was not found: install g++ or clang++, or set CXX`);
+        }
+        const stderr = err.stderr ?? err.message;
+        return { ok: false, diagnostics: compilerDiagnostics(stderr, file), message: `${file}: compile failed\n${mapCompilerOutput(stderr, file)}` };
       }
-      this.modules.set(hash, module);
+      renameSync(tmp, so);
     }
-    const info = module.kernels().find((k) => k.name === entry);
-    if (!info) throw new UsageError(`${file}: compiled module has no kernel '${entry}'`);
-    const sourceHash = sourceHashOf(source);
-    const p: CpuPipeline = { backend: 'cpu', entry, file, kernel, structs: parsed.structs, usesSync: info.usesSync, sourceHash, module };
-    return p;
+    try {
+      module = addon.loadModule(so);
+    } catch (e) {
+      rmSync(so, { force: true }); // (not cached: the next run compiles again)
+      const m = /undefined symbol: (\S+)/.exec((e as Error).message);
+      const message = m ? `${file}: error: '${m[1]}' is declared but never defined` : `${file}: the compiled kernel module does not load: ${(e as Error).message}`;
+      return { ok: false, diagnostics: [{ message, userLines: [], entryLines: [] }], message };
+    }
+    this.modules.set(hash, module);
+    return { ok: true, module };
   }
 
   async run(p: Pipeline, buffers: Buffers, launch: NativeLaunch, options: NativeRunOptions = {}): Promise<void> {

@@ -8,15 +8,16 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { KernelRuntimeError, ShaderCompileError, UsageError } from '../errors.js';
+import { KernelRuntimeError, UsageError } from '../errors.js';
 import { emitCuda } from '../msl/index.js';
 import { cacheDir, NATIVE_INCLUDE_DIR } from '../util/paths.js';
 import { loadAddon } from './addon.js';
 import type { NativeCuda, NativeCudaDevice, NativeCudaModule, NativeLaunch, NativeRunOptions, NativeTimeOptions } from './addon-types.js';
 import { LaunchError, SHARED_MAX_THREADGROUP_MEMORY, validateLaunch } from './launch.js';
 import { defaultTimeoutMs } from './limits.js';
-import { asCompileError, headerText, parseEntry, sourceHashOf } from './shader.js';
-import type { Backend, BackendStatus, Buffers, DeviceInfo, Pipeline } from './types.js';
+import { compileKernelByKernel, type Diagnostic } from './isolate.js';
+import { asCompileError, headerText, parseFile, pickEntry, sourceHashOf } from './shader.js';
+import type { Backend, BackendStatus, Buffers, DeviceInfo, FileCompileResult, KernelCompileResult, Pipeline } from './types.js';
 
 /** NVRTC options (the target architecture is added by the addon, from the GPU). */
 export function nvrtcOptions(includeDir = NATIVE_INCLUDE_DIR): string[] {
@@ -34,23 +35,46 @@ const NVRTC_LOCATED = /^(.*?)\((\d+)\): (error|warning|catastrophic error)[^:]*:
  * errors in the compat header or the generated entries named as such.
  */
 export function mapNvrtcOutput(log: string, file: string): string {
-  const base = file.split('/').pop() ?? file;
-  const out: string[] = [];
-  for (const line of log.split('\n')) {
-    const m = NVRTC_LOCATED.exec(line.trim());
-    if (!m || m[3] === 'warning') continue;
-    const [, path, ln, , msg] = m as unknown as [string, string, string, string, string];
-    if (path.endsWith(`${base}.entries.cu`)) {
-      out.push(`${file}: error: ${msg} (in the entry point generated for a kernel of this file: check the kernel's parameter types)`);
-    } else if (path === file || path.endsWith(`/${base}`) || path === base) {
-      out.push(`${file}:${ln}: error: ${msg}`);
-    } else {
-      out.push(`${file}: error: ${msg} (in ${path.split('/').pop() ?? path}:${ln} of the CUDA compat header)`);
-    }
-  }
-  const picked = [...new Set(out)];
+  const picked = [...new Set(nvrtcDiagnostics(log, file).map((d) => d.message))];
   if (picked.length === 0) return log.split('\n').filter((l) => l.trim() !== '').slice(-10).join('\n');
   return [...picked.slice(0, 10), ...(picked.length > 10 ? [`(${picked.length - 10} more errors)`] : [])].join('\n');
+}
+
+/** NVRTC's (or nvcc's) errors as diagnostics, with the lines each points at ("detected during instantiation ... at line N of FILE" too). */
+export function nvrtcDiagnostics(log: string, file: string): Diagnostic[] {
+  const base = file.split('/').pop() ?? file;
+  const isEntries = (path: string): boolean => path.endsWith(`${base}.entries.cu`);
+  const isUser = (path: string): boolean => !isEntries(path) && (path === file || path.endsWith(`/${base}`) || path === base);
+  const out: Diagnostic[] = [];
+  let cur: Diagnostic | null = null;
+  for (const raw of log.split('\n')) {
+    const line = raw.trim();
+    const m = NVRTC_LOCATED.exec(line);
+    if (m) {
+      cur = null;
+      if (m[3] === 'warning') continue;
+      const [, path, ln, , msg] = m as unknown as [string, string, string, string, string];
+      const d: Diagnostic = { message: '', userLines: [], entryLines: [] };
+      if (isEntries(path)) {
+        d.message = `${file}: error: ${msg} (in the entry point generated for a kernel of this file: check the kernel's parameter types)`;
+        d.entryLines.push(Number(ln));
+      } else if (isUser(path)) {
+        d.message = `${file}:${ln}: error: ${msg}`;
+        d.userLines.push(Number(ln));
+      } else {
+        d.message = `${file}: error: ${msg} (in ${path.split('/').pop() ?? path}:${ln} of the CUDA compat header)`;
+      }
+      out.push(d);
+      cur = d;
+      continue;
+    }
+    if (!cur) continue;
+    for (const at of line.matchAll(/at line (\d+) of "?([^"\s]+)"?/g)) {
+      if (isEntries(at[2] as string)) cur.entryLines.push(Number(at[1]));
+      else if (isUser(at[2] as string)) cur.userLines.push(Number(at[1]));
+    }
+  }
+  return out;
 }
 
 interface CudaPipeline extends Pipeline {
@@ -114,12 +138,69 @@ export class CudaBackend implements Backend {
     return cudaDeviceInfo(this.dev);
   }
 
+  private files = new Map<string, Promise<FileCompileResult>>();
+
   async compile(source: string, file: string, entry: string): Promise<Pipeline> {
-    const { parsed, kernel } = parseEntry(source, file, entry);
-    const emitted = asCompileError(() => emitCuda(parsed));
+    return pickEntry(await this.compileFile(source, file), entry);
+  }
+
+  compileFile(source: string, file: string): Promise<FileCompileResult> {
+    const key = createHash('sha256').update(file).update('\0').update(source).digest('hex');
+    let r = this.files.get(key);
+    if (!r) {
+      r = this.compileKernels(source, file);
+      this.files.set(key, r);
+      r.catch(() => this.files.delete(key));
+    }
+    return r;
+  }
+
+  private async compileKernels(source: string, file: string): Promise<FileCompileResult> {
+    const parsed = parseFile(source, file);
+    const outcomes = await compileKernelByKernel<NativeCudaModule>(
+      parsed,
+      async (omit) => {
+        const emitted = asCompileError(() => emitCuda(parsed, { omit }));
+        const r = await this.compileUnit(emitted.code, file);
+        return r.ok ? { ok: true, module: r.module, kernels: emitted.kernels } : { ok: false, kernels: emitted.kernels, diagnostics: r.diagnostics, message: r.message };
+      },
+      'compile failed (NVRTC)',
+    );
+    const sourceHash = sourceHashOf(source);
+    const kernels: KernelCompileResult[] = outcomes.map((o) => {
+      if (!o.ok) return o;
+      const kernel = parsed.kernels.find((k) => k.name === o.name)!;
+      let maxThreads: number;
+      try {
+        maxThreads = o.module.functionInfo(o.emitted.entrySymbol).maxThreads;
+      } catch (e) {
+        return { name: o.name, line: o.line, ok: false, error: `${file}: ${(e as Error).message}`, errorLine: null };
+      }
+      const p: CudaPipeline = {
+        backend: 'cuda',
+        entry: o.name,
+        file,
+        kernel,
+        structs: parsed.structs,
+        usesSync: o.emitted.usesSync,
+        sourceHash,
+        module: o.module,
+        symbol: o.emitted.entrySymbol,
+        maxThreads,
+      };
+      return { name: o.name, line: o.line, ok: true, pipeline: p };
+    });
+    return { file, backend: 'cuda', kernels };
+  }
+
+  /** One translation unit through NVRTC: its module (cubin cached by content hash), or NVRTC's errors. */
+  private async compileUnit(
+    code: string,
+    file: string,
+  ): Promise<{ ok: true; module: NativeCudaModule } | { ok: false; diagnostics: Diagnostic[]; message: string }> {
     const options = nvrtcOptions();
     const hash = createHash('sha256')
-      .update(emitted.code)
+      .update(code)
       .update('\0')
       .update(headerText())
       .update('\0')
@@ -127,54 +208,35 @@ export class CudaBackend implements Backend {
       .digest('hex')
       .slice(0, 32);
     let module = this.modules.get(hash);
-    if (!module) {
-      const dir = join(cacheDir(), 'cuda');
-      const path = join(dir, `${hash}.img`);
-      let image: Uint8Array;
-      if (existsSync(path)) {
-        image = new Uint8Array(readFileSync(path));
-      } else {
-        try {
-          image = (await this.cuda.compile(emitted.code, `${file}.cu`, options)).image;
-        } catch (e) {
-          const err = e as Error & { compileError?: boolean };
-          if (err.compileError) throw new ShaderCompileError(`${file}: compile failed (NVRTC)\n${mapNvrtcOutput(err.message, file)}`);
-          throw new UsageError(`${file}: NVRTC failed: ${err.message}`);
-        }
-        mkdirSync(dir, { recursive: true });
-        const tmp = `${path}.${process.pid}.tmp`;
-        writeFileSync(tmp, image);
-        renameSync(tmp, path);
-      }
+    if (module) return { ok: true, module };
+    const dir = join(cacheDir(), 'cuda');
+    const path = join(dir, `${hash}.img`);
+    let image: Uint8Array;
+    if (existsSync(path)) {
+      image = new Uint8Array(readFileSync(path));
+    } else {
       try {
-        module = this.cuda.loadModule(image);
+        image = (await this.cuda.compile(code, `${file}.cu`, options)).image;
       } catch (e) {
-        throw new ShaderCompileError(`${file}: the compiled CUDA module does not load: ${(e as Error).message}`);
+        const err = e as Error & { compileError?: boolean };
+        if (err.compileError) {
+          return { ok: false, diagnostics: nvrtcDiagnostics(err.message, file), message: `${file}: compile failed (NVRTC)\n${mapNvrtcOutput(err.message, file)}` };
+        }
+        throw new UsageError(`${file}: NVRTC failed: ${err.message}`);
       }
-      this.modules.set(hash, module);
+      mkdirSync(dir, { recursive: true });
+      const tmp = `${path}.${process.pid}.tmp`;
+      writeFileSync(tmp, image);
+      renameSync(tmp, path);
     }
-    const info = emitted.kernels.find((k) => k.name === entry);
-    if (!info) throw new UsageError(`${file}: no kernel '${entry}' was emitted`);
-    let maxThreads: number;
     try {
-      maxThreads = module.functionInfo(info.entrySymbol).maxThreads;
+      module = this.cuda.loadModule(image);
     } catch (e) {
-      throw new ShaderCompileError(`${file}: ${(e as Error).message}`);
+      const message = `${file}: the compiled CUDA module does not load: ${(e as Error).message}`;
+      return { ok: false, diagnostics: [{ message, userLines: [], entryLines: [] }], message };
     }
-    const sourceHash = sourceHashOf(source);
-    const p: CudaPipeline = {
-      backend: 'cuda',
-      entry,
-      file,
-      kernel,
-      structs: parsed.structs,
-      usesSync: info.usesSync,
-      sourceHash,
-      module,
-      symbol: info.entrySymbol,
-      maxThreads,
-    };
-    return p;
+    this.modules.set(hash, module);
+    return { ok: true, module };
   }
 
   /** A launch this kernel cannot have on this GPU is a KernelRuntimeError before dispatch. */

@@ -8,7 +8,8 @@
  */
 import { createRequire } from 'node:module';
 import { KernelRuntimeError, ShaderCompileError, UsageError } from '../errors.js';
-import { parseEntry, sourceHashOf } from './shader.js';
+import { emitMsl } from '../msl/index.js';
+import { compileEachEntry, parseEntry, sourceHashOf } from './shader.js';
 import { loadAddon } from './addon.js';
 import type { NativeLaunch, NativeMetal, NativeMetalBinding, NativeMetalDevice, NativeMetalPipeline, NativeRunOptions, NativeTimeOptions } from './addon-types.js';
 import { FeatureMissingError, featureSkip } from './features.js';
@@ -22,7 +23,7 @@ import {
   validateLaunch,
 } from './launch.js';
 import { gib } from './limits.js';
-import type { Backend, BackendStatus, Buffers, DeviceInfo, Pipeline } from './types.js';
+import type { Backend, BackendStatus, Buffers, DeviceInfo, FileCompileResult, Pipeline } from './types.js';
 
 /** supportsFamily: bits of NativeMetalDevice.families, in the order `moe backends` prints them. */
 export const GPU_FAMILIES: readonly (readonly [string, number])[] = [
@@ -174,13 +175,20 @@ export class MetalBackend implements Backend {
     if (skip !== null) throw new FeatureMissingError(skip);
     let native: NativeMetalPipeline;
     try {
-      native = this.metal.compile(source, entry, { fastMath: this.fastMath });
+      // kernels the front end failed are left out (lines kept), so that they do not fail this one
+      const src = parsed.failed?.length ? emitMsl(parsed).code : source;
+      native = this.metal.compile(src, entry, { fastMath: this.fastMath });
     } catch (e) {
       throw new ShaderCompileError(`${file}: compile failed (Metal)\n${mapMetalCompilerOutput((e as Error).message, file)}`);
     }
     const sourceHash = sourceHashOf(source);
     const p: MetalPipeline = { backend: 'metal', entry, file, kernel, structs: parsed.structs, usesSync: kernel.usesSync, sourceHash, native };
     return p;
+  }
+
+  /** Each kernel compiled on its own (Metal compiles the source as it is: a C++ error in one kernel fails them all). */
+  compileFile(source: string, file: string): Promise<FileCompileResult> {
+    return compileEachEntry(source, file, 'metal', (entry) => this.compile(source, file, entry));
   }
 
   /** The bindings and the launch as they are encoded; a launch Metal would refuse is a KernelRuntimeError before dispatch. */

@@ -9,6 +9,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ShaderCompileError, UsageError } from '../errors.js';
 import { MslError, parseMsl, type MslKernel, type ParsedMsl } from '../msl/index.js';
+import type { Backend, FileCompileResult, KernelCompileResult, Pipeline } from './types.js';
 import { NATIVE_INCLUDE_DIR } from '../util/paths.js';
 
 /** The front end's MslError as a ShaderCompileError (exit 2); anything else as it is. */
@@ -21,15 +22,63 @@ export function asCompileError<T>(f: () => T): T {
   }
 }
 
-/** The parsed source and its kernel `entry`; UsageError naming the kernels there are when it has none such. */
+/** The file parsed kernel by kernel (an error inside one kernel fails that kernel only). */
+export function parseFile(source: string, file: string): ParsedMsl {
+  return asCompileError(() => parseMsl(source, file, { perKernel: true }));
+}
+
+function noSuchKernel(file: string, entry: string, names: string[]): UsageError {
+  return new UsageError(`${file}: no kernel named '${entry}' (kernels in the file: ${names.join(', ') || 'none'})`);
+}
+
+/**
+ * The parsed source and its kernel `entry`: UsageError naming the kernels
+ * there are when it has none such, ShaderCompileError with the kernel's own
+ * error when that kernel does not parse.
+ */
 export function parseEntry(source: string, file: string, entry: string): { parsed: ParsedMsl; kernel: MslKernel } {
-  const parsed = asCompileError(() => parseMsl(source, file));
+  const parsed = parseFile(source, file);
   const kernel = parsed.kernels.find((k) => k.name === entry);
   if (!kernel) {
-    const names = parsed.kernels.map((k) => k.name).join(', ') || 'none';
-    throw new UsageError(`${file}: no kernel named '${entry}' (kernels in the file: ${names})`);
+    const failed = parsed.failed?.find((f) => f.name === entry);
+    if (failed) throw new ShaderCompileError(failed.message);
+    throw noSuchKernel(file, entry, [...parsed.kernels.map((k) => k.name), ...(parsed.failed ?? []).map((f) => f.name)]);
   }
   return { parsed, kernel };
+}
+
+/** One kernel of a file compiled kernel by kernel: its pipeline, or a ShaderCompileError with its own error. */
+export function pickEntry(r: FileCompileResult, entry: string): Pipeline {
+  const k = r.kernels.find((x) => x.name === entry);
+  if (!k) throw noSuchKernel(r.file, entry, r.kernels.map((x) => x.name));
+  if (!k.ok) throw new ShaderCompileError(k.error);
+  return k.pipeline;
+}
+
+/**
+ * compileFile for a backend without isolation of its own (Metal compiles the
+ * source as it is): each kernel compiled on its own, its error kept.
+ */
+export async function compileEachEntry(
+  source: string,
+  file: string,
+  backend: FileCompileResult['backend'],
+  compile: (entry: string) => Promise<Pipeline>,
+): Promise<FileCompileResult> {
+  const parsed = parseFile(source, file);
+  const kernels: KernelCompileResult[] = (parsed.failed ?? []).map((f) => ({ name: f.name, line: f.kernelLine, ok: false, error: f.message, errorLine: f.line }));
+  for (const k of parsed.kernels) {
+    try {
+      kernels.push({ name: k.name, line: k.line, ok: true, pipeline: await compile(k.name) });
+    } catch (e) {
+      if (!(e instanceof ShaderCompileError)) throw e;
+      const at = e.message.indexOf(`${file}:`);
+      const m = at >= 0 ? /^:(\d+)/.exec(e.message.slice(at + file.length)) : null;
+      kernels.push({ name: k.name, line: k.line, ok: false, error: e.message, errorLine: m ? Number(m[1]) : null });
+    }
+  }
+  kernels.sort((a, b) => a.line - b.line);
+  return { file, backend, kernels };
 }
 
 /** sha256 of the source, reported as the shader's version. */
@@ -47,4 +96,9 @@ export function headerText(dir = NATIVE_INCLUDE_DIR): string {
     else if (/\.(h|hpp|inc)$/.test(e.name)) all += `\0${e.name}\0${readFileSync(p, 'utf8')}`;
   }
   return all;
+}
+
+/** Every kernel of a file through `backend`: its compileFile, or compile kernel after kernel where it has none. */
+export function compileFileWith(backend: Backend, source: string, file: string): Promise<FileCompileResult> {
+  return backend.compileFile ? backend.compileFile(source, file) : compileEachEntry(source, file, backend.name, (e) => backend.compile(source, file, e));
 }

@@ -42,12 +42,41 @@ export interface Pipeline {
 
 export type Buffers = (Uint8Array | null)[];
 
+/** One kernel of a file compiled kernel by kernel: its pipeline, or its own error. */
+export type KernelCompileResult =
+  | { name: string; /** .metal line of the kernel (or of its error, when it did not parse). */ line: number; ok: true; pipeline: Pipeline }
+  | {
+      name: string;
+      line: number;
+      ok: false;
+      /** The compiler's words, located in the .metal file ("file: compile failed\nfile:12:5: error: ..."). */
+      error: string;
+      /** The .metal line of its first error, when it has one. */
+      errorLine: number | null;
+    };
+
+/** Every kernel of a file, in source order. */
+export interface FileCompileResult {
+  file: string;
+  backend: BackendName;
+  kernels: KernelCompileResult[];
+}
+
 export interface Backend {
   readonly name: BackendName;
   /** Which clock time() reads, for reports. */
   readonly clock: string;
   device(): DeviceInfo;
+  /** One kernel; a ShaderCompileError with that kernel's own error when it does not compile (the file's other kernels do not matter). */
   compile(source: string, file: string, entry: string): Promise<Pipeline>;
+  /**
+   * Every kernel of the file: one compile when the file compiles, else each
+   * kernel isolated so that one broken kernel never hides the others.
+   * Throws ShaderCompileError only for an error outside every kernel that
+   * the front end sees (unbalanced braces, a malformed struct).
+   * (Optional for stand-ins; compileFileWith falls back to compile per kernel.)
+   */
+  compileFile?(source: string, file: string): Promise<FileCompileResult>;
   run(p: Pipeline, buffers: Buffers, launch: NativeLaunch, options?: NativeRunOptions): Promise<void>;
   time(p: Pipeline, buffers: Buffers, launch: NativeLaunch, options: NativeTimeOptions): Promise<Float64Array>;
 }

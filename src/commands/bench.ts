@@ -1,5 +1,5 @@
 import { Flags, type Interfaces } from '@oclif/core';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import ora from 'ora';
 import { getBackend } from '../backend/index.js';
 import { featureSkip } from '../backend/features.js';
@@ -10,6 +10,8 @@ import { benchShapes, presetModel } from '../kernels/select.js';
 import type { KernelSpec } from '../kernels/spec.js';
 import { compareRuns } from '../bench/baseline.js';
 import { findPeak } from '../bench/peaks.js';
+import { checkPhysics, renderPhysics } from '../bench/physics.js';
+import { renderRoofline } from '../report/roofline.js';
 import { benchCase, type BenchCase } from '../bench/run.js';
 import { copySpec, emptySpec, readSpec } from '../bench/specs.js';
 import { checkCaseResources } from '../harness/launch.js';
@@ -77,6 +79,7 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
     'max-regression': Flags.string({ description: '% slowdown beyond the noise that fails against --baseline', default: '5' }),
     ...reportFlags,
     ...safetyFlags,
+    html: Flags.string({ description: 'also write a self-contained HTML roofline of the cases to this file' }),
     ...shapeFlags(),
   };
 
@@ -190,6 +193,10 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
       report.baseline = { ...cmp, file: flags.baseline, maxRegression };
       if (cmp.comparisons.some((c) => c.regression)) process.exitCode = 1;
     }
+    report.physics = checkPhysics(report);
+    if (report.physics.impossible.length > 0) process.exitCode = 1;
+    if (flags.html) writeFileSync(flags.html, renderRoofline(report));
+    if (this.jsonEnabled() && report.physics.impossible.length > 0) process.stderr.write(renderPhysics(report.physics, false) + '\n');
     return this.emit(report, benchRenderers, flags);
   }
 }

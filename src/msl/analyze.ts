@@ -71,6 +71,12 @@ export type Site =
       programScope?: boolean;
       /** The removed word (address spaces). */
       word?: string;
+      /** Program scope: the declaration already says const or constexpr. */
+      constQualified?: boolean;
+      /** Program scope: the declaration says constexpr. */
+      isConstexpr?: boolean;
+      /** Program scope: one declarator of an integer (or bool) type with an initializer (`constant uint N = 4096;`). */
+      scalarInit?: boolean;
     }
   /** Where a function is declared or defined (after any template header): CUDA marks it __device__. */
   | { kind: 'fnDecl'; start: number; end: number; inPp: false }
@@ -88,6 +94,32 @@ export interface KernelExtra {
   ns: string[];
   /** The unqualified function name. */
   bareName: string;
+  /** The function's definition (a template's, shared by its instantiations), attributes and template header included. */
+  def: Range;
+  /** Its first and last .metal lines. */
+  defLines: [number, number];
+  /** An explicit instantiation's statement (kernels of a template). */
+  inst: Range | null;
+}
+
+/**
+ * A kernel the front end could not take (a malformed signature, an
+ * unsupported feature in its body) while the rest of the file parses: with
+ * `perKernel`, it is reported here and left out of the emitted code.
+ */
+export interface FailedKernel {
+  name: string;
+  line: number;
+  error: MslError;
+  /** Source ranges to leave out of the emission (its definition, or its instantiation statement). */
+  ranges: Range[];
+  /** Its first and last .metal lines. */
+  defLines: [number, number];
+}
+
+export interface AnalyzeOptions {
+  /** Errors inside one kernel fail that kernel only (FailedKernel) instead of the file. */
+  perKernel?: boolean;
 }
 
 export interface Analysis {
@@ -99,6 +131,24 @@ export interface Analysis {
   sites: Site[];
   /** The loops of the code, for the watchdog's cooperative stop (loops.ts). */
   loops: LoopSite[];
+  /** Kernels that failed in the front end (perKernel only; otherwise the first error is thrown). */
+  failed: FailedKernel[];
+  /** Offsets of the preprocessor lines [start, end), kept when a kernel's definition is left out. */
+  ppLines: Range[];
+  /** Per kernel (as `kernels`): identifiers its body uses, through the functions and macros of the file it calls. */
+  idents: Set<string>[];
+  /** Per kernel: the threadgroup arrays and variables declared in its body. */
+  threadgroupDecls: ThreadgroupDecl[][];
+}
+
+/** `threadgroup float a[N];` in a kernel's body. */
+export interface ThreadgroupDecl {
+  name: string;
+  /** The element type as written. */
+  type: string;
+  /** Each dimension's value, null where it is not an integer constant the front end can evaluate. */
+  dims: (number | null)[];
+  line: number;
 }
 
 interface Ctx {
@@ -108,10 +158,14 @@ interface Ctx {
 
 interface TemplateHeader {
   params: string[];
+  /** Token index of `template`. */
+  start: number;
 }
 
 interface KernelTemplate {
   tparams: string[];
+  /** The template's definition, `template` to its closing brace (offsets). */
+  def: Range;
   open: number;
   close: number;
   idents: Set<string>;
@@ -159,10 +213,16 @@ class Analyzer {
   readonly kernelTemplates = new Map<string, KernelTemplate>();
   readonly kernels: { k: MslKernel; extra: KernelExtra; idents: Set<string>; nameTok: Token }[] = [];
   tgSlot = 0;
+  readonly failed: FailedKernel[] = [];
+  /** Kernel templates that failed: their instantiations fail with the same error. */
+  readonly failedTemplates = new Map<string, FailedKernel>();
+  /** Unsupported features found before parsing (perKernel): failed kernels if inside one, else file errors. */
+  readonly unsupported: { tok: number; msg: string }[] = [];
 
   constructor(
     readonly source: string,
     readonly file: string,
+    readonly perKernel = false,
   ) {
     const lexed = lex(source, file);
     // code in `#if 0` (or the #else of `#if 1`) is not seen by the compiler: nor by us
@@ -254,13 +314,34 @@ class Analyzer {
       if (t.kind !== 'ident' || this.inAttr[i]) continue;
       const p = this.text(i - 1);
       if (p === '.' || p === '->') continue;
-      for (const [re, msg] of UNSUPPORTED_IDENTS) if (re.test(t.text)) this.fail(t, msg(t.text));
+      for (const [re, msg] of UNSUPPORTED_IDENTS) if (re.test(t.text)) this.unsupportedAt(i, msg(t.text));
     }
     for (const attr of this.attrAt.values()) {
       for (const it of attr.items) {
         const msg = UNSUPPORTED_ATTRS.get(it.name.replace(/^metal::/, ''));
-        if (msg) this.fail(it.tok, msg);
+        if (msg) this.unsupportedAt(this.toks.indexOf(it.tok, attr.open), msg);
       }
+    }
+  }
+
+  unsupportedAt(tok: number, msg: string): void {
+    if (!this.perKernel) this.fail(this.toks[tok], msg);
+    this.unsupported.push({ tok, msg });
+  }
+
+  /** Deferred unsupported features (perKernel): the kernels whose definition holds one fail; elsewhere the file does. */
+  settleUnsupportedInKernels(): void {
+    for (const u of this.unsupported) {
+      const t = this.toks[u.tok];
+      const e = new MslError(this.file, t.line, t.col, u.msg);
+      const inside = (r: Range): boolean => t.start >= r[0] && t.start < r[1];
+      if (this.failed.some((f) => f.ranges.some(inside))) continue;
+      const hit = this.kernels.filter((x) => inside(x.extra.def));
+      if (hit.length === 0) throw e;
+      for (const x of hit) {
+        this.failed.push({ name: x.k.name, line: e.line, error: e, ranges: x.extra.inst ? [x.extra.inst, x.extra.def] : [x.extra.def], defLines: x.extra.defLines });
+      }
+      this.kernels.splice(0, this.kernels.length, ...this.kernels.filter((x) => !hit.includes(x)));
     }
   }
 
@@ -429,10 +510,10 @@ class Analyzer {
         if (x === 'template') {
           if (this.text(i + 1) === '<') {
             const close = this.matchAngle(i + 1);
-            tmpl = { params: this.templateParamNames(i + 2, close.idx) };
+            tmpl = { params: this.templateParamNames(i + 2, close.idx), start: i };
             i = close.idx + 1;
           } else {
-            i = this.instantiation(i, to, ctx);
+            i = this.instantiationOrFail(i, to, ctx);
             tmpl = null;
           }
           continue;
@@ -705,21 +786,33 @@ class Analyzer {
     const first = this.firstNonAttr(i, r.end);
     if (r.body) {
       const close = this.match[r.end];
-      const fn = this.functionHead(i, r.paren);
-      this.fnDeclSite(i, r.end);
-      const idents = this.body(r.end, close);
-      this.addFunction(fn.name, idents);
-      const kw = this.kernelWords(i, r.paren);
-      if (kw.isKernel && !ctx.inStruct) {
-        this.checkReturnsVoid(i, fn.nameIdx, fn.name);
-        const pclose = this.match[r.paren];
-        if (tmpl) {
-          this.kernelTemplates.set(fn.name, { tparams: tmpl.params, open: r.paren, close: pclose, idents, ns: ctx.ns, line: this.toks[fn.nameIdx].line });
-        } else {
-          const params = this.paramList(r.paren, pclose, null);
-          const targs = fn.targs ? this.angleText(fn.targs[0], fn.targs[1]) : null;
-          this.addKernel(kw.hostName ?? fn.name, fn.name, targs, params, ctx.ns, idents, this.toks[fn.nameIdx]);
+      const defStart = tmpl ? tmpl.start : i;
+      const def: Range = [this.toks[defStart].start, this.toks[close].end];
+      const defLines: [number, number] = [this.toks[defStart].line, this.toks[close].line];
+      const kernelLike = this.perKernel && !ctx.inStruct && this.looksLikeKernel(i, r.paren);
+      try {
+        const fn = this.functionHead(i, r.paren);
+        this.fnDeclSite(i, r.end);
+        const idents = this.body(r.end, close);
+        this.addFunction(fn.name, idents);
+        const kw = this.kernelWords(i, r.paren);
+        if (kw.isKernel && !ctx.inStruct) {
+          this.checkReturnsVoid(i, fn.nameIdx, fn.name);
+          const pclose = this.match[r.paren];
+          if (tmpl) {
+            this.kernelTemplates.set(fn.name, { tparams: tmpl.params, def, open: r.paren, close: pclose, idents, ns: ctx.ns, line: this.toks[fn.nameIdx].line });
+          } else {
+            const params = this.paramList(r.paren, pclose, null);
+            const targs = fn.targs ? this.angleText(fn.targs[0], fn.targs[1]) : null;
+            this.addKernel(kw.hostName ?? fn.name, fn.name, targs, params, ctx.ns, idents, this.toks[fn.nameIdx], { def, defLines, inst: null });
+          }
         }
+      } catch (e) {
+        if (!kernelLike || !(e instanceof MslError)) throw e;
+        const name = this.kernelNameOf(i, r.paren);
+        const fk: FailedKernel = { name, line: e.line, error: e, ranges: [def], defLines };
+        if (tmpl) this.failedTemplates.set(name, fk);
+        else this.failed.push(fk);
       }
       return close + 1;
     }
@@ -731,6 +824,41 @@ class Analyzer {
     // an integer constant at namespace scope: for array sizes of struct fields
     if (!ctx.inStruct && r.paren < 0) this.recordConstant(i, r.end);
     return r.end + 1;
+  }
+
+  /** Whether the function declared at i (parameter list at paren) is a kernel, without failing on anything malformed. */
+  looksLikeKernel(i: number, paren: number): boolean {
+    for (let k = i; k < paren; k++) {
+      const attr = this.attrAt.get(k);
+      if (attr) {
+        if (attr.items.some((it) => it.name === 'kernel')) return true;
+        k = attr.close;
+      } else if (this.text(k) === 'kernel' && !this.isMemberOrScoped(k)) return true;
+    }
+    return false;
+  }
+
+  /** A kernel's name for an error report: its [[host_name]], else the identifier before its parameter list. */
+  kernelNameOf(i: number, paren: number): string {
+    try {
+      const kw = this.kernelWords(i, paren);
+      if (kw.hostName !== null) return kw.hostName;
+    } catch {
+      // a malformed host_name: the function's name then
+    }
+    for (let k = paren - 1; k >= i; k--) {
+      if (this.text(k) === '>' || this.text(k) === '>>') {
+        let depth = 0;
+        for (; k >= i; k--) {
+          if (this.text(k) === '>') depth++;
+          else if (this.text(k) === '>>') depth += 2;
+          else if (this.text(k) === '<' && --depth <= 0) break;
+        }
+        continue;
+      }
+      if (this.toks[k].kind === 'ident') return this.text(k);
+    }
+    return `<kernel at line ${this.toks[i].line}>`;
   }
 
   /** Token ranges [first, ';'] of variables declared at program (namespace) scope. */
@@ -861,7 +989,16 @@ class Analyzer {
     else this.graph.set(name, new Set(idents));
   }
 
-  addKernel(name: string, bareName: string, templateArgs: string | null, params: MslParam[], ns: string[], idents: Set<string>, nameTok: Token): void {
+  addKernel(
+    name: string,
+    bareName: string,
+    templateArgs: string | null,
+    params: MslParam[],
+    ns: string[],
+    idents: Set<string>,
+    nameTok: Token,
+    where: { def: Range; defLines: [number, number]; inst: Range | null },
+  ): void {
     const qualified = ns.filter((n) => n !== '');
     const k: MslKernel = {
       name,
@@ -871,7 +1008,7 @@ class Analyzer {
       line: nameTok.line,
       usesSync: false,
     };
-    this.kernels.push({ k, extra: { ns, bareName }, idents, nameTok });
+    this.kernels.push({ k, extra: { ns, bareName, ...where }, idents, nameTok });
   }
 
   /** `template [[host_name("x")]] kernel void foo<float>(...);` or `... decltype(foo<float>) foo<float>;` */
@@ -888,6 +1025,7 @@ class Analyzer {
     if (r.paren >= 0) {
       const fn = this.functionHead(i + 1, r.paren);
       tpl = this.kernelTemplates.get(fn.name);
+      if (this.failedFrom(fn.name, kw, i, end)) return end + 1;
       if (!kw.isKernel && !(kw.hostName !== null && tpl)) return end + 1; // some other explicit instantiation
       nameTok = this.toks[fn.nameIdx];
       if (!fn.targs) this.fail(nameTok, `explicit instantiation of kernel '${fn.name}' needs template arguments (${fn.name}<...>)`);
@@ -905,6 +1043,7 @@ class Analyzer {
       const lt = this.matchAngleBack(gt);
       nameTok = this.toks[lt - 1];
       tpl = nameTok.kind === 'ident' ? this.kernelTemplates.get(nameTok.text) : undefined;
+      if (this.failedFrom(nameTok.text, kw, i, end)) return end + 1;
       if (!kw.isKernel && !(kw.hostName !== null && tpl)) return end + 1;
       if (!tpl) this.fail(nameTok, `kernel template '${nameTok.text}' is not defined before this instantiation`);
       targs = this.angleText(lt, gt);
@@ -919,8 +1058,46 @@ class Analyzer {
     this.sites.push({ kind: 'remove', start: this.toks[i].start, end: this.toks[end].end, inPp: false, what: 'instantiation' });
     const idents = tpl ? tpl.idents : (this.graph.get(bareName) ?? new Set<string>());
     const ns = tpl ? tpl.ns : ctx.ns;
-    this.addKernel(kw.hostName ?? `${bareName}<${targs}>`, bareName, targs, params, ns, idents, nameTok);
+    const inst: Range = [this.toks[i].start, this.toks[end].end];
+    const def = tpl ? tpl.def : inst;
+    const defLines: [number, number] = tpl ? [this.lineAt(def[0]), this.lineAt(def[1] - 1)] : [this.toks[i].line, this.toks[end].line];
+    this.addKernel(kw.hostName ?? `${bareName}<${targs}>`, bareName, targs, params, ns, idents, nameTok, { def, defLines, inst });
     return end + 1;
+  }
+
+  /** 1-based line of a source offset. */
+  lineAt(offset: number): number {
+    let n = 1;
+    for (let k = 0; k < offset && k < this.source.length; k++) if (this.source.charCodeAt(k) === 10) n++;
+    return n;
+  }
+
+  /** An instantiation (tokens i..end) of a kernel template that failed: a failed kernel with the template's error. */
+  failedFrom(template: string, kw: { isKernel: boolean; hostName: string | null }, i: number, end: number): boolean {
+    const ft = this.failedTemplates.get(template);
+    if (!ft || !(kw.isKernel || kw.hostName !== null)) return false;
+    const inst: Range = [this.toks[i].start, this.toks[end].end];
+    this.failed.push({ ...ft, name: kw.hostName ?? template, ranges: [inst, ...ft.ranges] });
+    this.usedFailedTemplates.add(template);
+    return true;
+  }
+
+  readonly usedFailedTemplates = new Set<string>();
+
+  /** `instantiation`, where a malformed one fails that kernel only (perKernel). */
+  instantiationOrFail(i: number, to: number, ctx: Ctx): number {
+    if (!this.perKernel) return this.instantiation(i, to, ctx);
+    try {
+      return this.instantiation(i, to, ctx);
+    } catch (e) {
+      if (!(e instanceof MslError)) throw e;
+      const r = this.scanDecl(i, to);
+      if (r.body || !this.looksLikeKernel(i + 1, r.paren >= 0 ? r.paren : r.end)) throw e;
+      const name = this.kernelNameOf(i + 1, r.paren >= 0 ? r.paren : r.end);
+      const range: Range = [this.toks[i].start, this.toks[r.end].end];
+      this.failed.push({ name, line: e.line, error: e, ranges: [range], defLines: [this.toks[i].line, this.toks[r.end].line] });
+      return r.end + 1;
+    }
   }
 
   /** Template arguments between token a and the closing token b, split at depth-0 commas (source text). */
@@ -999,6 +1176,8 @@ class Analyzer {
     for (let k = a; k < b; k++) {
       const attr = this.attrAt.get(k);
       if (attr) {
+        // an attribute between two parameters' tokens: a ',' is missing after it
+        if (k > a && attr.close + 1 < b && !this.attrAt.has(attr.close + 1)) this.missingComma(attr.close + 1, k - 1, attr);
         items.push(...attr.items);
         prevEnd = -2; // an attribute counts as a space
         k = attr.close;
@@ -1011,6 +1190,16 @@ class Analyzer {
       prevEnd = tok.end;
     }
     if (pt.length === 0 || (pt.length === 1 && pt[0].text === 'void')) return null;
+    // after a pointer's '*' (or a reference's '&') and its qualifiers comes the name, and nothing else
+    const ind = pt.findIndex((q) => q.text === '*' || q.text === '&');
+    if (ind >= 0) {
+      let n = ind + 1;
+      while (n < pt.length && /^(\*|&|const|volatile|restrict|__restrict|__restrict__)$/.test(pt[n].text)) n++;
+      if (n + 1 < pt.length && pt[n].tok.kind === 'ident') {
+        const at = this.toks.indexOf(pt[n + 1].tok, a);
+        this.missingComma(at, this.toks.indexOf(pt[n].tok, a), null);
+      }
+    }
     const first = pt[0].tok;
     const last = pt[pt.length - 1];
     if (last.text === ']') this.fail(last.tok, 'array kernel parameters are not supported by the cpu backend (bind each buffer at its own index)');
@@ -1099,6 +1288,14 @@ class Analyzer {
     const p: MslParam = { name, addressSpace, cppType, baseType, isConst, kind, attr, line: nameTok.line };
     attrToks.set(p, at);
     return p;
+  }
+
+  /** A parameter list with two parameters run together: names the token where a ',' (or ')') was expected. */
+  missingComma(at: number, prev: number, attr: Attr | null): never {
+    const after = attr
+      ? `the attribute ${collapse(this.source.slice(this.toks[attr.open].start, this.toks[attr.close].end))}${this.toks[prev]?.kind === 'ident' ? ` of parameter '${this.text(prev)}'` : ''}`
+      : `parameter '${this.text(prev)}'`;
+    this.fail(this.toks[at], `expected ',' or ')' after ${after} (line ${this.toks[prev]?.line ?? this.toks[at].line}), found '${this.text(at)}': a comma is missing between two kernel parameters`);
   }
 
   // ---------------------------------------------------------------- bodies
@@ -1228,6 +1425,11 @@ class Analyzer {
 
   // ------------------------------------------------------ constant values
 
+  /** The integer value of the source range [a, b) (tokens fully inside it), or null. */
+  evalSource(a: number, b: number): number | null {
+    return this.evalTokens(this.toks.filter((t) => t.start >= a && t.end <= b));
+  }
+
   evalRange(a: number, b: number): number | null {
     return this.evalTokens(this.toks.slice(a, b));
   }
@@ -1300,14 +1502,27 @@ class Analyzer {
 
   tokenSites(): void {
     const atProgramScope = new Uint8Array(this.toks.length);
+    const declOf = new Map<number, { constQualified: boolean; isConstexpr: boolean; scalarInit: boolean }>();
     for (const [a, b] of this.programScope) {
       let depth = 0;
+      const top: number[] = [];
       for (let k = a; k <= b && k < this.toks.length; k++) {
+        if (this.attrAt.has(k)) {
+          k = this.attrAt.get(k)!.close;
+          continue;
+        }
         const x = this.text(k);
-        if (x === '(' || x === '[' || x === '{') depth++;
-        else if (x === ')' || x === ']' || x === '}') depth--;
-        else if (depth === 0) atProgramScope[k] = 1;
+        if (x === '(' || x === '[' || x === '{') {
+          if (depth === 0) top.push(k);
+          depth++;
+        } else if (x === ')' || x === ']' || x === '}') depth--;
+        else if (depth === 0) {
+          atProgramScope[k] = 1;
+          top.push(k);
+        }
       }
+      const info = programScopeDecl(top.map((k) => this.text(k)));
+      for (const k of top) if (this.text(k) === 'constant' || this.text(k) === 'device') declOf.set(k, info);
     }
     for (const attr of this.attrAt.values()) {
       this.sites.push({ kind: 'remove', start: this.toks[attr.open].start, end: this.toks[attr.close].end, inPp: false, what: 'attribute' });
@@ -1339,7 +1554,10 @@ class Analyzer {
       if (prev === '::') continue;
       if (t.text === 'kernel') this.sites.push({ kind: 'remove', start: t.start, end: t.end, inPp: false, what: 'kernel' });
       else if (ADDRESS_SPACES.has(t.text)) {
-        this.sites.push({ kind: 'remove', start: t.start, end: t.end, inPp: false, what: 'addressSpace', word: t.text, programScope: atProgramScope[i] === 1 });
+        const site: Site = { kind: 'remove', start: t.start, end: t.end, inPp: false, what: 'addressSpace', word: t.text, programScope: atProgramScope[i] === 1 };
+        const info = declOf.get(i);
+        if (site.programScope && info) Object.assign(site, info);
+        this.sites.push(site);
       }
     }
   }
@@ -1352,6 +1570,8 @@ class Analyzer {
     this.checkUnsupported();
     this.scanDirectives();
     this.parseSeq(0, this.toks.length, { ns: [], inStruct: false });
+    for (const [name, ft] of this.failedTemplates) if (!this.usedFailedTemplates.has(name)) this.failed.push(ft);
+    this.settleUnsupportedInKernels();
     this.tokenSites();
     // swizzles inside macros that name struct fields stay member accesses
     const sites = this.sites.filter((s) => !(s.kind === 'swizzle' && this.fieldNames.has(s.name)));
@@ -1369,6 +1589,31 @@ class Analyzer {
       for (const id of ids) if (SYNC_IDENT.test(id) || (this.graph.has(id) && syncOf(id))) return true;
       return false;
     };
+    // in source order, failed ones too (their lines)
+    this.failed.sort((a, b) => a.ranges[0][0] - b.ranges[0][0]);
+    const closure = (ids: Set<string>): Set<string> => {
+      const out = new Set<string>();
+      const stack = [...ids];
+      while (stack.length) {
+        const id = stack.pop()!;
+        if (out.has(id)) continue;
+        out.add(id);
+        for (const x of this.graph.get(id) ?? []) if (!out.has(x)) stack.push(x);
+      }
+      return out;
+    };
+    const tgSites = this.sites.filter((x): x is TgDeclSite & { inPp: false } => x.kind === 'tgDecl');
+    const threadgroupDecls = this.kernels.map(({ extra }) =>
+      tgSites
+        .filter((x) => x.start >= extra.def[0] && x.start < extra.def[1])
+        .flatMap((x) =>
+          x.decls.flatMap((d) =>
+            d.storage
+              ? [{ name: d.name, type: collapse(this.source.slice(x.base[0], x.base[1])), dims: d.dims.map(([a, b]) => this.evalSource(a, b)), line: x.line }]
+              : [],
+          ),
+        ),
+    );
     const names = new Map<string, Token>();
     for (const { k, idents, nameTok } of this.kernels) {
       k.usesSync = anySync(idents);
@@ -1384,8 +1629,37 @@ class Analyzer {
       structs: this.structs,
       sites,
       loops: findLoops(this.toks, this.match, this.pp),
+      failed: this.failed,
+      ppLines: this.pp.map((p) => [p.start, p.end] as Range),
+      idents: this.kernels.map((x) => closure(x.idents)),
+      threadgroupDecls,
     };
   }
+}
+
+const INTEGER_WORDS = new Set([
+  'bool', 'char', 'uchar', 'short', 'ushort', 'int', 'uint', 'long', 'ulong', 'size_t', 'ptrdiff_t', 'unsigned', 'signed',
+  'int8_t', 'int16_t', 'int32_t', 'int64_t', 'uint8_t', 'uint16_t', 'uint32_t', 'uint64_t',
+]);
+const DECL_QUALIFIERS = new Set(['static', 'const', 'constexpr', 'constant', 'device', 'inline', 'volatile', 'metal', '::']);
+
+/**
+ * What the emitters need of a program-scope declaration (its tokens at
+ * bracket depth 0, a bracketed group as its opening token): whether it is
+ * const already, and whether it declares a single integer with an
+ * initializer, which both emitters make a constant expression (array bounds,
+ * template arguments). Floats and arrays stay as they were: their address is
+ * passed to `constant T*` parameters, which the emitters leave non-const.
+ */
+function programScopeDecl(words: string[]): { constQualified: boolean; isConstexpr: boolean; scalarInit: boolean } {
+  const eq = words.indexOf('=');
+  const head = eq < 0 ? words : words.slice(0, eq);
+  const constQualified = head.includes('const') || head.includes('constexpr');
+  const single = !words.includes(',');
+  const name = head[head.length - 1];
+  const type = head.slice(0, -1).filter((w) => !DECL_QUALIFIERS.has(w));
+  const scalarInit = eq > 0 && single && name !== undefined && /^[A-Za-z_]\w*$/.test(name) && type.length > 0 && type.every((w) => INTEGER_WORDS.has(w));
+  return { constQualified, isConstexpr: head.includes('constexpr'), scalarInit };
 }
 
 /** The value of a C string literal's body (common escapes). */
@@ -1472,6 +1746,6 @@ function attrName(a: ParamAttr): string {
   }
 }
 
-export function analyze(source: string, file: string): Analysis {
-  return new Analyzer(source, file).run();
+export function analyze(source: string, file: string, options: AnalyzeOptions = {}): Analysis {
+  return new Analyzer(source, file, options.perKernel === true).run();
 }

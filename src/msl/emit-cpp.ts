@@ -11,17 +11,19 @@
  *   half, bfloat, metal::, mem_flags, threadgroup_barrier, simd_* ...
  *   __moe_bind_runtime (the module exports __moe_kernels itself)
  */
-import type { Analysis, Site, TgDeclSite } from './analyze.js';
+import type { Analysis, Range, Site, TgDeclSite } from './analyze.js';
 import { analysisOf } from './parse.js';
 import { loopEdits } from './loops.js';
 import { applyEdits, type Edit, type Render } from './rewrite.js';
-import type { EmitResult, MslKernel, MslParam, ParsedMsl } from './types.js';
+import type { EmitResult, EmittedKernel, MslKernel, MslParam, ParsedMsl } from './types.js';
 
 export interface EmitCppOptions {
   /** The compat header to include (default "msl_cpu.h"). */
   headerName?: string;
   /** Poll the watchdog's abort flag in every loop (loops.ts; default true). */
   loopPolls?: boolean;
+  /** Kernels (by name) to leave out: no entry, and their definitions blanked (lines kept). Failed kernels are always left out. */
+  omit?: ReadonlySet<string>;
 }
 
 /** Scalar and vector types whose size the generated code may take outside the kernel's namespaces. */
@@ -38,6 +40,66 @@ function tgParamTable(k: MslKernel, i: number): string | null {
       return `{${index}u, ${size}, ${cString(p.name)}}`;
     });
   return rows.length ? `static const MoeTgParamInfo __moe_tg_params_${i}[] = {${rows.join(', ')}};\n` : null;
+}
+
+/**
+ * What leaving kernels out means for one emission: which kernels get an
+ * entry, and the edits that blank the definitions no kept kernel needs (a
+ * template's only when all its instantiations are left out). Preprocessor
+ * lines inside a blanked definition stay, so #if/#endif still pair up.
+ */
+export function omission(a: Analysis, omit: ReadonlySet<string> | undefined): { keep: boolean[]; blank: Edit[]; sites: Site[] } {
+  const keep = a.kernels.map((k) => !omit?.has(k.name));
+  const ranges: Range[] = a.failed.flatMap((f) => f.ranges);
+  a.kernels.forEach((k, i) => {
+    if (keep[i]) return;
+    const inst = a.extras[i].inst;
+    if (inst) ranges.push(inst);
+    const def = a.extras[i].def;
+    const shared = a.kernels.some((_, j) => keep[j] && a.extras[j].def[0] === def[0]);
+    if (!shared) ranges.push(def);
+  });
+  if (ranges.length === 0) return { keep, blank: [], sites: a.sites };
+  const segments: Range[] = [];
+  for (const [s0, e0] of ranges) {
+    let cur = s0;
+    for (const [ps, pe] of a.ppLines) {
+      if (pe <= cur || ps >= e0) continue;
+      if (ps > cur) segments.push([cur, ps]);
+      cur = Math.max(cur, pe);
+    }
+    if (cur < e0) segments.push([cur, e0]);
+  }
+  const inside = (x: number): boolean => segments.some(([s0, e0]) => x >= s0 && x < e0);
+  return {
+    keep,
+    blank: segments.map(([start, end]) => ({ start, end, inPp: false, text: '' })),
+    sites: a.sites.filter((site) => !inside(site.start)),
+  };
+}
+
+/** The loop polls (loops.ts), but for the loops of definitions left out (blanked). */
+export function loopEditsKept(a: Analysis, blank: Edit[]): Edit[] {
+  const kept = blank.length ? a.loops.filter((l) => !blank.some((b) => l.open >= b.start && l.open < b.end)) : a.loops;
+  return loopEdits(kept);
+}
+
+const newlines = (s: string): number => s.split('\n').length - 1;
+
+/** Entries appended after `#line 1 "<file>.entries.*"`, each with its lines there. */
+export function entryParts(a: Analysis, keep: boolean[], entryText: (k: MslKernel, i: number) => string): { text: string; kernels: EmittedKernel[] } {
+  let line = 1;
+  let text = '';
+  const kernels: EmittedKernel[] = [];
+  a.kernels.forEach((k, i) => {
+    if (!keep[i]) return;
+    const t = `${entryText(k, i)}\n`;
+    const n = newlines(t);
+    kernels.push({ name: k.name, entrySymbol: entrySymbol(i), usesSync: k.usesSync, sourceLines: a.extras[i].defLines, entryLines: [line, line + n - 1] });
+    line += n;
+    text += t;
+  });
+  return { text, kernels };
 }
 
 export function cString(s: string): string {
@@ -88,6 +150,9 @@ function cppEdit(site: Site): Edit {
   const base = { start: site.start, end: site.end, inPp: site.inPp };
   switch (site.kind) {
     case 'remove':
+      // a program-scope `constant` integer: const, so that it is a constant expression (array bounds, template arguments)
+      if (site.what === 'addressSpace' && site.programScope && site.word === 'constant' && site.scalarInit && !site.constQualified) return { ...base, text: 'const' };
+      return { ...base, text: '' };
     case 'fnDecl':
       return { ...base, text: '' };
     case 'vecType':
@@ -154,16 +219,18 @@ function entry(k: MslKernel, ns: string[], bareName: string, i: number): string 
 
 export function emitCppFromAnalysis(a: Analysis, options: EmitCppOptions = {}): EmitResult {
   const header = options.headerName ?? 'msl_cpu.h';
-  const edits = a.sites.map(cppEdit);
-  if (options.loopPolls !== false) edits.push(...loopEdits(a.loops));
+  const om = omission(a, options.omit);
+  const edits = [...om.sites.map(cppEdit), ...om.blank];
+  if (options.loopPolls !== false) edits.push(...loopEditsKept(a, om.blank));
   const user = applyEdits(a.source, edits);
   const parts: string[] = [`#include ${cString(header)}\n`, `#line 1 ${cString(a.file)}\n`, user.endsWith('\n') ? user : `${user}\n`];
   parts.push(`#line 1 ${cString(`${a.file}.entries.cpp`)}\n`);
+  const entries = entryParts(a, om.keep, (k, i) => entry(k, a.extras[i].ns, a.extras[i].bareName, i));
+  parts.push(entries.text);
   const table: string[] = [];
   a.kernels.forEach((k, i) => {
-    const extra = a.extras[i];
-    parts.push(`${entry(k, extra.ns, extra.bareName, i)}\n`);
-    const qualified = [...extra.ns.filter((n) => n !== ''), entrySymbol(i)].join('::');
+    if (!om.keep[i]) return;
+    const qualified = [...a.extras[i].ns.filter((n) => n !== ''), entrySymbol(i)].join('::');
     const tg = tgParamTable(k, i);
     if (tg !== null) parts.push(tg);
     const tgCount = k.params.filter((p) => p.attr.kind === 'threadgroup').length;
@@ -172,15 +239,28 @@ export function emitCppFromAnalysis(a: Analysis, options: EmitCppOptions = {}): 
   if (table.length) parts.push(`static const MoeKernelInfo __moe_kernel_table[] = {\n${table.join('\n')}\n};\n`);
   parts.push(
     `extern "C" __attribute__((visibility("default"))) const MoeKernelInfo* __moe_kernels(uint32_t* n) {\n` +
-      `  *n = ${a.kernels.length}u;\n  return ${table.length ? '__moe_kernel_table' : 'nullptr'};\n}\n`,
+      `  *n = ${table.length}u;\n  return ${table.length ? '__moe_kernel_table' : 'nullptr'};\n}\n`,
   );
-  return {
-    code: parts.join(''),
-    kernels: a.kernels.map((k, i) => ({ name: k.name, entrySymbol: entrySymbol(i), usesSync: k.usesSync })),
-  };
+  return { code: parts.join(''), kernels: entries.kernels };
 }
 
 /** C++17 for the CPU backend from a parsed MSL source. Throws MslError. */
 export function emitCpp(parsed: ParsedMsl, options: EmitCppOptions = {}): EmitResult {
   return emitCppFromAnalysis(analysisOf(parsed), options);
+}
+
+/**
+ * The MSL source itself with kernels left out (failed ones always): their
+ * definitions blanked, lines kept, for a compiler that takes MSL as it is
+ * (Metal). No entries are generated: `entryLines` are empty ([0, -1]).
+ */
+export function emitMsl(parsed: ParsedMsl, options: { omit?: ReadonlySet<string> } = {}): EmitResult {
+  const a = analysisOf(parsed);
+  const om = omission(a, options.omit);
+  const code = om.blank.length ? applyEdits(a.source, om.blank) : a.source;
+  const kernels: EmittedKernel[] = [];
+  a.kernels.forEach((k, i) => {
+    if (om.keep[i]) kernels.push({ name: k.name, entrySymbol: k.name, usesSync: k.usesSync, sourceLines: a.extras[i].defLines, entryLines: [0, -1] });
+  });
+  return { code, kernels };
 }

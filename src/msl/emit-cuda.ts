@@ -19,9 +19,8 @@
  */
 import type { Analysis, Site } from './analyze.js';
 import { analysisOf } from './parse.js';
-import { cString, entryFunction, entrySymbol, sharedSiteText, tgDeclText } from './emit-cpp.js';
+import { cString, entryFunction, entryParts, entrySymbol, loopEditsKept, omission, sharedSiteText, tgDeclText } from './emit-cpp.js';
 import { VECTOR_TYPE } from './features.js';
-import { loopEdits } from './loops.js';
 import { applyEdits, type Edit } from './rewrite.js';
 import type { EmitResult, MslParam, ParsedMsl } from './types.js';
 
@@ -30,6 +29,8 @@ export interface EmitCudaOptions {
   headerName?: string;
   /** Poll the watchdog's abort flag in every loop (loops.ts; default true). */
   loopPolls?: boolean;
+  /** Kernels (by name) to leave out: no entry, and their definitions blanked (lines kept). Failed kernels are always left out. */
+  omit?: ReadonlySet<string>;
 }
 
 /** The CUDA spelling of an MSL vector type name. */
@@ -45,6 +46,8 @@ function cudaEdit(site: Site): Edit {
   switch (site.kind) {
     case 'remove':
       if (site.what === 'addressSpace' && site.programScope) {
+        // an integer constant: constexpr, usable in array bounds and template arguments, and by value in device code
+        if (site.word === 'constant' && site.scalarInit) return { ...base, text: site.isConstexpr ? '' : 'constexpr' };
         if (site.word === 'constant') return { ...base, text: '__constant__' };
         if (site.word === 'device') return { ...base, text: '__device__' };
       }
@@ -85,22 +88,19 @@ function cudaArg(p: MslParam): string {
 
 export function emitCudaFromAnalysis(a: Analysis, options: EmitCudaOptions = {}): EmitResult {
   const header = options.headerName ?? 'msl_cuda.h';
-  const edits = a.sites.map(cudaEdit);
-  if (options.loopPolls !== false) edits.push(...loopEdits(a.loops));
+  const om = omission(a, options.omit);
+  const edits = [...om.sites.map(cudaEdit), ...om.blank];
+  if (options.loopPolls !== false) edits.push(...loopEditsKept(a, om.blank));
   const user = applyEdits(a.source, edits);
   const parts: string[] = [`#include ${cString(header)}\n`, `#line 1 ${cString(a.file)}\n`, user.endsWith('\n') ? user : `${user}\n`];
   parts.push(`#line 1 ${cString(`${a.file}.entries.cu`)}\n`);
-  a.kernels.forEach((k, i) => {
-    const extra = a.extras[i];
-    const head = `extern "C" __global__ void ${entrySymbol(i)}(const MoeCudaArgs __a)`;
-    // the abort flag of the watchdog's cooperative stop, for the loops of this kernel and its helpers
-    const prologue = '  ::moe_rt::g_abort_flag = __a.abort_flag;\n';
-    parts.push(`${entryFunction(k, extra.ns, extra.bareName, head, cudaArg, prologue)}\n`);
-  });
-  return {
-    code: parts.join(''),
-    kernels: a.kernels.map((k, i) => ({ name: k.name, entrySymbol: entrySymbol(i), usesSync: k.usesSync })),
-  };
+  // the entry hands the launch's abort flag (the watchdog's cooperative stop) to the loops of the kernel and its helpers
+  const prologue = '  ::moe_rt::g_abort_flag = __a.abort_flag;\n';
+  const entries = entryParts(a, om.keep, (k, i) =>
+    entryFunction(k, a.extras[i].ns, a.extras[i].bareName, `extern "C" __global__ void ${entrySymbol(i)}(const MoeCudaArgs __a)`, cudaArg, prologue),
+  );
+  parts.push(entries.text);
+  return { code: parts.join(''), kernels: entries.kernels };
 }
 
 /** CUDA C++ (NVRTC, or nvcc) for the CUDA backend from a parsed MSL source. Throws MslError. */

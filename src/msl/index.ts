@@ -4,8 +4,9 @@
  * emitCuda for NVIDIA GPUs).
  */
 export { MslError } from './errors.js';
-export type { AddressSpace, EmitResult, MslKernel, MslParam, MslStruct, MslStructField, ParamAttr, ParsedMsl } from './types.js';
-export { parseMsl } from './parse.js';
-export { emitCpp, type EmitCppOptions } from './emit-cpp.js';
+export type { AddressSpace, EmitResult, EmittedKernel, MslKernel, MslKernelFailure, MslParam, MslStruct, MslStructField, ParamAttr, ParsedMsl } from './types.js';
+export { parseMsl, type ParseOptions } from './parse.js';
+export { emitCpp, emitMsl, type EmitCppOptions } from './emit-cpp.js';
 export { emitCuda, cudaType, type EmitCudaOptions } from './emit-cuda.js';
 export { BUILTINS } from './features.js';
+export { kernelFacts, typeBytes, type KernelFacts, type ThreadgroupArray } from './facts.js';

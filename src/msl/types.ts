@@ -50,14 +50,38 @@ export interface MslStruct {
   line: number;
 }
 
+/** A kernel the front end could not take while the rest of its file parses (parseMsl with perKernel). */
+export interface MslKernelFailure {
+  name: string;
+  /** The .metal line where the kernel's definition starts. */
+  kernelLine: number;
+  /** The .metal line of the error. */
+  line: number;
+  /** "file:line:col: error: ..." */
+  message: string;
+}
+
 export interface ParsedMsl {
   file: string;
   source: string;
   kernels: MslKernel[];
   structs: MslStruct[];
+  /** Kernels that failed in the front end (perKernel parses only); they are left out of the emitted code. */
+  failed?: MslKernelFailure[];
+}
+
+export interface EmittedKernel {
+  name: string;
+  entrySymbol: string;
+  usesSync: boolean;
+  /** First and last .metal lines of its definition (a template's, for an instantiation). */
+  sourceLines: [number, number];
+  /** First and last lines of its generated entry, in the `<file>.entries.*` part of the emitted code. */
+  entryLines: [number, number];
 }
 
 export interface EmitResult {
   code: string;
-  kernels: { name: string; entrySymbol: string; usesSync: boolean }[];
+  /** The kernels emitted (those not left out). */
+  kernels: EmittedKernel[];
 }

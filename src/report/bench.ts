@@ -2,6 +2,7 @@
 import Table from 'cli-table3';
 import type { BaselineResult, Comparison } from '../bench/baseline.js';
 import type { BenchCase } from '../bench/run.js';
+import { IMPOSSIBLE, renderPhysics, type PhysicsVerdict } from '../bench/physics.js';
 import { mdText, renderJunitXml, us, type JunitCase, type JunitSuite, type Renderers, type ReportHead } from './common.js';
 
 export const BENCH_SCHEMA = 'moe-kernels/bench-report@1';
@@ -17,6 +18,8 @@ export interface BenchReport extends ReportHead<typeof BENCH_SCHEMA> {
   baseline?: BaselineResult & { file: string; maxRegression: number };
   /** Kernels not timed: their shader needs a feature the device lacks (e.g. bfloat without MSL 3.1). */
   skipped?: { kernel: string; reason: string }[];
+  /** Every case against the device's bandwidth and compute ceilings (src/bench/physics.ts). */
+  physics?: PhysicsVerdict;
 }
 
 /** Whether the report has the packed-weights columns: when some case is a quantized kernel. */
@@ -66,7 +69,7 @@ export function renderBenchTable(r: BenchReport): string {
     const regs = r.baseline.comparisons.filter((c) => c.regression).length;
     lines.push(regs > 0 ? `FAIL: ${regs} regression(s)` : 'PASS: no regression');
   }
-  return lines.join('\n');
+  return lines.join('\n') + (r.physics ? renderPhysics(r.physics, false) : '');
 }
 
 export function renderBenchMarkdown(r: BenchReport): string {
@@ -95,11 +98,13 @@ export function renderBenchMarkdown(r: BenchReport): string {
     lines.push('', '| kernel | shape | new/old | verdict |', '|---|---|---:|---|');
     for (const c of r.baseline.comparisons) lines.push(`| ${c.kernel} | ${c.shape} | ${c.ratio.toFixed(3)} | ${c.regression ? '❌ regression' : c.verdict} |`);
   }
+  if (r.physics) lines.push(renderPhysics(r.physics, true));
   return lines.join('\n') + '\n';
 }
 
-/** PASS, or FAIL when a case is slower than its baseline beyond the noise and --max-regression. */
+/** PASS, or FAIL when a case is slower than its baseline beyond the noise and --max-regression, or physically impossible. */
 export function benchVerdict(r: BenchReport): 'PASS' | 'FAIL' {
+  if ((r.physics?.impossible.length ?? 0) > 0) return 'FAIL';
   return r.baseline?.comparisons.some((c) => c.regression) ? 'FAIL' : 'PASS';
 }
 
@@ -124,6 +129,8 @@ export function renderBenchJunit(r: BenchReport): string {
       const text = regressionText(b, r.baseline.maxRegression);
       tc.failure = { message: text, type: 'regression', text: `${text}\nbaseline: ${r.baseline.file}` };
     }
+    const imp = r.physics?.impossible.find((x) => x.kernel === c.kernel && x.shape === c.shape);
+    if (imp) tc.failure = { message: `${IMPOSSIBLE}: ${imp.reasons.join('; ')}`, type: 'impossible', text: `${IMPOSSIBLE}\n${imp.reasons.join('\n')}` };
     suite(c.kernel).cases.push(tc);
   }
   for (const k of r.skipped ?? []) suite(k.kernel).cases.push({ name: 'not timed', seconds: 0, skipped: k.reason });
