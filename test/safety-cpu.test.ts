@@ -196,3 +196,42 @@ describe('cpu: cooperative stop, fail fast and the end of the process', () => {
     assert.equal(r.stdout, 'reported\n');
   });
 });
+
+describe('cuda: cooperative stop and the end of the process (where a GPU is found)', () => {
+  const gpu = moe(['backends', '--json']);
+  const cuda = gpu.code === 0 && /"name":\s*"cuda",\s*"available":\s*true/.test(gpu.stdout);
+  const skip = cuda ? false : 'no CUDA GPU here';
+  const ENDLESS = shader('hostile', 'accumulate_endless.metal');
+
+  test('an endless kernel is stopped at its loop through the host-mapped flag; the next case runs on the GPU', { skip }, async () => {
+    const be = getBackend('cuda');
+    const c: KernelCase = { params: { n_elements: 1000, routing_weight: 0.5 }, inputSet: 'normal', origin: 'test' };
+    const bad = await verifySpec(accumulate, be, [c], { seed: 1, shaderFile: ENDLESS, runOptions: { timeoutMs: 1000 } });
+    assert.equal(bad.results[0]?.status, 'ERROR');
+    const line = lineOf(ENDLESS, 'for (uint k = i;');
+    assert.match(bad.results[0]?.error ?? '', new RegExp(`timed out: .*kernel 'moe_accumulate' stopped by the watchdog at the loop of line ${line}`));
+    const good = await verifySpec(accumulate, be, [c], { seed: 1 });
+    assert.equal(good.results[0]?.status, 'PASS', good.results[0]?.error ?? '');
+  });
+
+  test('the CLI: one timeout, the other cases SKIP, exit 1', { skip }, () => {
+    const t0 = Date.now();
+    const r = moe(['verify', '--kernel', 'accumulate', '--backend', 'cuda', '--shader', ENDLESS, '--timeout', '2s', '--json'], {}, 120_000);
+    const s = (Date.now() - t0) / 1000;
+    assert.equal(r.code, 1, r.stderr);
+    const report = JSON.parse(r.stdout) as { cases: { status: string; error: string | null }[] };
+    assert.equal(report.cases.filter((x) => x.status === 'ERROR').length, 1);
+    assert.equal(report.cases.filter((x) => x.status === 'SKIP').length, report.cases.length - 1);
+    assert.ok(s < 60, `took ${s.toFixed(1)} s`);
+  });
+
+  test('a kernel the flag cannot stop (goto) still holds the GPU, and the process exits right after its report', { skip }, () => {
+    const t0 = Date.now();
+    const r = moe(['verify', '--kernel', 'accumulate', '--backend', 'cuda', '--shader', shader('hostile', 'endless_goto.metal'), '--elements', '1000', '--inputs', 'normal', '--timeout', '1s'], {}, 60_000);
+    const s = (Date.now() - t0) / 1000;
+    assert.equal(r.signal, null, 'killed: the process did not exit on its own');
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stdout, /timed out: the dispatch ran longer than 1000 ms/);
+    assert.ok(s < 30, `took ${s.toFixed(1)} s`);
+  });
+});
