@@ -339,7 +339,7 @@ describe('robustness', () => {
   test('comments inside a multi-line threadgroup declaration', () => {
     const src = 'kernel void k(uint i [[thread_index_in_threadgroup]]) {\n  threadgroup float a[4], // first\n     b[2 /* two */];\n  a[i] = b[0];\n}\n';
     const lines = userSection(emitCpp(parseMsl(src, 'c.metal')).code, 'c.metal');
-    assert.equal(lines[1], '  auto& a = ::moe_rt::tg_static<float[4]>(0u); auto& b = ::moe_rt::tg_static<float[2]>(1u);');
+    assert.equal(lines[1], '  auto& a = ::moe_rt::tg_array<float[4], float>(0u, "a"); auto& b = ::moe_rt::tg_array<float[2], float>(1u, "b");');
     assert.equal(lines[2], '');
     assert.equal(lines[3], '  a[i] = b[0];');
   });
@@ -439,7 +439,7 @@ describe('emitCpp', () => {
     assert.match(e.code, /reinterpret_cast<float \*>\(\(0u < __t->g->n_tg_dyn \? __t->g->tg_dyn\[0\] : nullptr\)\)/);
     assert.match(e.code, /::moe_rt::builtin_as<uint3>\(::moe_rt::bi_threadgroup_position_in_grid\(__t\)\)/);
     assert.match(e.code, /::moe_rt::builtin_as<uint>\(::moe_rt::bi_thread_index_in_simdgroup\(__t\)\)/);
-    assert.match(e.code, /static const MoeKernelInfo __moe_kernel_table\[\] = \{\n {2}\{"moe_softmax_topk_f32", &__moe_entry_0, 1u, 0u\},\n\};/);
+    assert.match(e.code, /static const MoeKernelInfo __moe_kernel_table\[\] = \{\n {2}\{"moe_softmax_topk_f32", &__moe_entry_0, 1u, 1u, __moe_tg_params_0\},\n\};/);
     assert.match(e.code, /extern "C" __attribute__\(\(visibility\("default"\)\)\) const MoeKernelInfo\* __moe_kernels\(uint32_t\* n\) \{\n {2}\*n = 1u;/);
     assert.match(e.code, /#line 1 "moe_softmax_topk\.metal\.entries\.cpp"/);
     assert.equal(e.code.includes('[['), false, 'no attribute left');
@@ -493,14 +493,14 @@ describe('emitCpp', () => {
       'inline void helper() { threadgroup half h[16]; (void)h; }',
     ].join('\n');
     const lines = userSection(emitCpp(parseMsl(src, 't.metal')).code, 't.metal');
-    assert.equal(lines[1], '  auto& buf = ::moe_rt::tg_static<float[256]>(0u);');
-    assert.equal(lines[2], '  auto& a = ::moe_rt::tg_static<float[2][32]>(1u); auto& b = ::moe_rt::tg_static<float>(2u);');
-    assert.equal(lines[3], '  auto& counter = ::moe_rt::tg_static<uint>(3u); auto& hits = ::moe_rt::tg_static<atomic_uint>(4u);');
-    assert.equal(lines[4], '  auto& tile = ::moe_rt::tg_static<float[N * 2]>(5u); auto& sel = ::moe_rt::tg_static<float[((N > 2 ? 4 : 8))]>(6u);');
+    assert.equal(lines[1], '  auto& buf = ::moe_rt::tg_array<float[256], float>(0u, "buf");');
+    assert.equal(lines[2], '  auto& a = ::moe_rt::tg_array<float[2][32], float>(1u, "a"); auto& b = ::moe_rt::tg_array<float, float>(2u, "b");');
+    assert.equal(lines[3], '  auto& counter = ::moe_rt::tg_array<uint, uint>(3u, "counter"); auto& hits = ::moe_rt::tg_array<atomic_uint, atomic_uint>(4u, "hits");');
+    assert.equal(lines[4], '  auto& tile = ::moe_rt::tg_array<float[N * 2], float>(5u, "tile"); auto& sel = ::moe_rt::tg_array<float[((N > 2 ? 4 : 8))], float>(6u, "sel");');
     assert.equal(lines[5], '   float* p = dyn + 1;');
-    assert.equal(lines[6], '  auto& c = ::moe_rt::tg_static<float[4]>(7u); float *q = ( float*)dyn;');
-    assert.equal(lines[7], '  { auto& v4 = ::moe_rt::tg_static<vec<float, 4>[8]>(8u); }');
-    assert.equal(lines[10], 'inline void helper() { auto& h = ::moe_rt::tg_static<half[16]>(9u); (void)h; }');
+    assert.equal(lines[6], '  auto& c = ::moe_rt::tg_array<float[4], float>(7u, "c"); float *q = ( float*)dyn;');
+    assert.equal(lines[7], '  { auto& v4 = ::moe_rt::tg_array<vec<float, 4>[8], vec<float, 4>>(8u, "v4"); }');
+    assert.equal(lines[10], 'inline void helper() { auto& h = ::moe_rt::tg_array<half[16], half>(9u, "h"); (void)h; }');
   });
   test('template instantiations are dropped (the entries instantiate), line count kept', () => {
     const p = parseFixture('features.metal');
@@ -511,8 +511,8 @@ describe('emitCpp', () => {
     assert.match(e.code, /\n {2}scale_t<float>\(\n/);
     assert.match(e.code, /\n {2}scale_t<half>\(\n/);
     assert.match(e.code, /namespace ns \{\nextern "C" void __moe_entry_3/);
-    assert.match(e.code, /\{"in_ns", &ns::__moe_entry_3, 0u, 0u\}/);
-    assert.match(e.code, /\{"scale_f16", &__moe_entry_2, 1u, 0u\}/);
+    assert.match(e.code, /\{"in_ns", &ns::__moe_entry_3, 0u, 0u, nullptr\}/);
+    assert.match(e.code, /\{"scale_f16", &__moe_entry_2, 1u, 0u, nullptr\}/);
     assert.match(lines[87], /o\[i\] = half\(1\.5f\) \+/);
   });
   test('line preservation: every kept token stays on its line', () => {
@@ -546,7 +546,7 @@ describe('emitCpp', () => {
     assert.equal(lines.length, 6);
     assert.equal(lines[0], ' void k( float* a ');
     assert.equal(lines[1], ', uint i ) {');
-    assert.equal(lines[2], '  auto& buf = ::moe_rt::tg_static<float[64]>(0u);');
+    assert.equal(lines[2], '  auto& buf = ::moe_rt::tg_array<float[64], float>(0u, "buf");');
     assert.equal(lines[3], '');
     assert.equal(lines[4], '  a[i] = buf[i];');
   });

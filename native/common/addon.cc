@@ -3,7 +3,7 @@
 //
 //   abiVersion, hardwareConcurrency(), loadModule(path) -> NativeModule
 //   (path, kernels(), close()), run(...) -> Promise<void>,
-//   time(...) -> Promise<Float64Array>
+//   time(...) -> Promise<Float64Array>, exitNow(code)
 //
 // Arguments are checked on the main thread (TypeError/Error thrown at once);
 // buffers are copied into runtime-owned memory there (moe::GuardedBuffer: each
@@ -21,6 +21,8 @@
 #include <memory>
 #include <string>
 #include <vector>
+
+#include <unistd.h>
 
 #include "addon_launch.h"
 #include "addon_worker.h"
@@ -321,6 +323,16 @@ Napi::Value HardwareConcurrency(const Napi::CallbackInfo &info) {
   return Napi::Number::New(info.Env(), double(moe::hardware_concurrency()));
 }
 
+// Ends the process at once with `code`: no exit handlers, no destructors, no
+// cleanup hooks, any of which may wait for native work that never ends (a
+// kernel thread stuck in a loop, a GPU kernel still running). The caller has
+// flushed what it wrote.
+Napi::Value ExitNow(const Napi::CallbackInfo &info) {
+  int code = 0;
+  if (info.Length() >= 1 && info[0].IsNumber()) code = info[0].As<Napi::Number>().Int32Value();
+  _exit(code & 0xff);
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   AddonData *data = new AddonData();
   data->module_ctor = Napi::Persistent(ModuleWrap::Define(env));
@@ -332,6 +344,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("loadModule", Napi::Function::New(env, LoadModule, "loadModule"));
   exports.Set("run", Napi::Function::New(env, Run, "run"));
   exports.Set("time", Napi::Function::New(env, Time, "time"));
+  exports.Set("exitNow", Napi::Function::New(env, ExitNow, "exitNow"));
   InitCuda(env, exports);
 #ifdef MOE_WITH_METAL
   moe_metal_glue::Register(env, exports);

@@ -148,6 +148,22 @@ struct alignas(64) SimdGroup {
 
 void watchdog_poke();
 
+// The abort flag that loops of kernel code poll (MoeRuntimeApi::abort_flag):
+// set with Dispatch::abort, cleared when a dispatch begins (one dispatch runs
+// at a time).
+extern volatile uint32_t g_abort_word;
+inline void set_abort_word(uint32_t v) { __atomic_store_n(&g_abort_word, v, __ATOMIC_RELAXED); }
+
+// Where a loop of kernel code stopped at the watchdog's request (the first
+// one to see the flag after the timeout).
+struct LoopStop {
+  bool seen = false;
+  const char *file = nullptr;
+  uint32_t line = 0;
+  bool has_thread = false;
+  MoeU3 tg{}, tid{};
+};
+
 // Shared by all workers of one dispatch.
 struct Dispatch {
   const KernelDesc *kernel = nullptr;
@@ -172,6 +188,7 @@ struct Dispatch {
   std::chrono::steady_clock::time_point deadline;
   std::mutex err_m;
   std::string error;
+  LoopStop loop_stop;  // under err_m
 
   void set_error(const std::string &msg) {
     {
@@ -179,6 +196,7 @@ struct Dispatch {
       if (error.empty()) error = msg;
     }
     abort.store(true, std::memory_order_relaxed);
+    set_abort_word(1);
     watchdog_poke();  // interrupts the workers still running kernel code
   }
 };
@@ -203,6 +221,55 @@ struct StaticSlot {
   uint64_t gen = 0;
   void *ptr = nullptr;
   uint64_t size = 0;
+};
+
+// Threadgroup storage against a guard page: `size` bytes at `ptr`, which ends
+// where the PROT_NONE page at `guard` begins. Mapped once and kept (per
+// worker, per threadgroup variable slot or [[threadgroup(n)]] index) while
+// the storage fits.
+struct TgRegion {
+  void *map = nullptr;
+  size_t map_len = 0;
+  uint8_t *guard = nullptr;  // the PROT_NONE page, at the end of the mapping
+  void *ptr = nullptr;
+  uint64_t size = 0;
+  uint64_t elem = 0;         // element size (0: unknown)
+  const char *name = nullptr;  // the variable's name (owned by the module or the kernel)
+  bool dyn = false;          // a [[threadgroup(n)]] buffer (index), else a threadgroup variable (slot)
+  uint32_t index = 0;
+
+  size_t usable() const { return map_len - (guard != nullptr ? page_size() : 0); }
+  // (re)maps when `size` does not fit; the storage then ends at the guard
+  void place(uint64_t bytes) {
+    const size_t ps = page_size();
+    const size_t need = size_t(round_up(std::max<uint64_t>(bytes, 1), ps));
+    if (map == nullptr || usable() < need) {
+      release();
+      const size_t len = need + ps;
+      void *p = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (p == MAP_FAILED) throw std::runtime_error(strprintf("cannot map threadgroup memory: %s", std::strerror(errno)));
+      uint8_t *g = static_cast<uint8_t *>(p) + need;
+      if (mprotect(g, ps, PROT_NONE) != 0) {
+        munmap(p, len);
+        throw std::runtime_error(strprintf("cannot protect a threadgroup memory guard page: %s", std::strerror(errno)));
+      }
+      map = p;
+      map_len = len;
+      guard = g;
+    }
+    size = bytes;
+    ptr = guard - bytes;
+  }
+  void release() {
+    if (map != nullptr) munmap(map, map_len);
+    map = nullptr;
+    map_len = 0;
+    guard = nullptr;
+    ptr = nullptr;
+  }
+  bool contains(uintptr_t a) const {
+    return map != nullptr && a >= reinterpret_cast<uintptr_t>(map) && a < reinterpret_cast<uintptr_t>(map) + map_len;
+  }
 };
 
 constexpr uint32_t kMaxSimdGroups = (kMaxThreadsPerThreadgroup + MOE_SIMD_WIDTH - 1) / MOE_SIMD_WIDTH;
@@ -241,7 +308,8 @@ struct Worker {
     if (altstack != nullptr) munmap(altstack, altstack_size);
     std::free(simd);
     std::free(arena);
-    for (void *b : tg_dyn_bufs) std::free(b);
+    for (TgRegion &r : tg_regions) r.release();
+    for (TgRegion &r : tg_dyn_regions) r.release();
   }
   Worker(const Worker &) = delete;
   Worker &operator=(const Worker &) = delete;
@@ -254,8 +322,8 @@ struct Worker {
   SimdGroup *simd = nullptr;
   uint8_t *arena = nullptr;   // tg_static storage
   std::vector<StaticSlot> static_slots;
-  std::vector<void *> tg_dyn_bufs;
-  std::vector<uint64_t> tg_dyn_caps;
+  std::vector<TgRegion> tg_regions;      // guarded threadgroup variables, by slot (tg_array)
+  std::vector<TgRegion> tg_dyn_regions;  // [[threadgroup(n)]] buffers, by index
   std::vector<void *> tg_dyn_ptrs;
   std::vector<uint32_t> perm, scratch;
 
@@ -336,25 +404,23 @@ struct Worker {
   void prepare_dispatch(Dispatch &disp) {
     d = &disp;
     uint32_t nt = disp.n_tg_mem;
-    if (tg_dyn_bufs.size() < nt) {
-      tg_dyn_bufs.resize(nt, nullptr);
-      tg_dyn_caps.resize(nt, 0);
-    }
+    if (tg_dyn_regions.size() < nt) tg_dyn_regions.resize(nt);
     tg_dyn_ptrs.assign(nt, nullptr);
+    const KernelDesc &K = *disp.kernel;
     for (uint32_t i = 0; i < nt; ++i) {
+      TgRegion &r = tg_dyn_regions[i];
+      r.dyn = true;
+      r.index = i;
+      r.name = i < K.tg_param_names.size() && !K.tg_param_names[i].empty() ? K.tg_param_names[i].c_str() : nullptr;
+      r.elem = i < K.tg_param_elem.size() ? K.tg_param_elem[i] : 0;
       uint64_t want = disp.tg_mem[i];
-      if (want == 0) continue;
-      if (tg_dyn_caps[i] < want) {
-        std::free(tg_dyn_bufs[i]);
-        tg_dyn_bufs[i] = nullptr;
-        tg_dyn_caps[i] = 0;
-        void *p = nullptr;
-        uint64_t alloc = round_up(want, 64);
-        if (posix_memalign(&p, 64, size_t(alloc)) != 0) throw std::bad_alloc();
-        tg_dyn_bufs[i] = p;
-        tg_dyn_caps[i] = alloc;
+      if (want == 0) {
+        r.size = 0;
+        continue;
       }
-      tg_dyn_ptrs[i] = tg_dyn_bufs[i];
+      // 16-byte multiples (Metal's rule for threadgroup memory lengths), so the buffer stays aligned
+      r.place(round_up(want, 16));
+      tg_dyn_ptrs[i] = r.ptr;
     }
     g.tg_dyn = tg_dyn_ptrs.data();
     g.tg_dyn_sizes = disp.tg_mem;

@@ -147,6 +147,85 @@ void *api_tg_static(uint32_t slot, uint64_t size, uint64_t align) {
   return p;
 }
 
+// A threadgroup variable against a guard page (tg_array): the same rules and
+// accounting as tg_static, its own mapping per slot.
+void *api_tg_array(uint32_t slot, uint64_t size, uint64_t align, const char *name, uint64_t elem_size) {
+  Worker *w = api_enter("tg_array");
+  if (slot < w->static_slots.size()) {
+    StaticSlot &s = w->static_slots[slot];
+    if (s.gen == w->gen) {
+      if (size > s.size) {
+        fail_fmt("threadgroup variable slot %u requested with %llu bytes after %llu", slot, (unsigned long long)size,
+                 (unsigned long long)s.size);
+      }
+      enter_kernel(w);
+      return s.ptr;
+    }
+  }
+  if (slot >= kMaxStaticSlot) fail_fmt("threadgroup variable slot %u out of range", slot);
+  if (align == 0) align = 1;
+  if ((align & (align - 1)) != 0 || align > 4096) {
+    fail_fmt("threadgroup variable alignment %llu is not a power of two up to 4096", (unsigned long long)align);
+  }
+  const uint64_t dyn = w->d->tg_dyn_total;
+  const uint64_t rounded = round_up(std::min<uint64_t>(size, uint64_t(1) << 40), 16);
+  if (dyn + w->static_bytes + rounded > kMaxThreadgroupMemory) {
+    fail_fmt("threadgroup memory of %llu bytes exceeds the maximum of %llu (%llu dynamic + %llu in threadgroup "
+             "variables)",
+             (unsigned long long)(dyn + w->static_bytes + rounded), (unsigned long long)kMaxThreadgroupMemory,
+             (unsigned long long)dyn, (unsigned long long)(w->static_bytes + rounded));
+  }
+  if (slot >= w->tg_regions.size()) w->tg_regions.resize(size_t(slot) + 1);
+  TgRegion &r = w->tg_regions[slot];
+  // the end of the storage at the guard, its start aligned (sizeof is a multiple of alignof)
+  // (failing after the handler: fail_current leaves the fiber, an exception must not stay caught)
+  char why[256] = {0};
+  try {
+    r.place(round_up(size, align));
+  } catch (const std::exception &e) {
+    std::snprintf(why, sizeof why, "%s", e.what());
+  }
+  if (why[0] != 0) fail_current(why);
+  r.name = name;
+  r.elem = elem_size;
+  r.dyn = false;
+  r.index = slot;
+  w->static_bytes += rounded;
+  if (slot >= w->static_slots.size()) w->static_slots.resize(size_t(slot) + 1);
+  StaticSlot &s = w->static_slots[slot];
+  s.gen = w->gen;
+  s.ptr = r.ptr;
+  s.size = size;
+  enter_kernel(w);
+  return s.ptr;
+}
+
+// A loop of kernel code saw the abort flag (MOE_LOOP_POLL): after the
+// watchdog's timeout, the first one records where it was; every one leaves.
+void api_loop_abort(const char *file, uint32_t line) {
+  Worker *w = t_worker;
+  if (w == nullptr || w->d == nullptr) return;  // (a stale flag outside a dispatch)
+  leave_kernel(w);
+  Dispatch &D = *w->d;
+  if (!D.abort.load(std::memory_order_relaxed)) {  // stale: from the dispatch before
+    enter_kernel(w);
+    return;
+  }
+  if (D.timed_out.load(std::memory_order_relaxed)) {
+    const MoeThreadCtx *t = w->in_plain ? &w->plain_t : (w->cur != nullptr ? &w->cur->t : nullptr);
+    std::lock_guard<std::mutex> lk(D.err_m);
+    if (!D.loop_stop.seen) {
+      D.loop_stop.seen = true;
+      D.loop_stop.file = file;
+      D.loop_stop.line = line;
+      D.loop_stop.has_thread = t != nullptr;
+      if (t != nullptr) D.loop_stop.tid = t->tid;
+      D.loop_stop.tg = w->g.tg_pos;
+    }
+  }
+  abandon_current(w);
+}
+
 void api_fail(const char *message) {
   Worker *w = api_enter("fail");
   const MoeThreadCtx *t = w->in_plain ? &w->plain_t : (w->cur ? &w->cur->t : nullptr);
@@ -163,8 +242,11 @@ const MoeThreadCtx *api_current_thread() {
   return w->cur != nullptr ? &w->cur->t : nullptr;
 }
 
+volatile uint32_t g_abort_word = 0;
+
 const MoeRuntimeApi g_api = {
-    MOE_ABI_VERSION, api_tg_barrier, api_simd_barrier, api_simd_exchange, api_tg_static, api_fail, api_current_thread,
+    MOE_ABI_VERSION, api_tg_barrier,    api_simd_barrier, api_simd_exchange, api_tg_static, api_fail,
+    api_current_thread, &g_abort_word,  api_loop_abort,   api_tg_array,
 };
 
 }  // namespace cpu

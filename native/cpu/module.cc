@@ -53,6 +53,20 @@ std::shared_ptr<Module> Module::load(const std::string &path) {
     k.name = infos[i].name;
     k.entry = infos[i].entry;
     k.uses_sync = infos[i].uses_sync != 0;
+    if (infos[i].n_tg_params > MOE_MAX_TG_BUFFERS || (infos[i].n_tg_params > 0 && infos[i].tg_params == nullptr)) {
+      throw std::runtime_error(strprintf("kernel module %s: kernel %u lists %u threadgroup parameters", path.c_str(), i,
+                                         infos[i].n_tg_params));
+    }
+    for (uint32_t j = 0; j < infos[i].n_tg_params; ++j) {
+      const MoeTgParamInfo &tp = infos[i].tg_params[j];
+      if (tp.index >= MOE_MAX_TG_BUFFERS) continue;
+      if (k.tg_param_names.size() <= tp.index) {
+        k.tg_param_names.resize(tp.index + 1);
+        k.tg_param_elem.resize(tp.index + 1, 0);
+      }
+      k.tg_param_names[tp.index] = tp.name != nullptr ? tp.name : "";
+      k.tg_param_elem[tp.index] = tp.elem_size;
+    }
     m->kernels_.push_back(std::move(k));
   }
   return m;

@@ -210,8 +210,22 @@ void dispatch(const KernelDesc &kernel, const std::vector<Binding> &buffers, con
       Dispatch *d;
       ~End() { watchdog_end(d); }
     } end{&D};
+    set_abort_word(0);
     watchdog_begin(&D);
     g_pool->run(D, workers);
+  }
+  if (D.timed_out.load() && D.loop_stop.seen) {
+    // A loop saw the flag: its line, whatever the watchdog's signals ended meanwhile.
+    const LoopStop &ls = D.loop_stop;
+    std::string where = ls.has_thread ? strprintf(" in threadgroup (%u,%u,%u), thread (%u,%u,%u)", ls.tg.x, ls.tg.y,
+                                                  ls.tg.z, ls.tid.x, ls.tid.y, ls.tid.z)
+                                      : strprintf(" in threadgroup (%u,%u,%u)", ls.tg.x, ls.tg.y, ls.tg.z);
+    const char *file = ls.file != nullptr ? ls.file : "?";
+    const char *slash = std::strrchr(file, '/');
+    D.error = strprintf("timed out: still running after %llu ms%s, abandoned by the watchdog in kernel '%s' at the loop "
+                        "of %s:%u (an endless loop? if the kernel is only slow, raise the timeout: --timeout)",
+                        (unsigned long long)opt.timeout_ms, where.c_str(), kernel.name.c_str(),
+                        slash != nullptr ? slash + 1 : file, ls.line);
   }
   if (D.timed_out.load() && D.error.empty()) {
     D.error = strprintf("timed out: still running after %llu ms, abandoned by the watchdog (an endless loop? if the "

@@ -28,6 +28,9 @@ struct KernelDesc {
   std::string name;
   MoeKernelEntry entry = nullptr;
   bool uses_sync = false;
+  // [[threadgroup(n)]] parameters by index n: name ("" unknown) and element size (0 unknown), for reports.
+  std::vector<std::string> tg_param_names;
+  std::vector<uint32_t> tg_param_elem;
 };
 
 // A dlopen'ed kernel module. Shared ownership: a dispatch in flight keeps its

@@ -247,6 +247,8 @@ __attribute__((noinline)) void run_guarded(Worker *w, bool fibers) {
 
 // The watchdog (see above). One per process, never destroyed.
 class Watchdog {
+  static constexpr int kLoopGraceMs = 50;
+
  public:
   void begin(Dispatch *d) {
     std::lock_guard<std::mutex> lk(m_);
@@ -283,6 +285,12 @@ class Watchdog {
       if (!d->abort.load() && d->has_deadline && now >= d->deadline) {
         d->timed_out.store(true);
         d->abort.store(true);
+        set_abort_word(1);
+        // The loops of kernel code poll the flag and leave on their own,
+        // naming their line: give them a moment before the signals.
+        wake_ = now + std::chrono::milliseconds(kLoopGraceMs);
+        cv_.wait_until(lk, wake_);
+        continue;
       }
       if (d->abort.load()) {
         interrupt(d);
@@ -349,6 +357,41 @@ std::string Worker::describe_fault(const Dispatch &D, const std::string &where) 
                        "the stackSize run option)",
                        where.c_str(), D.opt->stack_size);
     }
+  }
+  // Threadgroup memory: variables (their slot in use by this group) and [[threadgroup(n)]] buffers.
+  auto tg_report = [&](const TgRegion &r) -> std::string {
+    const int64_t off = int64_t(a - reinterpret_cast<uintptr_t>(r.ptr));
+    std::string what = r.dyn ? (r.name != nullptr ? strprintf("threadgroup(%u) buffer '%s'", r.index, r.name)
+                                                  : strprintf("threadgroup(%u) buffer", r.index))
+                             : strprintf("threadgroup array '%s'", r.name != nullptr ? r.name : "?");
+    std::string idx;
+    if (r.elem > 0) {
+      const int64_t e = int64_t(r.elem);
+      idx = strprintf(", index %lld", (long long)(off >= 0 ? off / e : -((-off + e - 1) / e)));
+    }
+    std::string rel;
+    if (off < 0) {
+      rel = strprintf("%lld bytes before its start", (long long)-off);
+    } else if (uint64_t(off) >= r.size) {
+      rel = strprintf("%llu bytes past its end", (unsigned long long)(uint64_t(off) - r.size));
+    } else {
+      rel = "inside it";
+    }
+    std::string sz = r.elem > 0 ? strprintf("%llu bytes: %llu elements of %llu bytes", (unsigned long long)r.size,
+                                            (unsigned long long)(r.size / r.elem), (unsigned long long)r.elem)
+                                : strprintf("%llu bytes", (unsigned long long)r.size);
+    return strprintf("out-of-bounds %s %s %s at byte offset %lld%s (%s; the %s has %s)%s", acc, trap_access == 2 ? "to" : "of",
+                     what.c_str(), (long long)off, idx.c_str(), rel.c_str(), r.dyn ? "buffer" : "array", sz.c_str(),
+                     where.c_str());
+  };
+  for (size_t i = 0; i < tg_regions.size(); ++i) {
+    const TgRegion &r = tg_regions[i];
+    if (!r.contains(a) || i >= static_slots.size() || static_slots[i].gen != gen || static_slots[i].ptr != r.ptr) continue;
+    return tg_report(r);
+  }
+  for (size_t i = 0; i < tg_dyn_regions.size() && i < D.n_tg_mem; ++i) {
+    const TgRegion &r = tg_dyn_regions[i];
+    if (r.size > 0 && r.contains(a)) return tg_report(r);
   }
   const std::vector<Binding> &bs = *D.bindings;
   for (size_t i = 0; i < bs.size(); ++i) {

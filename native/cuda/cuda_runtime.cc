@@ -170,6 +170,12 @@ struct Device {
   CUdeviceptr release_dev = 0;
   unsigned released = 0;
   bool blocker_failed = false;
+  // The watchdog's cooperative stop (msl_cuda/rt.h, MOE_LOOP_POLL): words in
+  // mapped host memory, [0] the abort flag, [1] the line of the loop that
+  // stopped. Null where they could not be had (the loops then never stop).
+  volatile unsigned *abort_host = nullptr;
+  CUdeviceptr abort_dev = 0;
+  bool abort_failed = false;
 };
 
 Device &device() {
@@ -249,6 +255,8 @@ void reset_context(Device &D) {
   D.release = nullptr;  // (mapped memory of the old context)
   D.release_dev = 0;
   D.released = 0;
+  D.abort_host = nullptr;
+  D.abort_dev = 0;
 }
 
 Device &ready_device() {
@@ -447,23 +455,64 @@ void check(CUresult r, const char *what) {
   if (r != CUDA_SUCCESS) throw std::runtime_error(std::string(what) + ": " + cu_error(r));
 }
 
-// Waits for an event, polling, for at most timeout_ms (0: no limit).
-void wait_event(CUevent e, uint64_t timeout_ms) {
+// How long the kernels get to leave on their own once the abort flag is set.
+constexpr uint64_t kLoopGraceMs = 2000;
+
+// Waits for an event, polling, for at most timeout_ms (0: no limit). Past
+// it, the watchdog sets the abort flag (`abort`, mapped host memory; may be
+// null) and waits kLoopGraceMs more: kernels whose loops poll it leave, and
+// the dispatch fails as a timeout naming the loop's line, the GPU still
+// usable (a plain runtime_error). A kernel still running after that throws
+// Timeout (the GPU is held).
+void wait_event(CUevent e, uint64_t timeout_ms, volatile unsigned *abort, const std::string &entry) {
   const DriverApi &c = libs().cu;
   const auto t0 = std::chrono::steady_clock::now();
+  bool stopping = false;
   for (unsigned spin = 0;; ++spin) {
     CUresult r = c.cuEventQuery(e);
-    if (r == CUDA_SUCCESS) return;
-    if (r != CUDA_ERROR_NOT_READY) check(r, "kernel execution");
+    if (r == CUDA_SUCCESS && !stopping) return;
+    if (r != CUDA_SUCCESS && r != CUDA_ERROR_NOT_READY) check(r, "kernel execution");
+    const std::string limit =
+        fmt("timed out: the dispatch ran longer than %llu ms (the watchdog's limit, --timeout)", (unsigned long long)timeout_ms);
+    if (r == CUDA_SUCCESS) {  // stopped at the flag
+      const unsigned line = abort[1];
+      abort[0] = 0;
+      if (line != 0) {
+        throw std::runtime_error(limit + fmt("; kernel '%s' stopped by the watchdog at the loop of line %u", entry.c_str(), line));
+      }
+      throw std::runtime_error(limit + fmt("; kernel '%s' stopped by the watchdog", entry.c_str()));
+    }
     if (timeout_ms > 0) {
       const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
-      if (uint64_t(ms) > timeout_ms) {
-        throw Timeout(fmt("timed out: the dispatch ran longer than %llu ms (the watchdog's limit, --timeout)",
-                          (unsigned long long)timeout_ms));
+      if (!stopping && uint64_t(ms) > timeout_ms) {
+        if (abort == nullptr) throw Timeout(limit);
+        __atomic_store_n(const_cast<unsigned *>(abort), 1u, __ATOMIC_SEQ_CST);
+        stopping = true;
       }
+      if (stopping && uint64_t(ms) > timeout_ms + kLoopGraceMs) throw Timeout(limit);
     }
     if (spin > 64) std::this_thread::sleep_for(std::chrono::microseconds(spin > 4096 ? 500 : 20));
   }
+}
+
+// (D.mu held, context current) The abort words of the cooperative stop, cleared; null when they cannot be had.
+volatile unsigned *abort_words(Device &D) {
+  if (!D.abort_host && !D.abort_failed) {
+    const DriverApi &c = libs().cu;
+    void *host = nullptr;
+    if (c.cuMemHostAlloc(&host, 64, MEMHOSTALLOC_PORTABLE | MEMHOSTALLOC_DEVICEMAP) == CUDA_SUCCESS &&
+        c.cuMemHostGetDevicePointer(&D.abort_dev, host, 0) == CUDA_SUCCESS) {
+      D.abort_host = static_cast<volatile unsigned *>(host);
+    } else {
+      D.abort_failed = true;
+      D.abort_dev = 0;
+    }
+  }
+  if (D.abort_host) {
+    D.abort_host[0] = 0;
+    D.abort_host[1] = 0;
+  }
+  return D.abort_host;
 }
 
 // The blocking kernel (as nvbench does): a timed series starts with one
@@ -585,6 +634,8 @@ void dispatch(Module &module, const std::string &entry, std::vector<HostBuffer> 
     check(c.cuFuncSetAttribute(fn, FUNC_MAX_DYNAMIC_SHARED_SIZE_BYTES, int(dyn)), "cuFuncSetAttribute");
   }
   base.dispatch_tg_size = {launch.threadgroup[0], launch.threadgroup[1], launch.threadgroup[2]};
+  volatile unsigned *abort = abort_words(D);
+  base.abort_flag = abort ? reinterpret_cast<unsigned int *>(D.abort_dev) : nullptr;
   const std::vector<SubLaunch> subs = split(launch, &base);
 
   // Buffers: `copies` sets (rotation through the L2 when timing).
@@ -716,7 +767,7 @@ void dispatch(Module &module, const std::string &entry, std::vector<HostBuffer> 
     const size_t last = record();
     const uint64_t budget =
         options.timeout_ms == 0 ? 0 : options.timeout_ms * std::max<uint64_t>(1, uint64_t(plain) + uint64_t(timed) * per);
-    wait_event(events.ev[last], budget);
+    wait_event(events.ev[last], budget, abort, entry);
     if (times_ns) {
       times_ns->clear();
       for (const auto &sp : spans) {

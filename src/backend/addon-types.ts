@@ -94,6 +94,8 @@ export interface NativeTimeOptions extends NativeRunOptions {
 export interface NativeAddon {
   readonly abiVersion: number;
   hardwareConcurrency(): number;
+  /** _exit(code): ends the process at once, without exit handlers or cleanup hooks (which may wait for native work that never ends). */
+  exitNow(code: number): never;
   loadModule(path: string): NativeModule;
   run(
     module: NativeModule,

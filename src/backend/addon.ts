@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { PACKAGE_ROOT } from '../util/paths.js';
 import type { NativeAddon } from './addon-types.js';
 
-const EXPECTED_ABI = 1;
+const EXPECTED_ABI = 2;
 
 let cached: NativeAddon | null = null;
 let loadError: string | null = null;
@@ -26,6 +26,11 @@ export function rebuildHint(root: string): string {
     return "build it with 'npm rebuild moe-kernels' in the project that installed it ('npm rebuild -g moe-kernels' for a global install; it needs a C++ compiler and Python for node-gyp; installs with --ignore-scripts skip this build)";
   }
   return "build it with 'npm run build:native' in this checkout ('npm ci' installs and builds everything; it needs a C++ compiler and Python for node-gyp)";
+}
+
+/** The addon when this process has loaded it (no attempt to load it here), else null. */
+export function loadedAddon(): NativeAddon | null {
+  return cached;
 }
 
 /** The addon, or throws an Error saying why it could not be loaded. */

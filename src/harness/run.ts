@@ -207,6 +207,11 @@ export function scheduleDifference(spec: KernelSpec, first: Bound, again: Bound,
   return null;
 }
 
+/** Whether a case ended by the watchdog's timeout (the backends' errors say "timed out: ..."). */
+export function isTimeout(r: CaseResult): boolean {
+  return r.status === 'ERROR' && r.error !== null && /\btimed out: /.test(r.error);
+}
+
 /** A case that does not run: the device lacks a feature its shader needs (reported as SKIP with the reason). */
 export function skippedCase(spec: KernelSpec, c: KernelCase, entry: string, o: VerifyOptions, reason: string): CaseResult {
   return {
@@ -255,8 +260,14 @@ export async function verifySpec(
   }
   const pipeline = await preparePipeline(spec, backend, src);
   const results: CaseResult[] = [];
+  // Fail fast: a kernel that timed out once would most likely time out on
+  // every case, one full timeout each; its other cases are skipped, saying why.
+  let timedOut: CaseResult | null = null;
   for (const c of cases) {
-    const r = await runCase(spec, backend, pipeline, c, o);
+    const r: CaseResult = timedOut
+      ? skippedCase(spec, c, pipeline.entry, o, `not run: timed out on case ${timedOut.shape} (inputs ${timedOut.inputSet})`)
+      : await runCase(spec, backend, pipeline, c, o);
+    if (!timedOut && isTimeout(r)) timedOut = r;
     results.push(r);
     o.onCase?.(r);
   }

@@ -22,6 +22,7 @@ import {
   VECTOR_TYPE,
 } from './features.js';
 import { lex, lexDirectiveBody, type PpLine, type Token } from './lexer.js';
+import { findLoops, type LoopSite } from './loops.js';
 import type { AddressSpace, MslKernel, MslParam, MslStruct, MslStructField, ParamAttr } from './types.js';
 
 export interface AttrItem {
@@ -128,6 +129,8 @@ export interface Analysis {
   extras: KernelExtra[];
   structs: MslStruct[];
   sites: Site[];
+  /** The loops of the code, for the watchdog's cooperative stop (loops.ts). */
+  loops: LoopSite[];
   /** Kernels that failed in the front end (perKernel only; otherwise the first error is thrown). */
   failed: FailedKernel[];
   /** Offsets of the preprocessor lines [start, end), kept when a kernel's definition is left out. */
@@ -1625,6 +1628,7 @@ class Analyzer {
       extras: this.kernels.map((x) => x.extra),
       structs: this.structs,
       sites,
+      loops: findLoops(this.toks, this.match, this.pp),
       failed: this.failed,
       ppLines: this.pp.map((p) => [p.start, p.end] as Range),
       idents: this.kernels.map((x) => closure(x.idents)),

@@ -13,14 +13,33 @@
  */
 import type { Analysis, Range, Site, TgDeclSite } from './analyze.js';
 import { analysisOf } from './parse.js';
+import { loopEdits } from './loops.js';
 import { applyEdits, type Edit, type Render } from './rewrite.js';
 import type { EmitResult, EmittedKernel, MslKernel, MslParam, ParsedMsl } from './types.js';
 
 export interface EmitCppOptions {
   /** The compat header to include (default "msl_cpu.h"). */
   headerName?: string;
+  /** Poll the watchdog's abort flag in every loop (loops.ts; default true). */
+  loopPolls?: boolean;
   /** Kernels (by name) to leave out: no entry, and their definitions blanked (lines kept). Failed kernels are always left out. */
   omit?: ReadonlySet<string>;
+}
+
+/** Scalar and vector types whose size the generated code may take outside the kernel's namespaces. */
+const SIZED_TYPE = /^(const\s+)?(bool|char|uchar|short|ushort|int|uint|long|ulong|half|float|bfloat|(packed_)?(bool|char|uchar|short|ushort|int|uint|long|ulong|half|float|bfloat)[234]|atomic_(int|uint|float))$/;
+
+/** The kernel's [[threadgroup(n)]] parameters as a MoeTgParamInfo table (names and element sizes for reports), or null. */
+function tgParamTable(k: MslKernel, i: number): string | null {
+  const rows = k.params
+    .filter((p) => p.attr.kind === 'threadgroup')
+    .map((p) => {
+      const index = p.attr.kind === 'threadgroup' ? p.attr.index : 0;
+      const base = p.baseType.trim();
+      const size = SIZED_TYPE.test(base) ? `uint32_t(sizeof(${base.replace(/^const\s+/, '')}))` : '0u';
+      return `{${index}u, ${size}, ${cString(p.name)}}`;
+    });
+  return rows.length ? `static const MoeTgParamInfo __moe_tg_params_${i}[] = {${rows.join(', ')}};\n` : null;
 }
 
 /**
@@ -57,6 +76,12 @@ export function omission(a: Analysis, omit: ReadonlySet<string> | undefined): { 
     blank: segments.map(([start, end]) => ({ start, end, inPp: false, text: '' })),
     sites: a.sites.filter((site) => !inside(site.start)),
   };
+}
+
+/** The loop polls (loops.ts), but for the loops of definitions left out (blanked). */
+export function loopEditsKept(a: Analysis, blank: Edit[]): Edit[] {
+  const kept = blank.length ? a.loops.filter((l) => !blank.some((b) => l.open >= b.start && l.open < b.end)) : a.loops;
+  return loopEdits(kept);
 }
 
 const newlines = (s: string): number => s.split('\n').length - 1;
@@ -142,7 +167,7 @@ function cppEdit(site: Site): Edit {
         ...base,
         text: tgDeclText(site, (type, d, dims) => {
           const a = dims.map((e) => `[${e.includes('>') ? `(${e})` : e}]`).join('');
-          return `auto& ${d.name} = ::moe_rt::tg_static<${type}${a}>(${d.slot}u);`;
+          return `auto& ${d.name} = ::moe_rt::tg_array<${type}${a}, ${type}>(${d.slot}u, ${cString(d.name)});`;
         }),
       };
   }
@@ -195,7 +220,9 @@ function entry(k: MslKernel, ns: string[], bareName: string, i: number): string 
 export function emitCppFromAnalysis(a: Analysis, options: EmitCppOptions = {}): EmitResult {
   const header = options.headerName ?? 'msl_cpu.h';
   const om = omission(a, options.omit);
-  const user = applyEdits(a.source, [...om.sites.map(cppEdit), ...om.blank]);
+  const edits = [...om.sites.map(cppEdit), ...om.blank];
+  if (options.loopPolls !== false) edits.push(...loopEditsKept(a, om.blank));
+  const user = applyEdits(a.source, edits);
   const parts: string[] = [`#include ${cString(header)}\n`, `#line 1 ${cString(a.file)}\n`, user.endsWith('\n') ? user : `${user}\n`];
   parts.push(`#line 1 ${cString(`${a.file}.entries.cpp`)}\n`);
   const entries = entryParts(a, om.keep, (k, i) => entry(k, a.extras[i].ns, a.extras[i].bareName, i));
@@ -204,7 +231,10 @@ export function emitCppFromAnalysis(a: Analysis, options: EmitCppOptions = {}): 
   a.kernels.forEach((k, i) => {
     if (!om.keep[i]) return;
     const qualified = [...a.extras[i].ns.filter((n) => n !== ''), entrySymbol(i)].join('::');
-    table.push(`  {${cString(k.name)}, &${qualified}, ${k.usesSync ? 1 : 0}u, 0u},`);
+    const tg = tgParamTable(k, i);
+    if (tg !== null) parts.push(tg);
+    const tgCount = k.params.filter((p) => p.attr.kind === 'threadgroup').length;
+    table.push(`  {${cString(k.name)}, &${qualified}, ${k.usesSync ? 1 : 0}u, ${tgCount}u, ${tg !== null ? `__moe_tg_params_${i}` : 'nullptr'}},`);
   });
   if (table.length) parts.push(`static const MoeKernelInfo __moe_kernel_table[] = {\n${table.join('\n')}\n};\n`);
   parts.push(

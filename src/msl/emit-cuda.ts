@@ -19,7 +19,7 @@
  */
 import type { Analysis, Site } from './analyze.js';
 import { analysisOf } from './parse.js';
-import { cString, entryFunction, entryParts, entrySymbol, omission, sharedSiteText, tgDeclText } from './emit-cpp.js';
+import { cString, entryFunction, entryParts, entrySymbol, loopEditsKept, omission, sharedSiteText, tgDeclText } from './emit-cpp.js';
 import { VECTOR_TYPE } from './features.js';
 import { applyEdits, type Edit } from './rewrite.js';
 import type { EmitResult, MslParam, ParsedMsl } from './types.js';
@@ -27,6 +27,8 @@ import type { EmitResult, MslParam, ParsedMsl } from './types.js';
 export interface EmitCudaOptions {
   /** The compat header to include (default "msl_cuda.h"). */
   headerName?: string;
+  /** Poll the watchdog's abort flag in every loop (loops.ts; default true). */
+  loopPolls?: boolean;
   /** Kernels (by name) to leave out: no entry, and their definitions blanked (lines kept). Failed kernels are always left out. */
   omit?: ReadonlySet<string>;
 }
@@ -87,11 +89,15 @@ function cudaArg(p: MslParam): string {
 export function emitCudaFromAnalysis(a: Analysis, options: EmitCudaOptions = {}): EmitResult {
   const header = options.headerName ?? 'msl_cuda.h';
   const om = omission(a, options.omit);
-  const user = applyEdits(a.source, [...om.sites.map(cudaEdit), ...om.blank]);
+  const edits = [...om.sites.map(cudaEdit), ...om.blank];
+  if (options.loopPolls !== false) edits.push(...loopEditsKept(a, om.blank));
+  const user = applyEdits(a.source, edits);
   const parts: string[] = [`#include ${cString(header)}\n`, `#line 1 ${cString(a.file)}\n`, user.endsWith('\n') ? user : `${user}\n`];
   parts.push(`#line 1 ${cString(`${a.file}.entries.cu`)}\n`);
+  // the entry hands the launch's abort flag (the watchdog's cooperative stop) to the loops of the kernel and its helpers
+  const prologue = '  ::moe_rt::g_abort_flag = __a.abort_flag;\n';
   const entries = entryParts(a, om.keep, (k, i) =>
-    entryFunction(k, a.extras[i].ns, a.extras[i].bareName, `extern "C" __global__ void ${entrySymbol(i)}(const MoeCudaArgs __a)`, cudaArg),
+    entryFunction(k, a.extras[i].ns, a.extras[i].bareName, `extern "C" __global__ void ${entrySymbol(i)}(const MoeCudaArgs __a)`, cudaArg, prologue),
   );
   parts.push(entries.text);
   return { code: parts.join(''), kernels: entries.kernels };

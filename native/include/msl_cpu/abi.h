@@ -23,7 +23,7 @@
 
 #include <stdint.h>
 
-#define MOE_ABI_VERSION 1u
+#define MOE_ABI_VERSION 2u
 /* Lanes per SIMD-group (Apple GPUs and NVIDIA warps: 32). */
 #define MOE_SIMD_WIDTH 32u
 /* Bytes each lane may contribute to one SIMD-group exchange. */
@@ -93,15 +93,35 @@ typedef struct MoeRuntimeApi {
   void (*fail)(const char *message);
   /* The calling thread's context (for its lane: index % MOE_SIMD_WIDTH). */
   const MoeThreadCtx *(*current_thread)(void);
+  /* Non-zero once the dispatch in flight is aborted (the watchdog's timeout,
+   * another thread's failure). Loops of kernel code poll it (MOE_LOOP_POLL). */
+  const volatile uint32_t *abort_flag;
+  /* Called by a loop that saw *abort_flag set, with the loop's source file
+   * and line: records them and leaves the dispatch (never returns, unless
+   * the flag was stale). */
+  void (*loop_abort)(const char *file, uint32_t line);
+  /* tg_static for a `threadgroup` array or variable declared in kernel
+   * code, with its name and element size: the storage ends against an
+   * inaccessible guard page, so that an access past it is reported with the
+   * array's name, the element index and the thread. */
+  void *(*tg_array)(uint32_t slot, uint64_t size, uint64_t align, const char *name, uint64_t elem_size);
 } MoeRuntimeApi;
 
 typedef void (*MoeKernelEntry)(const MoeThreadCtx *t);
+
+/* A [[threadgroup(n)]] parameter of a kernel: its name and element size, for reports. */
+typedef struct MoeTgParamInfo {
+  uint32_t index;                 /* n */
+  uint32_t elem_size;             /* bytes of the pointee (0: unknown) */
+  const char *name;
+} MoeTgParamInfo;
 
 typedef struct MoeKernelInfo {
   const char *name;               /* host name: the kernel's name or its [[host_name("...")]] */
   MoeKernelEntry entry;
   uint32_t uses_sync;             /* 1 when the source uses barriers or simd_* collectives (needs fibers) */
-  uint32_t reserved;
+  uint32_t n_tg_params;           /* entries in tg_params */
+  const MoeTgParamInfo *tg_params;
 } MoeKernelInfo;
 
 typedef int (*MoeBindRuntimeFn)(const MoeRuntimeApi *api);

@@ -17,6 +17,32 @@ namespace moe_rt {
 template <typename T> inline T& tg_static(uint32_t slot) {
   return *reinterpret_cast<T*>(api()->tg_static(slot, sizeof(T), alignof(T)));
 }
+// The same with the declaration's name and element type (E: T without its
+// array extents), against a guard page: an access past it names the array.
+template <typename T, typename E> inline T& tg_array(uint32_t slot, const char* name) {
+  return *reinterpret_cast<T*>(api()->tg_array(slot, sizeof(T), alignof(T), name, sizeof(E)));
+}
+
+// The watchdog's cooperative stop: the emitter puts MOE_LOOP_POLL(counter,
+// line) in the condition of every loop of kernel code. It reads the abort
+// flag every MOE_LOOP_POLL_EVERY iterations (a power of two); a loop that
+// sees it set leaves the dispatch, naming its line (and __FILE__: the .metal
+// file, under the emitted #line directives).
+#ifndef MOE_LOOP_POLL_EVERY
+#define MOE_LOOP_POLL_EVERY 1024u
+#endif
+__attribute__((noinline, cold)) inline bool loop_stop(const char* file, unsigned line) {
+  api()->loop_abort(file, line);
+  return true;
+}
+inline bool loop_poll(const char* file, unsigned line) {
+  if (__builtin_expect(*api()->abort_flag != 0u, 0)) return loop_stop(file, line);
+  return true;
+}
+#ifndef MOE_LOOP_POLL  // (defined to `true` beforehand: no polls, for measuring their cost)
+#define MOE_LOOP_POLL(c, line) \
+  (__builtin_expect(((++(c)) & (MOE_LOOP_POLL_EVERY - 1u)) != 0u, 1) || ::moe_rt::loop_poll(__FILE__, (line)))
+#endif
 
 inline uint3 u3(MoeU3 a) { return uint3(a.x, a.y, a.z); }
 inline uint3 bi_thread_position_in_grid(const MoeThreadCtx* t) {

@@ -33,6 +33,10 @@ typedef struct MoeCudaArgs {
   MoeCudaU3 origin;                                /* threadgroup position of this launch's block (0, 0, 0) */
   unsigned int tg_dyn_offset[MOE_CUDA_MAX_TG_BUFFERS]; /* byte offset of [[threadgroup(n)]] in the dynamic shared memory */
   unsigned int n_tg_dyn;
+  /* The watchdog's cooperative stop: host-mapped words, [0] the abort flag
+   * (set by the host past the timeout), [1] the .metal line of the first
+   * loop that saw it (written by the kernel). 0 when the runtime has none. */
+  unsigned int *abort_flag;
 } MoeCudaArgs;
 
 #endif /* MOE_CUDA_ABI_H */

@@ -12,6 +12,27 @@
 extern __shared__ __align__(16) unsigned char __moe_dyn_smem[];
 
 namespace moe_rt {
+// The watchdog's cooperative stop: the emitter puts MOE_LOOP_POLL(counter,
+// line) in the condition of every loop of kernel code; every
+// MOE_LOOP_POLL_EVERY iterations (a power of two: the flag sits in host
+// memory, across the bus) it reads the abort flag, and a thread that sees it
+// set records the loop's line and exits. The entry stores the launch's flag
+// pointer here for the loops of the kernel's helpers.
+__device__ unsigned int* g_abort_flag;
+#ifndef MOE_LOOP_POLL_EVERY
+#define MOE_LOOP_POLL_EVERY 16384u
+#endif
+__device__ __noinline__ bool loop_poll(unsigned int line) {
+  volatile unsigned int* f = g_abort_flag;
+  if (f != nullptr && f[0] != 0u) {
+    if (f[1] == 0u) f[1] = line;
+    __threadfence_system();
+    asm volatile("exit;");
+  }
+  return true;
+}
+#define MOE_LOOP_POLL(c, line) ((((++(c)) & (MOE_LOOP_POLL_EVERY - 1u)) != 0u) || ::moe_rt::loop_poll(line))
+
 typedef moe::vec<uint, 3> u3_t;
 MOE_FN inline u3_t u3(MoeCudaU3 a) { return u3_t(a.x, a.y, a.z); }
 MOE_FN inline uint linear_tid() { return threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z); }
