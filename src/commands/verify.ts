@@ -9,6 +9,7 @@ import { kernelStatus, verifyRenderers, VERIFY_SCHEMA, type VerifyReport } from 
 import { reportHead } from '../report/common.js';
 import { verifySpec, type CaseResult } from '../harness/run.js';
 import { backendFlag, MoeCommand, parseList, reportFlags, safetyFlags, safetyRunOptions, seedFlag } from '../cli/base.js';
+import { childBackend, childCaseDone, childReport, delegateGpuSafety, gpuSafetyFlags } from '../cli/gpu-safety.js';
 
 /** One flag per spec parameter (e.g. --tokens, --experts, --top-k), shared by every spec that has it. */
 function paramFlags(): Record<string, Interfaces.OptionFlag<string | undefined>> {
@@ -57,11 +58,15 @@ Exit codes: 0 all cases pass, 1 a case failed (wrong output, out-of-bounds acces
       helpGroup: 'SAFETY',
     }),
     ...safetyFlags,
+    ...gpuSafetyFlags,
     ...paramFlags(),
   };
 
   async run(): Promise<VerifyReport> {
     const { flags } = await this.parse(Verify);
+    // --sanitize (cuda) and --validate (metal) re-run this command in a child process.
+    const delegated = await delegateGpuSafety<VerifyReport>(flags, this.argv);
+    if (delegated) return this.emit(delegated, verifyRenderers, flags);
     const f = flags as Record<string, unknown>;
     const names = flags.kernel ? flags.kernel.split(',').map((s) => s.trim()).filter((s) => s !== '') : SPECS.map((s) => s.name);
     const specs = names.map(findSpec);
@@ -89,7 +94,7 @@ Exit codes: 0 all cases pass, 1 a case failed (wrong output, out-of-bounds acces
         if (cases.length === 0) continue;
         if (spinner) spinner.text = `${spec.name}: compiling ${spec.shader}`;
         let done = 0;
-        const { results: rows, sourceHash } = await verifySpec(spec, backend, cases, {
+        const { results: rows, sourceHash } = await verifySpec(spec, childBackend(backend), cases, {
           seed: flags.seed,
           shaderFile: flags.shader,
           entry: flags.entry,
@@ -97,6 +102,7 @@ Exit codes: 0 all cases pass, 1 a case failed (wrong output, out-of-bounds acces
           runOptions,
           schedules: flags.schedules,
           onCase: () => {
+            childCaseDone();
             done++;
             if (spinner) spinner.text = `${spec.name}: case ${done}/${cases.length}`;
           },
@@ -133,6 +139,7 @@ Exit codes: 0 all cases pass, 1 a case failed (wrong output, out-of-bounds acces
       cases: results,
     };
     if (report.summary.failed + report.summary.errors > 0) process.exitCode = 1;
+    if (childReport(report)) return report;
     return this.emit(report, verifyRenderers, flags);
   }
 }
