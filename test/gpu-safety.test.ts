@@ -132,8 +132,10 @@ describe('compute-sanitizer output', () => {
   });
 
   test('the child gets the same flags but the tool and report flags, and the cuda backend', () => {
-    assert.deepEqual(childArgv(['--kernel', 'zero-buffer', '--sanitize', 'memcheck', '--json', '--junit', 'r.xml', '--markdown']), ['--kernel', 'zero-buffer', '--backend', 'cuda']);
-    assert.deepEqual(childArgv(['--sanitize=racecheck', '--backend', 'cuda', '--junit=r.xml', '--seed', '3']), ['--backend', 'cuda', '--seed', '3']);
+    assert.deepEqual(childArgv(['--kernel', 'zero-buffer', '--sanitize', 'memcheck', '--json', '--junit', 'r.xml', '--markdown']), [
+      '--kernel', 'zero-buffer', '--backend', 'cuda', '--timeout', '300s',
+    ]);
+    assert.deepEqual(childArgv(['--sanitize=racecheck', '--backend', 'cuda', '--junit=r.xml', '--seed', '3', '--timeout', '1m']), ['--backend', 'cuda', '--seed', '3', '--timeout', '1m']);
     assert.deepEqual(sanitizerArgs('memcheck').slice(0, 4), ['--tool', 'memcheck', '--show-backtrace', 'device']);
     assert.ok(sanitizerArgs('racecheck').includes('--racecheck-report'));
   });

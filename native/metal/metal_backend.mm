@@ -268,6 +268,13 @@ int moe_metal_dispatch(void *pipeline, const MoeMetalBinding *bindings, uint32_t
         rc = 1;
         break;
       }
+      // A command buffer that completed may still carry validation logs.
+      NSString *logs = function_logs(cb);
+      if (logs.length > 0) {
+        set_err(err, errlen, [NSString stringWithFormat:@"the command buffer completed with validation reports:%@", logs]);
+        rc = 1;
+        break;
+      }
       if (!is_warmup && ns_per_batch != NULL) {
         ns_per_batch[round - (warmup > 0 ? 1u : 0u)] = (cb.GPUEndTime - cb.GPUStartTime) * 1e9;
       }

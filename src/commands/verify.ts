@@ -30,6 +30,8 @@ export default class Verify extends MoeCommand {
 
 On the cpu backend every buffer sits between inaccessible guard pages: an out-of-bounds access fails the case with the buffer, the offset and the thread; a kernel that runs past --timeout is abandoned; a stack overflow is reported (raise --stack-size). --schedules N re-runs each case under N thread orders between barriers (forward, reverse, seeded shuffles) and fails it when an output differs bit for bit: a race.
 
+On the GPU backends every buffer sits between redzones checked after each dispatch (an out-of-bounds write fails the case with the buffer, the side and the byte offsets); --sanitize TOOL (cuda) re-runs the verification under NVIDIA's compute-sanitizer and fails the cases it reports on; --validate (metal) re-runs it with Apple's shader validation.
+
 Exit codes: 0 all cases pass, 1 a case failed (wrong output, out-of-bounds access, timeout, race...), 2 bad usage or environment (unknown kernel, bad sizes, a case whose buffers would not fit in memory, a shader that does not compile or whose signature does not match the spec).`;
 
   static override examples = [
@@ -38,6 +40,7 @@ Exit codes: 0 all cases pass, 1 a case failed (wrong output, out-of-bounds acces
     '<%= config.bin %> verify --kernel softmax-topk --tokens 1,16 --experts 60 --top-k 4',
     '<%= config.bin %> verify --kernel moe_softmax_topk_f32 --shader ./my_kernels.metal',
     '<%= config.bin %> verify --kernel softmax-topk --shader ./my_kernels.metal --schedules 4',
+    '<%= config.bin %> verify --backend cuda --kernel softmax-topk --shader ./my_kernels.metal --sanitize racecheck',
     '<%= config.bin %> verify --junit results.xml --markdown >> $GITHUB_STEP_SUMMARY',
   ];
 

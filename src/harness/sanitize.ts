@@ -385,6 +385,9 @@ export function childArgv(argv: string[]): string[] {
     out.push(a);
   }
   if (!out.some((a) => a === '--backend' || a.startsWith('--backend='))) out.push('--backend', 'cuda');
+  // Kernels run many times slower under the tool: unless told otherwise, the
+  // watchdog waits longer than its default (at least 10 s, scaled to the work).
+  if (!out.some((a) => a === '--timeout' || a.startsWith('--timeout='))) out.push('--timeout', '300s');
   return out;
 }
 

@@ -126,7 +126,7 @@ typedef NS_ENUM(NSUInteger, MTLFunctionLogType) {
 @property (nullable, readonly, nonatomic) id<MTLFunctionLogDebugLocation> debugLocation;
 @end
 
-@protocol MTLLogContainer <NSFastEnumeration>
+@protocol MTLLogContainer <NSObject, NSFastEnumeration>
 @end
 
 @protocol MTLCommandBuffer <NSObject>
