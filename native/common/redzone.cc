@@ -1,7 +1,6 @@
 // redzone.cc — see redzone.h.
 #include "redzone.h"
 
-#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
@@ -91,18 +90,14 @@ std::string describe(const std::string &label, uint64_t size, uint64_t guard, co
     first = sz + (long long)after.first;
     last = sz + (long long)after.last;
   }
-  char buf[768];
-  std::snprintf(buf, sizeof buf,
-                "out-of-bounds write %s %s: bytes at offsets %lld..%lld were overwritten (%llu bytes changed%s; the "
-                "buffer has %lld bytes; found by its redzones of %lld bytes after the dispatch, so the thread is not "
-                "known%s%s)",
-                side, label.c_str(), first, last, (unsigned long long)(before.count + after.count),
-                before.count > 0 && after.count > 0
-                    ? (std::string(": ") + std::to_string(before.count) + " before, " + std::to_string(after.count) + " after")
-                          .c_str()
-                    : "",
-                sz, g, where.empty() ? "" : "; ", where.c_str());
-  return buf;
+  std::string changed = std::to_string(before.count + after.count) + " bytes changed";
+  if (before.count > 0 && after.count > 0) {
+    changed += ": " + std::to_string(before.count) + " before, " + std::to_string(after.count) + " after";
+  }
+  return "out-of-bounds write " + std::string(side) + " " + label + ": bytes at offsets " + std::to_string(first) + ".." +
+         std::to_string(last) + " were overwritten (" + changed + "; the buffer has " + std::to_string(sz) +
+         " bytes; found by its redzones of " + std::to_string(g) +
+         " bytes after the dispatch, so the thread is not known" + (where.empty() ? "" : "; " + where) + ")";
 }
 
 }  // namespace moe_redzone
