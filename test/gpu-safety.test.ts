@@ -131,6 +131,12 @@ describe('compute-sanitizer output', () => {
     assert.match(cases[1]!.error!, /^compute-sanitizer memcheck: Invalid __global__ write .* \(the dispatch itself: zero_buffer_oob_write: unspecified launch failure \(CUDA_ERROR_LAUNCH_FAILED, error 719\)\)$/);
   });
 
+  test("attribution: a report naming another kernel's .metal file goes to that kernel's last case", () => {
+    const next: RunMarker = { entry: 'moe_accumulate', file: '/x/shaders/moe_dispatch.metal', buffers: [] };
+    const p = parseSanitizerOutput([run({ ...zeroRun, file: '/x/test/shaders/zero-buffer/oob_write.metal' }), done, run(next), fixture('memcheck-oob-write.txt'), done].join(''));
+    assert.deepEqual([...p.byCase.keys()], [0]);
+  });
+
   test('the child gets the same flags but the tool and report flags, and the cuda backend', () => {
     assert.deepEqual(childArgv(['--kernel', 'zero-buffer', '--sanitize', 'memcheck', '--json', '--junit', 'r.xml', '--markdown']), [
       '--kernel', 'zero-buffer', '--backend', 'cuda', '--timeout', '300s',

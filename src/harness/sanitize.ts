@@ -15,7 +15,11 @@
  * side: the backend is wrapped so that each dispatch prints a marker line
  * with the buffers' names and sizes, and each finished case prints one; the
  * tool's reports come out on the same stdout, in order, so the reports
- * between two case markers are that case's.
+ * between two case markers are that case's. (That the tool prints a kernel's
+ * findings before the child's wait for that kernel returns is checked on the
+ * GPU by test/cuda.test.ts; a report that comes later still goes to the case
+ * that dispatched last, or, when it names another .metal file, to the last
+ * case of that file.)
  *
  * compute-sanitizer's options and report formats follow NVIDIA's Compute
  * Sanitizer documentation (docs.nvidia.com/compute-sanitizer/ComputeSanitizer/index.html:
@@ -168,9 +172,17 @@ export function parseSanitizerOutput(text: string): ParsedSanitizerOutput {
   // The case that ran the last dispatch, once it has ended: a report that
   // comes after its end marker, before any other dispatch, is still its own.
   let ended: { index: number; run: RunMarker } | null = null;
+  // Every dispatch so far, with its case: a report whose .metal file is not
+  // the one of the dispatch in flight came late from an earlier kernel.
+  const history: { index: number; run: RunMarker }[] = [];
   const flush = (): void => {
     if (!cur) return;
-    const owner = run ? { index: caseIndex, run } : ended;
+    let owner = run ? { index: caseIndex, run } : ended;
+    const file = cur.file;
+    if (owner && file && basename(owner.run.file) !== file) {
+      const earlier = [...history].reverse().find((h) => basename(h.run.file) === file);
+      if (earlier) owner = earlier;
+    }
     if (!owner) {
       // Before any case's dispatch (the device self-test, the tool's start-up).
       out.unattributed.push(cur);
@@ -189,6 +201,7 @@ export function parseSanitizerOutput(text: string): ParsedSanitizerOutput {
       if (rest.startsWith('run ')) {
         try {
           run = JSON.parse(rest.slice(4)) as RunMarker;
+          history.push({ index: caseIndex, run });
         } catch {
           run = null;
         }
