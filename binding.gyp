@@ -15,6 +15,7 @@
       "target_name": "moe_native",
       "sources": [
         "native/common/addon.cc",
+        "native/common/redzone.cc",
         "native/cpu/buffers.cc",
         "native/cpu/scheduler.cc",
         "native/cpu/traps.cc",
@@ -87,6 +88,7 @@
           "target_name": "moe_metal_fake",
           "sources": [
             "native/metal/metal_glue.cc",
+            "native/common/redzone.cc",
             "native/test/metal/fake_metal.cc",
             "native/test/metal/fake_addon.cc"
           ],

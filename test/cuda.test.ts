@@ -3,6 +3,8 @@
  * emitters), `moe translate`, NVRTC log mapping, `moe backends` saying why
  * CUDA is unavailable, and every shader of shaders/ (and the semantics test
  * shaders) translated to CUDA and compiled by this machine's nvcc for sm_90.
+ * Where a GPU is found ("on the GPU"): the safety nets of the GPU backends,
+ * redzones alone and under compute-sanitizer (--sanitize).
  */
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,7 +13,8 @@ import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { cudaType, emitCpp, emitCuda, parseMsl } from '../src/msl/index.js';
-import { mapNvrtcOutput } from '../src/backend/cuda.js';
+import { cudaStatus, mapNvrtcOutput } from '../src/backend/cuda.js';
+import { findComputeSanitizer } from '../src/harness/sanitize.js';
 import { moe, ROOT, shader, tmp } from './helpers.js';
 
 const run = promisify(execFile);
@@ -181,4 +184,81 @@ describe('every shader translates to CUDA that nvcc compiles for sm_90', () => {
       }
     });
   }
+});
+
+describe('on the GPU: out-of-bounds writes by redzone, --sanitize through compute-sanitizer', () => {
+  const gpu = cudaStatus();
+  const noGpu = gpu.available ? false : `no CUDA GPU here (${gpu.reason})`;
+  const sanitizer = findComputeSanitizer();
+  const noSanitizer = noGpu || (sanitizer ? false : 'compute-sanitizer is not installed (PATH, $CUDA_HOME/bin)');
+  const zero = (file: string, entry: string, more: string[] = []): string[] => [
+    'verify', '--backend', 'cuda', '--kernel', 'zero-buffer', '--shader', shader('zero-buffer', file), '--entry', entry, '--elements', '1001', '--json', ...more,
+  ];
+  const errorOf = (stdout: string): string => (JSON.parse(stdout) as { cases: { error: string | null }[] }).cases[0]?.error ?? '';
+
+  test('a store past the end fails by its redzone alone: buffer, side, offsets, bytes', { skip: noGpu }, () => {
+    const r = moe(zero('oob_write.metal', 'zero_buffer_oob_write'));
+    assert.equal(r.code, 1, r.stderr);
+    assert.equal(
+      errorOf(r.stdout),
+      "zero_buffer_oob_write: out-of-bounds write past the end of buffer(0) 'buffer': bytes at offsets 4004..4007 were overwritten (4 bytes changed; the buffer has 4004 bytes; found by its redzones of 4096 bytes after the dispatch, so the thread is not known)",
+    );
+  });
+
+  test('a store before the start: the guard before the buffer', { skip: noGpu }, () => {
+    const r = moe(zero('oob_before.metal', 'zero_buffer_oob_before'));
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(errorOf(r.stdout), /out-of-bounds write before the start of buffer\(0\) 'buffer': bytes at offsets -4\.\.-1 were overwritten/);
+  });
+
+  test('the attention kernel without its edge guard fails by redzone (it writes past out)', { skip: noGpu }, () => {
+    const r = moe(['verify', '--backend', 'cuda', '--kernel', 'attn-values', '--shader', shader('attn-values', 'no_guard.metal'),
+      '--heads', '6', '--kv-heads', '2', '--head-dim', '80', '--seq-len', '9', '--seq-stride', '11', '--inputs', 'softmax', '--json']);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(errorOf(r.stdout), /out-of-bounds write past the end of buffer\(2\) 'out'/);
+  });
+
+  test('bench: the redzones are checked after the timed series (rotated copies and graph replays)', { skip: noGpu }, () => {
+    for (const mode of [[], ['--graph']]) {
+      const r = moe(['bench', '--backend', 'cuda', '--kernel', 'zero-buffer', '--shader', shader('zero-buffer', 'oob_write.metal'),
+        '--entry', 'zero_buffer_oob_write', '--elements', '1001', '--max-time', '0.3', ...mode]);
+      assert.equal(r.code, 1, r.stdout + r.stderr);
+      assert.match(r.stdout + r.stderr, /out-of-bounds write past the end of buffer\(0\) 'buffer'/);
+    }
+  });
+
+  test('MOE_GPU_REDZONES=0 turns them off (the same store then goes unseen): they are what catches it', { skip: noGpu }, () => {
+    const r = moe(zero('oob_write.metal', 'zero_buffer_oob_write'), { MOE_GPU_REDZONES: '0' });
+    assert.equal(r.code, 0, r.stdout);
+  });
+
+  test('--sanitize memcheck: an out-of-bounds read fails naming the buffer and the .metal line', { skip: noSanitizer }, () => {
+    const r = moe(['verify', '--backend', 'cuda', '--kernel', 'attn-values', '--shader', shader('attn-values', 'no_guard.metal'),
+      '--heads', '6', '--kv-heads', '2', '--head-dim', '80', '--seq-len', '9', '--seq-stride', '11', '--inputs', 'softmax', '--sanitize', 'memcheck', '--json']);
+    assert.equal(r.code, 1, r.stderr);
+    const err = errorOf(r.stdout);
+    // (its reads past scores and v_cache, its writes past out: the tool may list them in any order)
+    assert.match(err, /^compute-sanitizer memcheck: .*Invalid __global__ read of size 4 bytes at no_guard\.metal:\d+/);
+    assert.match(err, /thread \(\d+,0,0\) of threadgroup \(\d+,0,0\)/);
+    assert.match(err, /bytes past the end of buffer\(\d\) '(scores|out|v_cache)'/);
+    assert.doesNotMatch(err, /Host Frame/);
+  });
+
+  test('--sanitize memcheck: the out-of-bounds write of zero_buffer, at its .metal line', { skip: noSanitizer }, () => {
+    const r = moe(zero('oob_write.metal', 'zero_buffer_oob_write', ['--sanitize', 'memcheck']));
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(errorOf(r.stdout), /^compute-sanitizer memcheck: Invalid __global__ write of size 4 bytes at oob_write\.metal:15 .*past the end of buffer\(0\) 'buffer' \(4004 bytes\)/);
+  });
+
+  test('--sanitize racecheck: the softmax-topk kernel without its barrier fails', { skip: noSanitizer }, () => {
+    const r = moe(['verify', '--backend', 'cuda', '--kernel', 'softmax-topk', '--shader', shader('softmax-topk', 'missing_barrier.metal'),
+      '--tokens', '2', '--experts', '128', '--top-k', '8', '--sanitize', 'racecheck']);
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    assert.match(r.stdout, /compute-sanitizer racecheck: .*missing_barrier\.metal:\d+/);
+  });
+
+  test('--sanitize memcheck: a correct kernel passes', { skip: noSanitizer }, () => {
+    const r = moe(['verify', '--backend', 'cuda', '--kernel', 'zero-buffer,softmax-topk', '--sanitize', 'memcheck']);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+  });
 });

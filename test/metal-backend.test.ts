@@ -111,7 +111,7 @@ test('run: bindings in [[buffer(n)]] order, the param struct by setBytes, the ou
   await be.run(p, [u8(buf), u8(Uint32Array.of(60))], { mode: 'threads', grid: [100, 1, 1], threadgroup: [32, 1, 1], threadgroupMemory: [] });
   assert.deepEqual(dispatches(), [
     'dispatch zero_buffer mode=threads grid=100x1x1 tg=32x1x1 warmup=0 per_batch=1 batches=1',
-    '  setBuffer index=0 length=400 storage=shared',
+    '  setBuffer index=0 length=400 storage=shared redzones=4096',
     '  setBytes index=1 length=4',
   ]);
   assert.equal(buf[59], 0);
@@ -128,7 +128,7 @@ test('run: threadgroup memory rounded up to 16 bytes per index; the same view at
   await be.run(p, [v, v], { mode: 'threadgroups', grid: [2, 1, 1], threadgroup: [4, 1, 1], threadgroupMemory: [1536, 100] });
   assert.deepEqual(dispatches(), [
     'dispatch tgk mode=threadgroups grid=2x1x1 tg=4x1x1 warmup=0 per_batch=1 batches=1',
-    '  setBuffer index=0 length=32 storage=shared',
+    '  setBuffer index=0 length=32 storage=shared redzones=4096',
     '  setBuffer index=1 same buffer as index=0',
     '  setThreadgroupMemoryLength 1536 index=0',
     '  setThreadgroupMemoryLength 112 index=1',

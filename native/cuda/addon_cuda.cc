@@ -7,6 +7,9 @@
 //   run(module, entry, buffers, launch, options) -> Promise<void>
 //   time(module, entry, buffers, launch, options) -> Promise<Float64Array>  (ns per timed dispatch)
 //
+// options of run and time: timeoutMs, bufferNames (for the redzone reports),
+// redzones (default: on unless MOE_GPU_REDZONES=0; see native/common/redzone.h).
+//
 // Arguments are checked on the main thread; buffers are copied into memory
 // the worker owns, the dispatch runs on a libuv worker thread (the event loop
 // goes on), and the results are copied back into the views when the promise
@@ -21,6 +24,7 @@
 
 #include "../common/addon_launch.h"
 #include "../common/addon_worker.h"
+#include "../common/redzone.h"
 #include "addon_cuda.h"
 #include "cuda_runtime.h"
 
@@ -204,8 +208,29 @@ Napi::Value Dispatch(const Napi::CallbackInfo &info, bool timing) {
   moe::Launch launch = moe_addon::get_runtime_launch(env, info[3]);
   moe::cuda::DispatchOptions opt;
   opt.timing = timing;
+  opt.redzones = moe_redzone::enabled_by_env();
   if (info.Length() > 4 && info[4].IsObject()) {
     Napi::Object o = info[4].As<Napi::Object>();
+    if (!o.Get("redzones").IsUndefined()) {
+      if (!o.Get("redzones").IsBoolean()) throw_type(env, fn + ": options.redzones must be a boolean");
+      opt.redzones = o.Get("redzones").As<Napi::Boolean>().Value();
+    }
+    Napi::Value names = o.Get("bufferNames");
+    if (!names.IsUndefined()) {
+      if (!names.IsArray()) throw_type(env, fn + ": options.bufferNames must be an array of strings (or null)");
+      Napi::Array a = names.As<Napi::Array>();
+      if (a.Length() > MOE_MAX_BUFFERS) throw_type(env, fn + ": options.bufferNames has more entries than buffer indices");
+      for (uint32_t i = 0; i < a.Length(); ++i) {
+        Napi::Value n = a.Get(i);
+        if (n.IsString()) {
+          opt.buffer_names.push_back(n.As<Napi::String>().Utf8Value());
+        } else if (n.IsNull() || n.IsUndefined()) {
+          opt.buffer_names.emplace_back();
+        } else {
+          throw_type(env, fn + ": options.bufferNames[" + std::to_string(i) + "] must be a string or null");
+        }
+      }
+    }
     if (!o.Get("timeoutMs").IsUndefined()) opt.timeout_ms = uint64_t(get_integer(env, o.Get("timeoutMs"), "options.timeoutMs", 0, 9007199254740991.0));
     if (timing) {
       opt.warmup = uint32_t(get_integer(env, o.Get("warmup"), "options.warmup", 0, 1e6));

@@ -14,6 +14,7 @@
 
 #include "../include/msl_cuda/abi.h"
 #include "cuda_api.h"
+#include "redzone_check.h"
 
 namespace moe {
 namespace cuda {
@@ -641,7 +642,7 @@ void dispatch(Module &module, const std::string &entry, std::vector<HostBuffer> 
   // Buffers: `copies` sets (rotation through the L2 when timing).
   uint64_t set_bytes = 0;
   for (const HostBuffer &b : buffers)
-    if (b.data && b.alias < 0) set_bytes += std::max<uint64_t>(b.size, 1);
+    if (b.data && b.alias < 0) set_bytes += std::max<uint64_t>(b.size, 1) + 2 * redzone_guard(options, b.size);
   // What one dispatch moves: its buffers, or less for a kernel that reads a
   // part of them (the caller's cost model says so).
   const uint64_t touched = options.touched_bytes > 0 ? std::min(set_bytes, options.touched_bytes) : set_bytes;
@@ -657,6 +658,7 @@ void dispatch(Module &module, const std::string &entry, std::vector<HostBuffer> 
                                  (unsigned long long)free_mem, D.info.name.c_str()));
   }
   DeviceBuffers mem;
+  Redzones zones;
   std::vector<CUdeviceptr> ptrs(buffers.size() * copies, 0);
   try {
     std::vector<MoeCudaArgs> args(copies, base);
@@ -670,8 +672,12 @@ void dispatch(Module &module, const std::string &entry, std::vector<HostBuffer> 
         } else if (k > 0 && b.size <= kSharedSmallBytes) {
           p = ptrs[i];  // one copy for all: see kSharedSmallBytes
         } else {
-          check(c.cuMemAlloc(&p, std::max<uint64_t>(b.size, 1)), "cuMemAlloc");
-          mem.owned.push_back(p);
+          const uint64_t guard = redzone_guard(options, b.size);
+          CUdeviceptr base = 0;
+          check(c.cuMemAlloc(&base, std::max<uint64_t>(b.size, 1) + 2 * guard), "cuMemAlloc");
+          mem.owned.push_back(base);
+          p = base + guard;
+          if (guard > 0) zones.add(c, uint32_t(i), k, p, b.size, guard);
           if (b.size > 0 && k == 0) check(c.cuMemcpyHtoD(p, b.data, b.size), "cuMemcpyHtoD");
           if (b.size > 0 && k > 0) check(c.cuMemcpyDtoD(p, ptrs[i], b.size), "cuMemcpyDtoD");  // from the first copy
         }
@@ -781,6 +787,8 @@ void dispatch(Module &module, const std::string &entry, std::vector<HostBuffer> 
       if (!b.data || b.alias >= 0 || b.size == 0) continue;
       check(c.cuMemcpyDtoH(b.data, ptrs[i], b.size), "cuMemcpyDtoH");
     }
+    const std::string damage = zones.check(c, options.buffer_names);
+    if (!damage.empty()) throw std::runtime_error(damage);
   } catch (const Timeout &e) {
     // The kernel may spin on: freeing its buffers or resetting the context
     // would wait for it. Leave both, and refuse further work with the reason.

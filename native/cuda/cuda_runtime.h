@@ -124,6 +124,12 @@ struct DispatchOptions {
   // Watchdog: a dispatch (or the timed series) still running after this
   // long is reported as a timeout (the context is then reset). 0: none.
   uint64_t timeout_ms = 0;
+  // Redzones (native/common/redzone.h): guard bytes before and after every
+  // buffer, checked after the dispatches (timing: after the whole series,
+  // every rotated copy); a changed guard throws an out-of-bounds write.
+  bool redzones = true;
+  // Names of the buffers by [[buffer(n)]] index, for the redzone reports.
+  std::vector<std::string> buffer_names;
 };
 
 // Runs the dispatches; fills times_ns (timing: one per timed dispatch, from

@@ -35,6 +35,29 @@ static id<MTLDevice> shared_device(void) {
   return dev;
 }
 
+// The function logs of a failed command buffer (macOS 11: MTLCommandBuffer
+// logs, MTLFunctionLog), one line each; shader validation reports its
+// findings there (docs/metal-backend.md). "" when there are none.
+static NSString *function_logs(id<MTLCommandBuffer> cb) {
+  NSMutableString *out = [NSMutableString string];
+  if (@available(macOS 11.0, *)) {
+    for (id<MTLFunctionLog> log in cb.logs) {
+      if (log.type != MTLFunctionLogTypeValidation) continue;
+      id<MTLFunctionLogDebugLocation> at = log.debugLocation;
+      NSString *fn = at != nil && at.functionName != nil ? at.functionName
+                     : log.function != nil                ? log.function.name
+                                                          : @"?";
+      if (at != nil && at.URL != nil) {
+        [out appendFormat:@"\nshader validation: %@ at %@:%lu:%lu: %@", fn, at.URL.lastPathComponent, (unsigned long)at.line,
+                          (unsigned long)at.column, [log description]];
+      } else {
+        [out appendFormat:@"\nshader validation: %@: %@", fn, [log description]];
+      }
+    }
+  }
+  return out;
+}
+
 static id<MTLCommandQueue> shared_queue(void) {
   static id<MTLCommandQueue> q = nil;
   static dispatch_once_t once;
@@ -186,11 +209,13 @@ int moe_metal_dispatch(void *pipeline, const MoeMetalBinding *bindings, uint32_t
         buffers[i] = buffers[(uint32_t)b->alias];
         continue;
       }
-      // A zero-length MTLBuffer cannot be made: an empty binding gets 16 bytes.
-      buffers[i] = b->size > 0 ? [dev newBufferWithBytes:b->data
-                                                  length:(NSUInteger)b->size
-                                                 options:MTLResourceStorageModeShared]
-                               : [dev newBufferWithLength:16 options:MTLResourceStorageModeShared];
+      // The guards (if any) and the buffer, one shared-storage MTLBuffer; a
+      // zero-length MTLBuffer cannot be made: an empty binding gets 16 bytes.
+      const uint64_t total = b->size + 2 * b->guard;
+      buffers[i] = total > 0 ? [dev newBufferWithBytes:b->data
+                                                length:(NSUInteger)total
+                                               options:MTLResourceStorageModeShared]
+                             : [dev newBufferWithLength:16 options:MTLResourceStorageModeShared];
       if (buffers[i] == nil) {
         set_err(err, errlen, [NSString stringWithFormat:@"could not allocate %llu bytes for buffer(%u)",
                                                         (unsigned long long)b->size, b->index]);
@@ -217,7 +242,10 @@ int moe_metal_dispatch(void *pipeline, const MoeMetalBinding *bindings, uint32_t
         if (b->is_bytes) {
           [enc setBytes:b->data length:(NSUInteger)b->size atIndex:b->index];
         } else {
-          [enc setBuffer:buffers[i] offset:0 atIndex:b->index];
+          // Past the guard before it (a multiple of 256 bytes: the
+          // alignment Metal asks of buffer offsets on macOS).
+          const MoeMetalBinding *owner = b->alias >= 0 ? &bindings[(uint32_t)b->alias] : b;
+          [enc setBuffer:buffers[i] offset:(NSUInteger)owner->guard atIndex:b->index];
         }
       }
       for (uint32_t i = 0; i < launch->n_tg_mem; ++i) {
@@ -236,7 +264,14 @@ int moe_metal_dispatch(void *pipeline, const MoeMetalBinding *bindings, uint32_t
       if (cb.status != MTLCommandBufferStatusCompleted) {
         NSString *why = cb.error != nil ? cb.error.localizedDescription
                                         : [NSString stringWithFormat:@"status %ld", (long)cb.status];
-        set_err(err, errlen, [NSString stringWithFormat:@"command buffer failed: %@", why]);
+        set_err(err, errlen, [NSString stringWithFormat:@"command buffer failed: %@%@", why, function_logs(cb)]);
+        rc = 1;
+        break;
+      }
+      // A command buffer that completed may still carry validation logs.
+      NSString *logs = function_logs(cb);
+      if (logs.length > 0) {
+        set_err(err, errlen, [NSString stringWithFormat:@"the command buffer completed with validation reports:%@", logs]);
         rc = 1;
         break;
       }
@@ -246,8 +281,9 @@ int moe_metal_dispatch(void *pipeline, const MoeMetalBinding *bindings, uint32_t
     }
     for (uint32_t i = 0; i < n_bindings; ++i) {
       const MoeMetalBinding *b = &bindings[i];
-      if (b->is_bytes || b->alias >= 0 || b->size == 0) continue;
-      memcpy(b->data, [buffers[i] contents], (size_t)b->size);
+      const uint64_t total = b->size + 2 * b->guard;
+      if (b->is_bytes || b->alias >= 0 || total == 0) continue;
+      memcpy(b->data, [buffers[i] contents], (size_t)total);
     }
     return rc;
   }

@@ -60,6 +60,13 @@ typedef struct MoeMetalBinding {
   /* -1, or the position in the bindings array of an earlier buffer binding of
      the same host memory: both indices then bind the same MTLBuffer. */
   int32_t alias;
+  /* Redzones (native/common/redzone.h), buffer bindings only: 0, or the
+     bytes of guard before and after the buffer (a multiple of 256). When
+     non-zero, `data` holds guard + size + guard bytes (the guards already
+     filled with their pattern by the caller); the MTLBuffer is made of all of
+     them and bound at offset `guard`, and all of them are copied back, so
+     the caller checks the guards. */
+  uint64_t guard;
 } MoeMetalBinding;
 
 typedef struct MoeMetalLaunch {
@@ -86,13 +93,18 @@ int moe_metal_compile(const char *source, const char *entry, uint32_t fast_math,
 void moe_metal_release(void *pipeline);
 
 /*
- * Buffers are created once and filled from the bindings. Then, when warmup
+ * Buffers are created once and filled from the bindings (guards included). Then, when warmup
  * > 0, one untimed command buffer of `warmup` dispatches; then `batches`
  * command buffers of `per_batch` back-to-back dispatches each (one compute
  * encoder, serial dispatch). ns_per_batch[b] (may be NULL) receives
  * (GPUEndTime − GPUStartTime) of batch b in nanoseconds: the whole command
  * buffer, not one dispatch. The buffers are copied back into the bindings'
  * host bytes after the last batch, also when a command buffer failed.
+ * When a command buffer fails and it carries function logs (shader
+ * validation: MTL_SHADER_VALIDATION=1 in the environment, see
+ * docs/metal-backend.md), `err` holds "command buffer failed: ..." followed
+ * by one line per log: "shader validation: FUNCTION at FILE:LINE:COL: TEXT"
+ * (the location parts only when Metal gives them).
  */
 int moe_metal_dispatch(void *pipeline, const MoeMetalBinding *bindings, uint32_t n_bindings,
                        const MoeMetalLaunch *launch, uint32_t warmup, uint32_t per_batch, uint32_t batches,

@@ -10,8 +10,16 @@
 //   time(pipeline, bindings, launch, { warmup, perBatch, batches })
 //                  -> Promise<Float64Array>  (GPU ns of each batch)
 //
-// bindings: [{ index, data: Uint8Array, bytes: boolean }], as planned by
-// src/backend/launch.ts (bytes: a setBytes param struct of 1..4096 bytes).
+// bindings: [{ index, data: Uint8Array, bytes: boolean, name?: string }], as
+// planned by src/backend/launch.ts (bytes: a setBytes param struct of 1..4096
+// bytes; name: the buffer's name, for reports).
+//
+// Redzones (native/common/redzone.h): every buffer binding's host copy is
+// [guard | the bytes | guard], the guards filled with their pattern here; the
+// implementation makes one MTLBuffer of all of it, binds it past the first
+// guard and copies all of it back (metal_c_api.h); the guards are scanned
+// here after the dispatches, and a changed one rejects the promise with the
+// out-of-bounds write. MOE_GPU_REDZONES=0 turns them off.
 //
 // Arguments are checked on the main thread (TypeError thrown at once); a
 // launch that Metal would refuse — a threadgroup larger than the pipeline's
@@ -33,6 +41,7 @@
 
 #include "../common/addon_args.h"
 #include "../common/addon_worker.h"
+#include "../common/redzone.h"
 #include "metal_c_api.h"
 
 namespace moe_metal_glue {
@@ -164,6 +173,7 @@ class DispatchWorker : public moe_addon::DispatchWorkerBase {
   std::vector<std::vector<uint8_t>> host;
   std::vector<Napi::Reference<Napi::Uint8Array>> views;
   std::vector<MoeMetalBinding> bindings;
+  std::vector<std::string> names;  // per binding ("" unnamed)
   ParsedLaunch launch;
   uint32_t warmup = 0, per_batch = 1, batches = 1;
 
@@ -182,12 +192,38 @@ class DispatchWorker : public moe_addon::DispatchWorkerBase {
                               timing_ ? warmup : 0, timing_ ? per_batch : 1, timing_ ? batches : 1,
                               timing_ ? times_.data() : nullptr, err, sizeof err);
     }
-    if (rc != 0) SetError(pipeline_->entry + ": " + (err[0] != '\0' ? err : "Metal dispatch failed"));
+    if (rc != 0) {
+      SetError(pipeline_->entry + ": " + (err[0] != '\0' ? err : "Metal dispatch failed"));
+      return;
+    }
+    const std::string damage = check_redzones();
+    if (!damage.empty()) SetError(pipeline_->entry + ": " + damage);
   }
 
   void CopyBack() override {
-    for (size_t i = 0; i < views.size(); ++i) moe_addon::copy_to_view(views[i], host[i].data(), host[i].size());
+    for (size_t i = 0; i < views.size(); ++i) {
+      const uint64_t g = bindings[i].guard;
+      if (host[i].size() >= 2 * g) moe_addon::copy_to_view(views[i], host[i].data() + g, host[i].size() - 2 * g);
+    }
   }
+
+ private:
+  // The report of the first buffer whose guards changed, or "".
+  std::string check_redzones() const {
+    for (size_t i = 0; i < bindings.size(); ++i) {
+      const MoeMetalBinding &b = bindings[i];
+      if (b.guard == 0 || b.is_bytes || b.alias >= 0) continue;
+      const uint8_t *p = host[i].data();
+      const moe_redzone::Damage before = moe_redzone::scan(p, b.guard, moe_redzone::seed_of(b.index, moe_redzone::kBefore));
+      const moe_redzone::Damage after =
+          moe_redzone::scan(p + b.guard + b.size, b.guard, moe_redzone::seed_of(b.index, moe_redzone::kAfter));
+      std::string r = moe_redzone::describe(moe_redzone::label(b.index, names[i]), b.size, b.guard, before, after);
+      if (!r.empty()) return r;
+    }
+    return "";
+  }
+
+ public:
 
  private:
   Napi::ObjectReference pipeline_ref_;  // keeps the pipeline (and its Metal object) alive
@@ -229,6 +265,7 @@ Napi::Value Dispatch(const Napi::CallbackInfo &info, bool timing) {
   w->warmup = warmup;
   w->per_batch = per_batch;
   w->batches = batches;
+  const bool redzones = moe_redzone::enabled_by_env();
   std::vector<bool> used(kBufferIndices, false);
   std::vector<Napi::Uint8Array> seen;
   for (uint32_t i = 0; i < arr.Length(); ++i) {
@@ -261,9 +298,24 @@ Napi::Value Dispatch(const Napi::CallbackInfo &info, bool timing) {
         if (!prev.is_bytes && prev.alias < 0 && prev.size == mb.size && seen[j].Data() == view.Data()) mb.alias = int32_t(j);
       }
     }
+    std::string name;
+    Napi::Value nm = b.Get("name");
+    if (!nm.IsUndefined() && !nm.IsNull()) {
+      if (!nm.IsString()) throw_type(env, what + ".name must be a string");
+      name = nm.As<Napi::String>().Utf8Value();
+    }
     std::vector<uint8_t> copy;
-    if (mb.alias < 0 && mb.size > 0) copy.assign(view.Data(), view.Data() + mb.size);
+    if (!mb.is_bytes && mb.alias < 0 && redzones) {
+      mb.guard = moe_redzone::guard_bytes(mb.size);
+      copy.resize(mb.size + 2 * mb.guard);
+      moe_redzone::fill(copy.data(), mb.guard, moe_redzone::seed_of(index, moe_redzone::kBefore));
+      if (mb.size > 0) std::memcpy(copy.data() + mb.guard, view.Data(), mb.size);
+      moe_redzone::fill(copy.data() + mb.guard + mb.size, mb.guard, moe_redzone::seed_of(index, moe_redzone::kAfter));
+    } else if (mb.alias < 0 && mb.size > 0) {
+      copy.assign(view.Data(), view.Data() + mb.size);
+    }
     w->host.push_back(std::move(copy));
+    w->names.push_back(std::move(name));
     w->views.push_back(mb.is_bytes || mb.alias >= 0 ? Napi::Reference<Napi::Uint8Array>() : Napi::Persistent(view));
     w->bindings.push_back(mb);
     seen.push_back(view);

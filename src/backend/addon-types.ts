@@ -156,6 +156,8 @@ export interface NativeMetalBinding {
   data: Uint8Array;
   /** true: setBytes:length:atIndex: (a `constant` param struct of 1..4096 bytes); false: a shared-storage MTLBuffer. */
   bytes: boolean;
+  /** The buffer's name, for reports (a redzone's out-of-bounds write). */
+  name?: string;
 }
 
 export interface NativeMetalTimeOptions {
@@ -222,6 +224,13 @@ export interface NativeCudaModule {
 export interface NativeCudaRunOptions {
   /** Watchdog per dispatch (0: none). */
   timeoutMs?: number;
+  /** Names of the buffers by [[buffer(n)]] index, for the redzone reports (out-of-bounds writes). */
+  bufferNames?: (string | null)[];
+  /**
+   * Guard bytes before and after every buffer, checked after the dispatch (timing: after the series).
+   * Default: on, unless the environment has MOE_GPU_REDZONES=0 (to measure what they cost).
+   */
+  redzones?: boolean;
 }
 
 export interface NativeCudaTimeOptions extends NativeCudaRunOptions {

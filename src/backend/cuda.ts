@@ -257,7 +257,10 @@ export class CudaBackend implements Backend {
     const cp = p as CudaPipeline;
     this.check(cp, launch);
     try {
-      await this.cuda.run(cp.module, cp.symbol, buffers, launch, { timeoutMs: options.timeoutMs ?? defaultTimeoutMs(launch) });
+      await this.cuda.run(cp.module, cp.symbol, buffers, launch, {
+        timeoutMs: options.timeoutMs ?? defaultTimeoutMs(launch),
+        ...(options.bufferNames ? { bufferNames: options.bufferNames } : {}),
+      });
     } catch (e) {
       throw new KernelRuntimeError((e as Error).message.replace(cp.symbol, cp.entry));
     }
@@ -271,6 +274,7 @@ export class CudaBackend implements Backend {
         warmup: options.warmup,
         iterations: options.iterations,
         timeoutMs: options.timeoutMs ?? defaultTimeoutMs(launch),
+        ...(options.bufferNames ? { bufferNames: options.bufferNames } : {}),
         rotateBytes: options.warmCache ? 0 : 2 * this.dev.l2Bytes,
         ...(options.touchedBytes !== undefined ? { touchedBytes: Math.ceil(options.touchedBytes) } : {}),
         ...(options.perSample !== undefined ? { perSample: options.perSample } : {}),

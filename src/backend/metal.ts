@@ -86,6 +86,11 @@ export function mapMetalCompilerOutput(message: string, file: string): string {
   return [...lines.slice(0, max), ...(lines.length > max ? [`(${lines.length - max} more lines)`] : [])].join('\n');
 }
 
+/** A runtime error (shader validation's function logs) located in the user's file: "program_source:12:5" → "FILE:12:5". */
+export function locateInFile(message: string, file: string): string {
+  return message.replace(/program_source:(\d+)(:\d+)?/g, (_m, line: string, col: string | undefined) => `${file}:${line}${col ?? ''}`);
+}
+
 /** The addon object whose `metal` to use, and where it came from. */
 export interface MetalSource {
   metal: NativeMetal;
@@ -192,11 +197,20 @@ export class MetalBackend implements Backend {
   }
 
   /** The bindings and the launch as they are encoded; a launch Metal would refuse is a KernelRuntimeError before dispatch. */
-  private prepare(p: Pipeline, buffers: Buffers, launch: NativeLaunch): { native: NativeMetalPipeline; bindings: NativeMetalBinding[]; launch: NativeLaunch } {
+  private prepare(
+    p: Pipeline,
+    buffers: Buffers,
+    launch: NativeLaunch,
+    names?: (string | null)[],
+  ): { native: NativeMetalPipeline; bindings: NativeMetalBinding[]; launch: NativeLaunch } {
     const native = (p as MetalPipeline).native;
     if (p.backend !== 'metal' || !native) throw new UsageError(`pipeline for '${p.entry}' was not compiled by the metal backend`);
     try {
-      const bindings = planBindings(p.kernel, buffers);
+      // Named for the redzone reports (native/common/redzone.h).
+      const bindings: NativeMetalBinding[] = planBindings(p.kernel, buffers).map((b) => {
+        const name = names?.[b.index];
+        return name ? { ...b, name } : b;
+      });
       const l = validateLaunch(launch, {
         maxThreadsPerThreadgroup: native.maxThreads,
         threadsLimitName: "the pipeline's maxTotalThreadsPerThreadgroup",
@@ -211,25 +225,25 @@ export class MetalBackend implements Backend {
     }
   }
 
-  /** (The CPU runtime's options — workers, schedule, stack size, watchdog — have no meaning on the GPU.) */
-  async run(p: Pipeline, buffers: Buffers, launch: NativeLaunch, _options?: NativeRunOptions): Promise<void> {
-    const prep = this.prepare(p, buffers, launch);
+  /** (Of the run options only the buffers' names are used; the CPU runtime's — workers, schedule, stack size, watchdog — have no meaning on the GPU.) */
+  async run(p: Pipeline, buffers: Buffers, launch: NativeLaunch, options?: NativeRunOptions): Promise<void> {
+    const prep = this.prepare(p, buffers, launch, options?.bufferNames);
     try {
       await this.metal.run(prep.native, prep.bindings, prep.launch);
     } catch (e) {
-      throw new KernelRuntimeError((e as Error).message);
+      throw new KernelRuntimeError(locateInFile((e as Error).message, p.file));
     }
   }
 
   async time(p: Pipeline, buffers: Buffers, launch: NativeLaunch, options: NativeTimeOptions): Promise<Float64Array> {
-    const prep = this.prepare(p, buffers, launch);
+    const prep = this.prepare(p, buffers, launch, options.bufferNames);
     let plan;
     let ns: Float64Array;
     try {
       plan = timingPlan(options.iterations);
       ns = await this.metal.time(prep.native, prep.bindings, prep.launch, { warmup: options.warmup, ...plan });
     } catch (e) {
-      throw new KernelRuntimeError(e instanceof LaunchError ? `${p.entry}: ${e.message}` : (e as Error).message);
+      throw new KernelRuntimeError(e instanceof LaunchError ? `${p.entry}: ${e.message}` : locateInFile((e as Error).message, p.file));
     }
     try {
       return perDispatchTimes(ns, plan.perBatch);

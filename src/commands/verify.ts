@@ -16,6 +16,7 @@ import { loadManifest, resolveManifest, type Manifest } from '../harness/manifes
 import { readShader } from '../harness/source.js';
 import { backendFlag, MoeCommand, paramAssignments, paramFlag, paramText, parseList, reportFlags, safetyFlags, safetyRunOptions, seedFlag, shardFlag } from '../cli/base.js';
 import { onInterrupt, startSpinner } from '../cli/terminal.js';
+import { childBackend, childCaseDone, childReport, delegateGpuSafety, gpuSafetyFlags } from '../cli/gpu-safety.js';
 
 /** One flag per spec parameter (e.g. --tokens, --experts, --top-k), shared by every spec that has it. */
 function paramFlags(): Record<string, Interfaces.OptionFlag<string | undefined>> {
@@ -36,6 +37,8 @@ export default class Verify extends MoeCommand {
 
 On the cpu backend every buffer sits between inaccessible guard pages: an out-of-bounds access fails the case with the buffer, the offset and the thread; a kernel that runs past --timeout is abandoned; a stack overflow is reported (raise --stack-size). --schedules N re-runs each case under N thread orders between barriers (forward, reverse, seeded shuffles) and fails it when an output differs bit for bit: a race.
 
+On the GPU backends every buffer sits between redzones checked after each dispatch (an out-of-bounds write fails the case with the buffer, the side and the byte offsets); --sanitize TOOL (cuda) re-runs the verification under NVIDIA's compute-sanitizer and fails the cases it reports on; --validate (metal) re-runs it with Apple's shader validation.
+
 Exit codes: 0 all cases pass, 1 a case failed (wrong output, out-of-bounds access, timeout, race...), 2 bad usage or environment (unknown kernel, bad sizes, a case whose buffers would not fit in memory, a shader that does not compile or whose signature does not match the spec).`;
 
   static override examples = [
@@ -46,6 +49,7 @@ Exit codes: 0 all cases pass, 1 a case failed (wrong output, out-of-bounds acces
     '<%= config.bin %> verify --kernel softmax-topk --shader ./my_kernels.metal --schedules 4',
     '<%= config.bin %> verify --manifest ./engine.manifest.json',
     '<%= config.bin %> verify --manifest ./engine.manifest.json --kernel kernel_rms_norm --rows 4',
+    '<%= config.bin %> verify --backend cuda --kernel softmax-topk --shader ./my_kernels.metal --sanitize racecheck',
     '<%= config.bin %> verify --junit results.xml --markdown >> $GITHUB_STEP_SUMMARY',
     '<%= config.bin %> verify --shard 2/3 --json > shard-2.json',
   ];
@@ -77,11 +81,15 @@ Exit codes: 0 all cases pass, 1 a case failed (wrong output, out-of-bounds acces
       helpGroup: 'SAFETY',
     }),
     ...safetyFlags,
+    ...gpuSafetyFlags,
     ...paramFlags(),
   };
 
   async run(): Promise<VerifyReport> {
     const { flags } = await this.parse(Verify);
+    // --sanitize (cuda) and --validate (metal) re-run this command in a child process.
+    const delegated = await delegateGpuSafety<VerifyReport>(flags, this.argv);
+    if (delegated) return this.emit(delegated, verifyRenderers, flags);
     const f = flags as Record<string, unknown>;
     const user = flags.spec ? await loadUserSpecs(flags.spec) : [];
     const known = flags.spec ? withUserSpecs(SPECS, user, flags.spec) : SPECS;
@@ -244,11 +252,12 @@ Exit codes: 0 all cases pass, 1 a case failed (wrong output, out-of-bounds acces
           shaderFile: job.shaderFile,
           entry: job.entry,
           ...(flags.manifest ? { manifest: flags.manifest } : {}),
-            ...(user.includes(spec) && flags.spec ? { specFile: flags.spec, knownFlags: new Set(Object.keys(Verify.flags)) } : {}),
+          ...(user.includes(spec) && flags.spec ? { specFile: flags.spec, knownFlags: new Set(Object.keys(Verify.flags)) } : {}),
           backendFlag: flags.backend,
           runOptions,
           schedules: flags.schedules,
           onCase: (r: CaseResult) => {
+            childCaseDone();
             rows.push(r);
             doneCases++;
             if (spinner) spinner.text = `${progress()}: ${spec.name} (${file})`;
@@ -256,7 +265,7 @@ Exit codes: 0 all cases pass, 1 a case failed (wrong output, out-of-bounds acces
         };
         const skippedRows = skipped.map(({ c, why }) => skippedCase(spec, c, job.entry ?? spec.entry, o, why));
         try {
-          const { sourceHash } = await verifySpec(spec, backend, cases, o);
+          const { sourceHash } = await verifySpec(spec, childBackend(backend), cases, o);
           results.push(...rows, ...skippedRows);
           positions.push(...at, ...skipAt);
           kernels.push(kernelOf(spec, [...rows, ...skippedRows], sourceHash));
@@ -291,6 +300,7 @@ Exit codes: 0 all cases pass, 1 a case failed (wrong output, out-of-bounds acces
       for (const m of notRun) process.stderr.write(`Error: ${m}\n`);
       process.exitCode = 2;
     } else if (report.summary.failed + report.summary.errors > 0 || compileOnly.some((c) => c.error)) process.exitCode = 1;
+    if (childReport(report)) return report;
     return this.emit(report, verifyRenderers, flags);
   }
 }

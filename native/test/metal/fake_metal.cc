@@ -79,6 +79,7 @@ int fail(char *err, size_t errlen, const std::string &msg) {
 struct FakePipeline {
   std::string entry;
   MoeMetalPipelineInfo info;
+  std::string store_line;  // "LINE:COL" of the planted bug's store in the source (shader validation's location)
 };
 
 // [[max_total_threads_per_threadgroup(N)]] in the source lowers the pipeline's limit, as on Metal.
@@ -125,6 +126,7 @@ std::string dims(const uint32_t d[3]) {
 // Host memory of each [[buffer(n)]] of one dispatch (aliases resolved).
 struct Args {
   std::map<uint32_t, std::pair<uint8_t *, uint64_t>> by_index;
+  std::map<uint32_t, uint64_t> guard;  // redzone bytes on each side of a buffer binding (writable by a stray store)
   template <class T>
   T *get(uint32_t index, uint64_t count, std::string *why) const {
     auto it = by_index.find(index);
@@ -196,6 +198,25 @@ bool emulate(const std::string &entry, const Args &a, const MoeMetalLaunch &l, b
     float *buf = a.get<float>(0, n, why);
     if (buf == nullptr) return false;
     for (uint64_t i = 0; i < n; ++i) buf[i] = 0.0f;
+  } else if (entry == "zero_buffer_oob_write" || entry == "zero_buffer_oob_before") {
+    // Planted bugs of test/shaders/zero-buffer: one float past the end, or
+    // one before the start. A store the host memory cannot take (no guard
+    // there, MOE_GPU_REDZONES=0) is dropped, as a GPU may drop it.
+    const uint32_t *p = a.get<uint32_t>(1, 1, why);
+    if (p == nullptr) return false;
+    const uint64_t n = std::min<uint64_t>(p[0], threads);
+    auto it = a.by_index.find(0);
+    if (it == a.by_index.end()) {
+      *why = "buffer(0) is not bound";
+      return false;
+    }
+    uint8_t *base = it->second.first;
+    const uint64_t size = it->second.second;
+    const uint64_t guard = a.guard.count(0) ? a.guard.at(0) : 0;
+    const float zero = 0.0f;
+    for (uint64_t i = 0; i < n && 4 * i + 4 <= size; ++i) std::memcpy(base + 4 * i, &zero, 4);
+    if (entry == "zero_buffer_oob_write" && 4 * n + 4 <= size + guard) std::memcpy(base + 4 * n, &zero, 4);
+    if (entry == "zero_buffer_oob_before" && guard >= 4) std::memcpy(base - 4, &zero, 4);
   } else if (entry == "moe_accumulate") {
     const uint8_t *raw = reinterpret_cast<const uint8_t *>(a.get<uint32_t>(2, 2, why));
     if (raw == nullptr) return false;
@@ -281,7 +302,10 @@ int moe_metal_compile(const char *source, const char *entry, uint32_t fast_math,
   if (locate_ident(source, entry).empty()) {
     return fail(err, errlen, std::string("no function named '") + entry + "' in the compiled library");
   }
-  FakePipeline *fp = new FakePipeline{entry, {}};
+  // The planted bugs' faulting stores (test/shaders/zero-buffer), for shader validation's location.
+  const char *store = std::strcmp(entry, "zero_buffer_oob_before") == 0 ? "buffer[int(gid) - 1]" : "buffer[gid + 1]";
+  FakePipeline *fp = new FakePipeline{entry, {}, locate_ident(source, store)};
+  if (fp->store_line.empty()) fp->store_line = "1:1";
   fp->info.exec_width = 32;
   fp->info.max_threads = max_threads_of(source);
   fp->info.static_threadgroup_memory = std::strcmp(entry, "selftest_barrier_sum") == 0 ? 1024 : 0;
@@ -322,11 +346,18 @@ int moe_metal_dispatch(void *pipeline, const MoeMetalBinding *bindings, uint32_t
       }
       log_call("  setBuffer index=" + std::to_string(b.index) + " same buffer as index=" +
                std::to_string(bindings[b.alias].index));
-      args.by_index[b.index] = {static_cast<uint8_t *>(bindings[b.alias].data), bindings[b.alias].size};
+      args.by_index[b.index] = {static_cast<uint8_t *>(bindings[b.alias].data) + bindings[b.alias].guard, bindings[b.alias].size};
+      args.guard[b.index] = bindings[b.alias].guard;
     } else {
-      log_call("  setBuffer index=" + std::to_string(b.index) + " length=" + std::to_string(b.size) + " storage=shared");
+      // length: the buffer's own bytes; with redzones the MTLBuffer holds a
+      // guard on each side too and is bound at offset `guard`.
+      log_call("  setBuffer index=" + std::to_string(b.index) + " length=" + std::to_string(b.size) + " storage=shared" +
+               (b.guard > 0 ? " redzones=" + std::to_string(b.guard) : std::string()));
       if (b.data == nullptr) return fail(err, errlen, "fake: contract: buffer data is NULL");
-      args.by_index[b.index] = {static_cast<uint8_t *>(b.data), b.size};
+      if (b.guard % 256 != 0) return fail(err, errlen, "fake: contract: a guard that is not a multiple of 256 bytes");
+      // The kernel sees the buffer past its guard, as setBuffer:offset:atIndex: binds it.
+      args.by_index[b.index] = {static_cast<uint8_t *>(b.data) + b.guard, b.size};
+      args.guard[b.index] = b.guard;
     }
   }
   uint64_t tg_mem = 0;
@@ -344,6 +375,20 @@ int moe_metal_dispatch(void *pipeline, const MoeMetalBinding *bindings, uint32_t
   if (tg_mem + fp->info.static_threadgroup_memory > 32768) return fail(err, errlen, "fake: contract: threadgroup memory over 32 KiB");
   if (per_batch == 0 || batches == 0) return fail(err, errlen, "fake: contract: no dispatches");
   if (p == nullptr || !p->device) return fail(err, errlen, "no Metal device");
+  // Shader validation (MTL_SHADER_VALIDATION=1, as `moe verify --validate`
+  // sets it for its child process): the planted out-of-bounds kernels fail
+  // their command buffer with a function log, in the words metal_backend.mm
+  // writes (metal_c_api.h).
+  const char *validation = std::getenv("MTL_SHADER_VALIDATION");
+  if (validation != nullptr && std::strcmp(validation, "1") == 0 &&
+      (fp->entry == "zero_buffer_oob_write" || fp->entry == "zero_buffer_oob_before")) {
+    return fail(err, errlen,
+                "command buffer failed: Command buffer execution failed (fake shader validation)\n"
+                "shader validation: " + fp->entry + " at program_source:" + fp->store_line +
+                    ": Invalid device store executing kernel function \"" + fp->entry +
+                    "\" encoder: \"0\", dispatch: 0, at offset " +
+                    (fp->entry == "zero_buffer_oob_write" ? "past the end" : "before the start") + " of buffer(0)");
+  }
   if (p->cb_error) {
     return fail(err, errlen,
                 "command buffer failed: Execution of the command buffer was aborted due to an error during execution. "

@@ -13,6 +13,13 @@
 //   compile-error  every compile fails with a located error
 //   cb-error       every command buffer fails (a GPU timeout)
 //   no-device      no Metal device at all
+//
+// Emulated kernels: the self-test's, zero_buffer, moe_accumulate, and the
+// planted bugs zero_buffer_oob_write / zero_buffer_oob_before
+// (test/shaders/zero-buffer), which store one float past the end or before
+// the start of buffer(0): into its redzone when the glue gave it one, and
+// with MTL_SHADER_VALIDATION=1 in the environment their command buffer fails
+// with a shader validation log instead, as metal_backend.mm reports it.
 #ifndef MOE_FAKE_METAL_H
 #define MOE_FAKE_METAL_H
 

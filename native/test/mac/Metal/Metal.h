@@ -108,7 +108,29 @@ typedef NS_ENUM(NSUInteger, MTLCommandBufferStatus) {
 - (void)dispatchThreads:(MTLSize)threadsPerGrid threadsPerThreadgroup:(MTLSize)threadsPerThreadgroup;
 @end
 
+typedef NS_ENUM(NSUInteger, MTLFunctionLogType) {
+  MTLFunctionLogTypeValidation = 0,
+};
+
+@protocol MTLFunctionLogDebugLocation <NSObject>
+@property (nullable, readonly, nonatomic) NSString *functionName;
+@property (nullable, readonly, nonatomic) NSURL *URL;
+@property (readonly, nonatomic) NSUInteger line;
+@property (readonly, nonatomic) NSUInteger column;
+@end
+
+@protocol MTLFunctionLog <NSObject>
+@property (readonly, nonatomic) MTLFunctionLogType type;
+@property (nullable, readonly, nonatomic) NSString *encoderLabel;
+@property (nullable, readonly, nonatomic) id<MTLFunction> function;
+@property (nullable, readonly, nonatomic) id<MTLFunctionLogDebugLocation> debugLocation;
+@end
+
+@protocol MTLLogContainer <NSObject, NSFastEnumeration>
+@end
+
 @protocol MTLCommandBuffer <NSObject>
+@property (readonly) id<MTLLogContainer> logs MOE_MTL_AVAILABLE(macos(11.0));
 - (nullable id<MTLComputeCommandEncoder>)computeCommandEncoder;
 - (void)commit;
 - (void)waitUntilCompleted;
