@@ -262,7 +262,7 @@ export class CudaBackend implements Backend {
         ...(options.bufferNames ? { bufferNames: options.bufferNames } : {}),
       });
     } catch (e) {
-      throw new KernelRuntimeError((e as Error).message.replace(cp.symbol, cp.entry));
+      throw new KernelRuntimeError((e as Error).message.split(cp.symbol).join(cp.entry));
     }
   }
 
@@ -281,7 +281,7 @@ export class CudaBackend implements Backend {
         ...(options.graph ? { graph: true } : {}),
       });
     } catch (e) {
-      throw new KernelRuntimeError((e as Error).message.replace(cp.symbol, cp.entry));
+      throw new KernelRuntimeError((e as Error).message.split(cp.symbol).join(cp.entry));
     }
   }
 }
