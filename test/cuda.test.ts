@@ -61,7 +61,7 @@ kernel void k(device float4* out [[buffer(0)]], uint tid [[thread_index_in_threa
     assert.match(code, /__shared__ float buf\[64\]; float \*p = buf;/);
     assert.match(code, /moe_float4\* out/);
     assert.match(code, /= moe_float4\(p\[0\]\)/);
-    assert.deepEqual(out.kernels, [{ name: 'k', entrySymbol: '__moe_entry_0', usesSync: true, sourceLines: [4, 9], entryLines: [1, 7] }]); // (the entry's 7th line: the abort flag handed to the loops)
+    assert.deepEqual(out.kernels, [{ name: 'k', entrySymbol: '__moe_entry_0', usesSync: true, sourceLines: [4, 9], entryLines: [1, 6] }]); // (no loops: no abort-flag line in the entry)
     // the entry: one MoeCudaArgs by value; builtins through moe_rt
     assert.match(out.code, /extern "C" __global__ void __moe_entry_0\(const MoeCudaArgs __a\)/);
     assert.match(out.code, /reinterpret_cast<moe_float4\*>\(__a\.buffers\[0\]\)/);

@@ -79,9 +79,11 @@ describe('emitters: every loop of kernel code polls the abort flag', () => {
       assert.equal(user.match(/MOE_LOOP_POLL\(/g)?.length, 4);
     });
   }
-  test('CUDA: the entry hands the launch\'s abort flag to the loops', () => {
+  test('CUDA: the entry hands the launch\'s abort flag to the loops, stored only when it changed; a file without loops has no such line', () => {
     const code = emitCuda(parsed).code;
-    assert.match(code, /__moe_entry_0\(const MoeCudaArgs __a\) \{\n {2}::moe_rt::g_abort_flag = __a\.abort_flag;\n/);
+    assert.match(code, /__moe_entry_0\(const MoeCudaArgs __a\) \{\n {2}if \(::moe_rt::g_abort_flag != __a\.abort_flag\) ::moe_rt::g_abort_flag = __a\.abort_flag;\n/);
+    const plain = emitCuda(parseMsl('kernel void k(device float* o [[buffer(0)]], uint i [[thread_position_in_grid]]) { o[i] = 1.0f; }\n', 'p.metal')).code;
+    assert.doesNotMatch(plain, /g_abort_flag/);
   });
   test('C++: threadgroup arrays are declared with their name and element type', () => {
     const code = emitCpp(parseMsl(readFileSync(shader('hostile', 'gelu_mul_tg_tile.metal'), 'utf8'), 'tile.metal')).code;
