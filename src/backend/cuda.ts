@@ -140,12 +140,21 @@ export class CudaBackend implements Backend {
 
   private files = new Map<string, Promise<FileCompileResult>>();
 
+  /**
+   * Whether kernel loops poll the watchdog's abort flag (the cooperative stop;
+   * src/msl/loops.ts). On by default, for verification; `moe bench` turns it
+   * off before compiling, so that timings are of the kernel as written: on the
+   * H200 the polls cost the loop-heavy kernels up to 2x (a tiled 4-bit mat-vec
+   * 6.6 -> 14.3 us), the counters keeping loops from being unrolled.
+   */
+  loopPolls = true;
+
   async compile(source: string, file: string, entry: string): Promise<Pipeline> {
     return pickEntry(await this.compileFile(source, file), entry);
   }
 
   compileFile(source: string, file: string): Promise<FileCompileResult> {
-    const key = createHash('sha256').update(file).update('\0').update(source).digest('hex');
+    const key = createHash('sha256').update(this.loopPolls ? 'polls' : 'no-polls').update('\0').update(file).update('\0').update(source).digest('hex');
     let r = this.files.get(key);
     if (!r) {
       r = this.compileKernels(source, file);
@@ -160,7 +169,7 @@ export class CudaBackend implements Backend {
     const outcomes = await compileKernelByKernel<NativeCudaModule>(
       parsed,
       async (omit) => {
-        const emitted = asCompileError(() => emitCuda(parsed, { omit }));
+        const emitted = asCompileError(() => emitCuda(parsed, { omit, loopPolls: this.loopPolls }));
         const r = await this.compileUnit(emitted.code, file);
         return r.ok ? { ok: true, module: r.module, kernels: emitted.kernels } : { ok: false, kernels: emitted.kernels, diagnostics: r.diagnostics, message: r.message };
       },
