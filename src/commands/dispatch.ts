@@ -6,7 +6,7 @@ import { layerBytes, runLayer, type LayerReport, type Strategy } from '../dispat
 import { StageError } from '../dispatch/stage.js';
 import { KernelRuntimeError, ShaderCompileError, UsageError } from '../errors.js';
 import { readShader } from '../harness/source.js';
-import type { OutputComparison } from '../verify/compare.js';
+import { blankComparison, type OutputComparison } from '../verify/compare.js';
 import { loadManifest } from '../harness/manifest.js';
 import { presetModel } from '../kernels/select.js';
 import type { LayerShape } from '../reference/moe-layer.js';
@@ -25,22 +25,8 @@ function shaderEntries(source: string): string[] {
 
 /** A final comparison standing for a layer that did not finish (no output to compare). */
 function unfinished(elements: number, why: string): OutputComparison {
-  return {
-    name: 'final hidden state',
-    kind: 'float',
-    elements,
-    pass: false,
-    failure: `the layer did not finish: ${why}`,
-    cosine: null,
-    maxAbs: null,
-    relMaxAbs: null,
-    violations: 0,
-    firstViolation: null,
-    worst: null,
-    nonFinite: 0,
-    unwritten: elements,
-    rule: { kind: 'exact', reason: 'no output: the layer stopped before its last stage' },
-  };
+  const c = blankComparison('final hidden state', elements, { kind: 'exact', reason: 'no output: the layer stopped before its last stage' });
+  return { ...c, kind: 'float', pass: false, failure: `the layer did not finish: ${why}`, unwritten: elements };
 }
 
 const int = (name: string, v: string | undefined, min: number): number | undefined => {

@@ -9,7 +9,7 @@ import { unwrittenHint } from '../kernels/describe.js';
 import { buildCases, checkShapeFlags, presetModel } from '../kernels/select.js';
 import { parseShard, shardCases } from '../kernels/shard.js';
 import type { KernelCase, KernelSpec } from '../kernels/spec.js';
-import { kernelStatus, verifyRenderers, VERIFY_SCHEMA, type VerifyKernel, type VerifyReport } from '../report/verify.js';
+import { kernelStatus, verifyRenderers, verifySummary, VERIFY_SCHEMA, type VerifyKernel, type VerifyReport } from '../report/verify.js';
 import { reportHead } from '../report/common.js';
 import { checkCases, skippedCase, verifySpec, type CaseResult } from '../harness/run.js';
 import { loadManifest, resolveManifest, type Manifest } from '../harness/manifest.js';
@@ -171,15 +171,7 @@ Exit codes: 0 all cases pass, 1 a case failed (wrong output, out-of-bounds acces
       startedAt: started.toISOString(),
       durationMs: performance.now() - t0,
       userShader: flags.shader ?? null,
-      summary: {
-        cases: results.length,
-        passed: results.filter((r) => r.status === 'PASS').length,
-        failed: results.filter((r) => r.status === 'FAIL').length,
-        errors: results.filter((r) => r.status === 'ERROR').length,
-        skipped: results.filter((r) => r.status === 'SKIP').length,
-        kernels: kernels.length,
-        kernelErrors: kernels.filter((k) => k.status === 'ERROR').length,
-      },
+      summary: verifySummary(results, kernels),
       kernels,
       cases: results,
       ...(manifest

@@ -10,7 +10,7 @@ import type { PhysicsVerdict } from '../bench/physics.js';
 import { caseId, caseListOf, type CaseList, type ShardOf } from '../kernels/shard.js';
 import { BENCH_SCHEMA, benchRenderers, type BenchReport } from './bench.js';
 import type { Renderers } from './common.js';
-import { kernelStatus, verifyRenderers, VERIFY_SCHEMA, type VerifyReport } from './verify.js';
+import { kernelStatus, verifyRenderers, verifySummary, VERIFY_SCHEMA, type VerifyReport } from './verify.js';
 
 export interface ShardFile {
   file: string;
@@ -163,15 +163,7 @@ function mergeVerify(files: string[], docs: VerifyReport[], shards: ShardOf[], c
     startedAt: docs.map((d) => d.startedAt).sort()[0] as string,
     // The shares run side by side: the run took as long as its longest share.
     durationMs: Math.max(...docs.map((d) => d.durationMs)),
-    summary: {
-      cases: cases.length,
-      passed: cases.filter((r) => r.status === 'PASS').length,
-      failed: cases.filter((r) => r.status === 'FAIL').length,
-      errors: cases.filter((r) => r.status === 'ERROR').length,
-      skipped: cases.filter((r) => r.status === 'SKIP').length,
-      kernels: kernels.length,
-      kernelErrors: kernels.filter((k) => k.status === 'ERROR').length,
-    },
+    summary: verifySummary(cases, kernels),
     kernels,
     cases,
   };

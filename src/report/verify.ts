@@ -61,6 +61,20 @@ export interface VerifyKernel {
   manifest?: string;
 }
 
+/** The summary of a run's cases and kernels. */
+export function verifySummary(cases: CaseResult[], kernels: VerifyKernel[]): VerifyReport['summary'] {
+  const count = (status: CaseResult['status']): number => cases.filter((r) => r.status === status).length;
+  return {
+    cases: cases.length,
+    passed: count('PASS'),
+    failed: count('FAIL'),
+    errors: count('ERROR'),
+    skipped: count('SKIP'),
+    kernels: kernels.length,
+    kernelErrors: kernels.filter((k) => k.status === 'ERROR').length,
+  };
+}
+
 /** ERROR: the kernel did not run (compile error, signature mismatch). */
 export type KernelStatus = 'PASS' | 'FAIL' | 'SKIP' | 'ERROR';
 

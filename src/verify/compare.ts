@@ -68,19 +68,12 @@ function isCanary(a: TypedArray, i: number): boolean {
  * of exact reference values, or values as the kernel would store them).
  * `decode` turns a stored element into a number (bf16 bits → float).
  */
-export function compareOutput(
-  name: string,
-  got: TypedArray,
-  expected: ArrayLike<number>,
-  rule: CompareRule,
-  decode: (a: TypedArray, i: number) => number = (a, i) => a[i] as number,
-  include?: (i: number) => boolean,
-): OutputComparison {
-  const n = expected.length;
-  const res: OutputComparison = {
+/** A comparison with no figures yet: passing, nothing violated (compareOutput fills it in). */
+export function blankComparison(name: string, elements: number, rule: CompareRule): OutputComparison {
+  return {
     name,
     kind: rule.kind,
-    elements: n,
+    elements,
     pass: true,
     failure: '',
     cosine: null,
@@ -93,6 +86,18 @@ export function compareOutput(
     unwritten: 0,
     rule,
   };
+}
+
+export function compareOutput(
+  name: string,
+  got: TypedArray,
+  expected: ArrayLike<number>,
+  rule: CompareRule,
+  decode: (a: TypedArray, i: number) => number = (a, i) => a[i] as number,
+  include?: (i: number) => boolean,
+): OutputComparison {
+  const n = expected.length;
+  const res = blankComparison(name, n, rule);
   if (got.length !== n) {
     res.pass = false;
     res.failure = `length ${got.length} != expected ${n}`;
