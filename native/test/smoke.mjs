@@ -34,7 +34,7 @@ async function test(name, fn) {
 
 try {
   await test('surface', () => {
-    assert.equal(addon.abiVersion, 1);
+    assert.equal(addon.abiVersion, 2);
     assert.ok(addon.hardwareConcurrency() >= 1);
     for (const f of ['loadModule', 'run', 'time', 'hardwareConcurrency']) assert.equal(typeof addon[f], 'function');
   });
