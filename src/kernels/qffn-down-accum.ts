@@ -26,6 +26,7 @@ import {
   scalarEntry,
   stackedRows,
   stackedWeights,
+  tileOf,
   validateFfn,
   weightEntries,
   type Entry,
@@ -59,7 +60,7 @@ function downSpec(f: FfnFormat): KernelSpec {
     ...ffnIdentity('down-accum', f),
     description:
       `Fused decode expert stage, part 2 (${f}): every top-k expert's down projection, weighted by routing and summed into the output in one dispatch (+ shared expert, + residual); ` +
-      `SIMD-group per ${FF.DN_ROWS} output rows (${rowsPerTg} per threadgroup) over all (slot, chunk) pairs, 16-byte chunks, clamped loads all in flight, h staged pre-scaled in threadgroup memory (${FF.XT} inputs a tile)`,
+      `SIMD-group per ${FF.DN_ROWS} output rows (${rowsPerTg} per threadgroup) over all (slot, chunk) pairs, 16-byte chunks, clamped loads all in flight, h staged pre-scaled in threadgroup memory (${tileOf('down-accum', f)} inputs a tile)`,
     math: `out[r] = Σ_s route_w[s]·Σ_i Wd[ids[s],r,i]·h[s,i] (+ shared_gate·shared[r] if add_shared) (+ residual[r] if add_residual), ${DEQ_NOTE}; an id ≥ n_experts adds nothing`,
     params: ffnParams(f, [
       { name: 'add_shared', flag: 'add-shared', description: '1: add shared_gate·shared (the shared expert output)', min: 0, max: 1 },

@@ -16,7 +16,10 @@ import { num as n } from './common/params.js';
 import type { BufferDecl, Cost, InputSet, KernelCase, KernelSpec, ParamDef, Params, Tensors } from './spec.js';
 
 /** Geometry of shaders/moe_qffn.metal (#define FF_*). */
-export const FF = { SG: 4, GU_ROWS: 2, DN_ROWS: 2, XT: 6144 } as const;
+export const FF = { SG: 4, GU_ROWS: 2, DN_ROWS: 2, XT: 6144, GU4_XT: 2048, DN4_XT: 6144 } as const;
+
+/** Inputs of the staged tile of one fused kernel in one format (the q4 pair has its own, sized for registers). */
+export const tileOf = (kernel: 'gate-up' | 'down-accum', f: FfnFormat): number => (f !== 'q4' ? FF.XT : kernel === 'gate-up' ? FF.GU4_XT : FF.DN4_XT);
 
 export type FfnFormat = 'q4' | 'q8' | 'f32';
 export const bitsOf = (f: FfnFormat): QuantBits | 32 => (f === 'q4' ? 4 : f === 'q8' ? 8 : 32);
@@ -172,7 +175,7 @@ const SHAPES: Shape[] = [
   ['edge: in_dim 2112 (chunks not a multiple of 64 lanes·steps), 13 rows, one slot', 3, 1, 13, 2112, 64, 1, 'all'],
   ['edge: group_size 128, 9 rows, every expert selected', 4, 4, 9, 512, 128, 0, 'one'],
   ['edge: in_dim 32 (fewer chunks than lanes)', 5, 2, 11, 32, 32, 1, 'one'],
-  ['edge: in_dim 6400 > the 6144-input staged tile (two tiles), 5 rows', 3, 2, 5, 6400, 64, 0, 'one'],
+  ['edge: in_dim 6400 > the staged tile (6144 inputs; 2048 at q4), 5 rows', 3, 2, 5, 6400, 64, 0, 'one'],
 ];
 
 function gateUpSpec(f: FfnFormat): KernelSpec {
@@ -181,7 +184,7 @@ function gateUpSpec(f: FfnFormat): KernelSpec {
     ...ffnIdentity('gate-up', f),
     description:
       `Fused decode expert stage, part 1 (${f}): every top-k expert's gate and up projections and the activation in one dispatch; ` +
-      `SIMD-group per ${FF.GU_ROWS} rows of gate and up of one slot (${rowsPerTg} per threadgroup), 16-byte chunks, clamped loads all in flight, x staged pre-scaled in threadgroup memory (${FF.XT} inputs a tile)`,
+      `SIMD-group per ${FF.GU_ROWS} rows of gate and up of one slot (${rowsPerTg} per threadgroup), 16-byte chunks, clamped loads all in flight, x staged pre-scaled in threadgroup memory (${tileOf('gate-up', f)} inputs a tile)`,
     math:
       `h[s,r] = act(Σ_i Wg[ids[s],r,i]·x[i]) · Σ_i Wu[ids[s],r,i]·x[i], ${DEQ_NOTE}; an id ≥ n_experts gives a row of zeros; ` +
       'act=0: SiLU g/(1+e^−g); act=1: GELU-tanh 0.5·g·(1+tanh(√(2/π)(g+0.044715g³)))',

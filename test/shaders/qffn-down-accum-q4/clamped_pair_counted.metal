@@ -25,15 +25,19 @@
 // weights (a uint4: 32 inputs at 4 bits, 16 at 8 bits; a float4: 4 inputs at
 // f32), lane l of a step taking chunks c0 + l + 32j. The inputs (x for
 // gate_up; for down_accum h [top_k, in_dim] seen as one vector, whose chunk p
-// is slot p / chunks-per-row's chunk) are staged in threadgroup memory, FF_XT
-// floats at a time: read with coalesced 16-byte loads, pre-scaled for the
+// is slot p / chunks-per-row's chunk) are staged in threadgroup memory, a
+// tile of XT floats at a time (FF_XT; FF_GU4_XT and FF_DN4_XT for the q4 pair): read with coalesced 16-byte loads, pre-scaled for the
 // int→float trick, stored chunk-transposed with an XOR swizzle (float4 i of
 // chunk c at row i, column c ^ i) so that neither the stores nor the lanes'
 // reads of consecutive chunks meet bank conflicts, and the plain sum of each
 // float4 (for the bias term) beside it. The weights of a tile's first
 // step are loaded before the staging, so they are in flight under it; every
-// step issues all its loads (words, scales, biases of FF_*_NCH chunks of
-// every row) before any arithmetic. Chunks past the end and rows past the
+// step issues all its loads (words, scales, biases of NCH chunks of every
+// row) before any arithmetic. The q4 pair's tiles are sized for registers
+// (sm_90, ptxas): gate_up's 2048-float tile leaves 4 staging float4s a thread
+// live under the weight loads instead of 12 (162 registers instead of 245, 3
+// threadgroups an SM instead of 2), and down_accum's 6 chunks a lane cover
+// top-8 × 768 inputs in one step, every load of the SIMD-group in flight at once. Chunks past the end and rows past the
 // last are clamped to the last ones, never guarded by a branch, and their
 // results dropped by a select. The group size must be a multiple of the
 // inputs per chunk (32 at 4 bits, 16 at 8), so a chunk never straddles two
@@ -44,16 +48,18 @@ using namespace metal;
 
 #define FF_SG      4     // SIMD-groups per threadgroup
 #define FF_GU_ROWS 2     // rows (of gate and of up) per SIMD-group, gate_up
-#define FF_GU_NCH  2     // chunks per lane per step, gate_up
 #define FF_DN_ROWS 2     // output rows per SIMD-group, down_accum
-#define FF_DN_NCH  3     // chunks per lane per step, down_accum
-#define FF_XT      6144  // floats of the staged input tile (24 KiB; chunks per tile a multiple of 8)
-#define FF_XL      (FF_XT / 4 / (FF_SG * 32))  // float4s of a tile per thread (the spec's threadgroup)
+#define FF_XT      6144  // floats of the staged input tile (24 KiB; chunks per tile a multiple of 8), q8 and f32
+#define FF_GU4_XT  2048  // q4 gate_up's x tile (8 KiB: all of x for in_dim ≤ 2048, few registers staging it)
+#define FF_GU4_NCH 2     // chunks per lane per step, q4 gate_up
+#define FF_DN4_XT  6144  // q4 down_accum's h tile (top-8 × 768 in one tile)
+#define FF_DN4_NCH 6     // chunks per lane per step, q4 down_accum (top-8 × 768: one step, every load in flight at once)
+#define FF_XL(XT)  ((XT) / 4 / (FF_SG * 32))  // float4s of a tile per thread (the spec's threadgroup)
 
 // Inputs per 16-byte chunk, float4s per chunk, chunks per tile.
 #define FF_IPC(BITS) ((BITS) == 4 ? 32u : (BITS) == 8 ? 16u : 4u)
 #define FF_NV(BITS)  (FF_IPC(BITS) / 4u)
-#define FF_TC(BITS)  (FF_XT / FF_IPC(BITS))
+#define FF_TC(BITS, XT)  ((XT) / FF_IPC(BITS))
 
 static inline float ff_hsum(float4 v) { return (v.x + v.y) + (v.z + v.w); }
 
@@ -88,17 +94,18 @@ static inline float ff_dot8(uint w, float4 v, uint magic) {
 }
 
 // Slot of float4 i of chunk c in the staged tile.
-template <uint BITS>
-static inline uint ff_slot(uint c, uint i) { return i * FF_TC(BITS) + (c ^ i); }
+template <uint BITS, uint XT>
+static inline uint ff_slot(uint c, uint i) { return i * FF_TC(BITS, XT) + (c ^ i); }
 
 // Loads this thread's float4s of a tile of nq float4s (clamped: every load issued).
+template <uint XT>
 static inline void ff_xload(thread float4* xr, device const float4* x4, uint nq, uint tid, uint ntg) {
-    for (uint k = 0; k < FF_XL; ++k) xr[k] = x4[min(tid + k * ntg, nq - 1)];
+    for (uint k = 0; k < FF_XL(XT); ++k) xr[k] = x4[min(tid + k * ntg, nq - 1)];
 }
 
 // Float4 q of the tile into threadgroup memory, pre-scaled, and its plain
 // sum (for the bias term) at the same slot of xsum.
-template <uint BITS>
+template <uint BITS, uint XT>
 static inline void ff_xput(threadgroup float4* xs4, threadgroup float* xsum, float4 v, uint q, uint nq) {
     const uint c = q / FF_NV(BITS);
     const uint i = q % FF_NV(BITS);
@@ -110,32 +117,32 @@ static inline void ff_xput(threadgroup float4* xs4, threadgroup float* xsum, flo
         k = float4(1.0f, 0.00390625f, 1.0f, 0.00390625f);
     }
     if (q < nq) {
-        xs4[ff_slot<BITS>(c, i)] = v * k;
-        if (BITS != 32) xsum[ff_slot<BITS>(c, i)] = ff_hsum(v);
+        xs4[ff_slot<BITS, XT>(c, i)] = v * k;
+        if (BITS != 32) xsum[ff_slot<BITS, XT>(c, i)] = ff_hsum(v);
     }
 }
 
 // Stores the loaded tile (and, for a threadgroup smaller than the spec's,
 // loads and stores the rest), between the barriers that guard it.
-template <uint BITS>
+template <uint BITS, uint XT>
 static inline void ff_xstore(threadgroup float4* xs4, threadgroup float* xsum, thread const float4* xr,
                              device const float4* x4, uint nq, uint tid, uint ntg) {
     threadgroup_barrier(mem_flags::mem_threadgroup);  // the previous tile is consumed
-    for (uint k = 0; k < FF_XL; ++k) ff_xput<BITS>(xs4, xsum, xr[k], tid + k * ntg, nq);
-    for (uint q0 = FF_XL * ntg; q0 < FF_XT / 4; q0 += ntg) ff_xput<BITS>(xs4, xsum, x4[min(q0 + tid, nq - 1)], q0 + tid, nq);
+    for (uint k = 0; k < FF_XL(XT); ++k) ff_xput<BITS, XT>(xs4, xsum, xr[k], tid + k * ntg, nq);
+    for (uint q0 = FF_XL(XT) * ntg; q0 < XT / 4; q0 += ntg) ff_xput<BITS, XT>(xs4, xsum, x4[min(q0 + tid, nq - 1)], q0 + tid, nq);
     threadgroup_barrier(mem_flags::mem_threadgroup);
 }
 
 // Σ_i W[row, i]·x_i over staged chunk cl: wd the chunk's 16 bytes, s and b
 // its group's scale and bias (unused for f32).
-template <uint BITS>
+template <uint BITS, uint XT>
 static inline float ff_chunk(uint4 wd, bfloat s, bfloat b, threadgroup const float4* xs4, threadgroup const float* xsum,
                              uint cl, uint magic) {
     float4 xv[FF_NV(BITS)];
     float xs = 0.0f;
     for (uint i = 0; i < FF_NV(BITS); ++i) {
-        xv[i] = xs4[ff_slot<BITS>(cl, i)];
-        if (BITS != 32) xs += xsum[ff_slot<BITS>(cl, i)];
+        xv[i] = xs4[ff_slot<BITS, XT>(cl, i)];
+        if (BITS != 32) xs += xsum[ff_slot<BITS, XT>(cl, i)];
     }
     if (BITS == 4) {
         const float qx = (ff_dot4(wd.x, xv[0], xv[1], magic) + ff_dot4(wd.y, xv[2], xv[3], magic)) +
@@ -158,7 +165,7 @@ static inline float ff_act(float g, uint act) {
 }
 
 // gate_up for BITS = 4, 8 or 32 (f32: w as uint4 bit patterns, no scales).
-template <uint BITS>
+template <uint BITS, uint XT, uint NCH>
 static inline void ff_gate_up(device const uint* wg, device const bfloat* gs, device const bfloat* gb,
                               device const uint* wu, device const bfloat* us, device const bfloat* ub,
                               device const float* x, device float* h, device const uint* ids,
@@ -186,15 +193,15 @@ static inline void ff_gate_up(device const uint* wg, device const bfloat* gs, de
         au[r] = 0.0f;
         rows[r] = (ulong)e * out_dim + min(first + r, out_dim - 1);
     }
-    uint4 dg[FF_GU_NCH][FF_GU_ROWS], du[FF_GU_NCH][FF_GU_ROWS];
-    bfloat sgv[FF_GU_NCH][FF_GU_ROWS], bgv[FF_GU_NCH][FF_GU_ROWS], suv[FF_GU_NCH][FF_GU_ROWS], buv[FF_GU_NCH][FF_GU_ROWS];
-    for (uint t0 = 0; t0 < cpr; t0 += FF_TC(BITS)) {
-        const uint nct = min(FF_TC(BITS), cpr - t0);  // chunks in this tile
-        float4 xr[FF_XL];
-        ff_xload(xr, x4 + t0 * FF_NV(BITS), nct * FF_NV(BITS), tid, ntg);
-        for (uint c0 = 0; c0 < nct; c0 += 32 * FF_GU_NCH) {
+    uint4 dg[NCH][FF_GU_ROWS], du[NCH][FF_GU_ROWS];
+    bfloat sgv[NCH][FF_GU_ROWS], bgv[NCH][FF_GU_ROWS], suv[NCH][FF_GU_ROWS], buv[NCH][FF_GU_ROWS];
+    for (uint t0 = 0; t0 < cpr; t0 += FF_TC(BITS, XT)) {
+        const uint nct = min(FF_TC(BITS, XT), cpr - t0);  // chunks in this tile
+        float4 xr[FF_XL(XT)];
+        ff_xload<XT>(xr, x4 + t0 * FF_NV(BITS), nct * FF_NV(BITS), tid, ntg);
+        for (uint c0 = 0; c0 < nct; c0 += 32 * NCH) {
             // every load of the step (the first step's before the staging, under it)
-            _Pragma("unroll") for (uint j = 0; j < FF_GU_NCH; ++j) {
+            _Pragma("unroll") for (uint j = 0; j < NCH; ++j) {
                 const uint c = t0 + min(c0 + lane + 32 * j, nct - 1);
                 for (uint r = 0; r < FF_GU_ROWS; ++r) {
                     dg[j][r] = wg4[rows[r] * cpr + c];
@@ -208,14 +215,14 @@ static inline void ff_gate_up(device const uint* wg, device const bfloat* gs, de
                     }
                 }
             }
-            if (c0 == 0) ff_xstore<BITS>(xs4, xsum, xr, x4 + t0 * FF_NV(BITS), nct * FF_NV(BITS), tid, ntg);
+            if (c0 == 0) ff_xstore<BITS, XT>(xs4, xsum, xr, x4 + t0 * FF_NV(BITS), nct * FF_NV(BITS), tid, ntg);
             // the dot products; clamped chunks dropped
-            _Pragma("unroll") for (uint j = 0; j < FF_GU_NCH; ++j) {
+            _Pragma("unroll") for (uint j = 0; j < NCH; ++j) {
                 const uint cl = c0 + lane + 32 * j;
                 const uint cc = min(cl, nct - 1);
                 for (uint r = 0; r < FF_GU_ROWS; ++r) {
-                    const float pg = ff_chunk<BITS>(dg[j][r], sgv[j][r], bgv[j][r], xs4, xsum, cc, magic);
-                    const float pu = ff_chunk<BITS>(du[j][r], suv[j][r], buv[j][r], xs4, xsum, cc, magic);
+                    const float pg = ff_chunk<BITS, XT>(dg[j][r], sgv[j][r], bgv[j][r], xs4, xsum, cc, magic);
+                    const float pu = ff_chunk<BITS, XT>(du[j][r], suv[j][r], buv[j][r], xs4, xsum, cc, magic);
                     ag[r] += cl < nct ? pg : 0.0f;
                     au[r] += cl < nct ? pu : 0.0f;
                 }
@@ -231,7 +238,7 @@ static inline void ff_gate_up(device const uint* wg, device const bfloat* gs, de
 
 // down_accum for BITS = 4, 8 or 32. Pair p of the SIMD-group's rows is chunk
 // p of h seen as one vector [top_k · in_dim]: slot p / cpr, chunk p % cpr.
-template <uint BITS>
+template <uint BITS, uint XT, uint NCH>
 static inline void ff_down_accum(device const uint* w, device const bfloat* scales, device const bfloat* biases,
                                  device const float* h, device float* out, device const uint* ids,
                                  device const float* route_w, device const float* shared,
@@ -251,15 +258,15 @@ static inline void ff_down_accum(device const uint* w, device const bfloat* scal
 
     float acc[FF_DN_ROWS];
     for (uint r = 0; r < FF_DN_ROWS; ++r) acc[r] = 0.0f;
-    uint4 wd[FF_DN_NCH][FF_DN_ROWS];
-    bfloat sv[FF_DN_NCH][FF_DN_ROWS], bv[FF_DN_NCH][FF_DN_ROWS];
-    float rw[FF_DN_NCH];
-    for (uint t0 = 0; t0 < np; t0 += FF_TC(BITS)) {
-        const uint nct = min(FF_TC(BITS), np - t0);
-        float4 xr[FF_XL];
-        ff_xload(xr, h4 + t0 * FF_NV(BITS), nct * FF_NV(BITS), tid, ntg);
-        for (uint c0 = 0; c0 < nct; c0 += 32 * FF_DN_NCH) {
-            _Pragma("unroll") for (uint j = 0; j < FF_DN_NCH; ++j) {
+    uint4 wd[NCH][FF_DN_ROWS];
+    bfloat sv[NCH][FF_DN_ROWS], bv[NCH][FF_DN_ROWS];
+    float rw[NCH];
+    for (uint t0 = 0; t0 < np; t0 += FF_TC(BITS, XT)) {
+        const uint nct = min(FF_TC(BITS, XT), np - t0);
+        float4 xr[FF_XL(XT)];
+        ff_xload<XT>(xr, h4 + t0 * FF_NV(BITS), nct * FF_NV(BITS), tid, ntg);
+        for (uint c0 = 0; c0 < nct; c0 += 32 * NCH) {
+            _Pragma("unroll") for (uint j = 0; j < NCH; ++j) {
                 const uint p = t0 + min(c0 + lane + 32 * j, nct - 1);
                 const uint slot = p / cpr;
                 const uint id = ids[slot];
@@ -278,12 +285,12 @@ static inline void ff_down_accum(device const uint* w, device const bfloat* scal
                     }
                 }
             }
-            if (c0 == 0) ff_xstore<BITS>(xs4, xsum, xr, h4 + t0 * FF_NV(BITS), nct * FF_NV(BITS), tid, ntg);
-            _Pragma("unroll") for (uint j = 0; j < FF_DN_NCH; ++j) {
+            if (c0 == 0) ff_xstore<BITS, XT>(xs4, xsum, xr, h4 + t0 * FF_NV(BITS), nct * FF_NV(BITS), tid, ntg);
+            _Pragma("unroll") for (uint j = 0; j < NCH; ++j) {
                 const uint cl = c0 + lane + 32 * j;
                 const uint cc = min(cl, nct - 1);
                 for (uint r = 0; r < FF_DN_ROWS; ++r) {
-                    const float v = rw[j] * ff_chunk<BITS>(wd[j][r], sv[j][r], bv[j][r], xs4, xsum, cc, magic);
+                    const float v = rw[j] * ff_chunk<BITS, XT>(wd[j][r], sv[j][r], bv[j][r], xs4, xsum, cc, magic);
                     acc[r] += v;
                 }
             }
@@ -329,9 +336,9 @@ kernel void moe_qffn_gate_up_q4(
         uint ntg  [[threads_per_threadgroup]],
         uint sg   [[simdgroup_index_in_threadgroup]],
         uint lane [[thread_index_in_simdgroup]]) {
-    threadgroup float4 xs4[FF_XT / 4];
-    threadgroup float xsum[FF_XT / 4];
-    ff_gate_up<4>(wg, gs, gb, wu, us, ub, x, h, ids, out_dim, in_dim, group_size, n_experts, act, xs4, xsum, tg, tid, ntg, sg, lane);
+    threadgroup float4 xs4[FF_GU4_XT / 4];
+    threadgroup float xsum[FF_GU4_XT / 4];
+    ff_gate_up<4, FF_GU4_XT, FF_GU4_NCH>(wg, gs, gb, wu, us, ub, x, h, ids, out_dim, in_dim, group_size, n_experts, act, xs4, xsum, tg, tid, ntg, sg, lane);
 }
 
 kernel void moe_qffn_gate_up_q8(
@@ -356,7 +363,7 @@ kernel void moe_qffn_gate_up_q8(
         uint lane [[thread_index_in_simdgroup]]) {
     threadgroup float4 xs4[FF_XT / 4];
     threadgroup float xsum[FF_XT / 4];
-    ff_gate_up<8>(wg, gs, gb, wu, us, ub, x, h, ids, out_dim, in_dim, group_size, n_experts, act, xs4, xsum, tg, tid, ntg, sg, lane);
+    ff_gate_up<8, FF_XT, 2>(wg, gs, gb, wu, us, ub, x, h, ids, out_dim, in_dim, group_size, n_experts, act, xs4, xsum, tg, tid, ntg, sg, lane);
 }
 
 // gate_up, f32: buffer(0) gate w [n_experts, out_dim, in_dim], buffer(1) up w,
@@ -381,7 +388,7 @@ kernel void moe_qffn_gate_up_f32(
     threadgroup float4 xs4[FF_XT / 4];
     threadgroup float xsum[FF_XT / 4];
     device const bfloat* none = (device const bfloat*)wg;
-    ff_gate_up<32>((device const uint*)wg, none, none, (device const uint*)wu, none, none, x, h, ids,
+    ff_gate_up<32, FF_XT, 2>((device const uint*)wg, none, none, (device const uint*)wu, none, none, x, h, ids,
                    out_dim, in_dim, 32u, n_experts, act, xs4, xsum, tg, tid, ntg, sg, lane);
 }
 
@@ -418,9 +425,9 @@ kernel void moe_qffn_down_accum_q4(
         uint ntg  [[threads_per_threadgroup]],
         uint sg   [[simdgroup_index_in_threadgroup]],
         uint lane [[thread_index_in_simdgroup]]) {
-    threadgroup float4 xs4[FF_XT / 4];
-    threadgroup float xsum[FF_XT / 4];
-    ff_down_accum<4>(w, scales, biases, h, out, ids, route_w, shared, shared_gate, residual, out_dim, in_dim,
+    threadgroup float4 xs4[FF_DN4_XT / 4];
+    threadgroup float xsum[FF_DN4_XT / 4];
+    ff_down_accum<4, FF_DN4_XT, FF_DN4_NCH>(w, scales, biases, h, out, ids, route_w, shared, shared_gate, residual, out_dim, in_dim,
                      group_size, n_experts, top_k, add_shared, add_residual, xs4, xsum, tg, tid, ntg, sg, lane);
 }
 
@@ -449,7 +456,7 @@ kernel void moe_qffn_down_accum_q8(
         uint lane [[thread_index_in_simdgroup]]) {
     threadgroup float4 xs4[FF_XT / 4];
     threadgroup float xsum[FF_XT / 4];
-    ff_down_accum<8>(w, scales, biases, h, out, ids, route_w, shared, shared_gate, residual, out_dim, in_dim,
+    ff_down_accum<8, FF_XT, 3>(w, scales, biases, h, out, ids, route_w, shared, shared_gate, residual, out_dim, in_dim,
                      group_size, n_experts, top_k, add_shared, add_residual, xs4, xsum, tg, tid, ntg, sg, lane);
 }
 
@@ -479,6 +486,6 @@ kernel void moe_qffn_down_accum_f32(
     threadgroup float4 xs4[FF_XT / 4];
     threadgroup float xsum[FF_XT / 4];
     device const bfloat* none = (device const bfloat*)w;
-    ff_down_accum<32>((device const uint*)w, none, none, h, out, ids, route_w, shared, shared_gate, residual,
+    ff_down_accum<32, FF_XT, 3>((device const uint*)w, none, none, h, out, ids, route_w, shared, shared_gate, residual,
                       out_dim, in_dim, 32u, n_experts, top_k, add_shared, add_residual, xs4, xsum, tg, tid, ntg, sg, lane);
 }
