@@ -14,6 +14,8 @@
 # Needs node on PATH and the built CLI (dist/); run from the repository root:
 #   bash bench/qffn-variants.sh [shader.metal ...]
 # MOE_BACKEND overrides the backend (cpu makes it a quick local smoke test).
+# A variant whose launch geometry differs from the spec's names it in a comment,
+# MOE_QFFN_Q4_GEOMETRY=guSg,guRows,dnSg,dnRows (see src/kernels/qffn-gate-up.ts).
 set -u
 cd "$(dirname "$0")/.."
 backend=${MOE_BACKEND:-cuda}
@@ -44,6 +46,9 @@ peak=""
 rows=()
 for f in "${shaders[@]}"; do
   status=ok
+  # a variant with its own launch geometry says so in a comment: MOE_QFFN_Q4_GEOMETRY=guSg,guRows,dnSg,dnRows
+  geo=$(grep -o 'MOE_QFFN_Q4_GEOMETRY=[0-9,]*' "$f" | head -n 1 | cut -d= -f2)
+  if [ -n "$geo" ]; then export MOE_QFFN_Q4_GEOMETRY="$geo"; else unset MOE_QFFN_Q4_GEOMETRY; fi
   for k in qffn-gate-up-q4 qffn-down-accum-q4; do
     if ! out=$(moe verify --backend "$backend" --kernel "$k" --shader "$f" 2>&1); then
       status="VERIFY FAILED ($k)"

@@ -53,7 +53,8 @@ const timing = (process.env.BENCH_QUANT_FLAGS ?? '').trim();
 
 function bench(args: string[]): Report {
   const r = spawnSync(process.execPath, [join(PACKAGE_ROOT, 'bin', 'run.js'), 'bench', ...args, '--json'], { encoding: 'utf8', maxBuffer: 64 << 20 });
-  if (r.status !== 0) throw new Error(`moe bench ${args.join(' ')} exited ${r.status}:\n${r.stderr}`);
+  // with --json an error is reported on stdout ({"error": ...}), not stderr
+  if (r.status !== 0) throw new Error(`moe bench ${args.join(' ')} exited ${r.status}:\n${r.stderr}${r.stdout}`);
   return JSON.parse(r.stdout) as Report;
 }
 
@@ -101,7 +102,8 @@ const gb = (v: number): string => v.toFixed(v < 10 ? 2 : 0);
 /** The fused pairs, the 2-dispatch read ceiling and the ratios. */
 function fused(flags: string[], copy: number): void {
   const [E, K, H, I, G] = [128, 8, 2048, 768, 64];
-  const shape = ['--top-k', String(K), '--group-size', String(G)];
+  // f32 has no groups: --group-size does not apply to it (and is an error)
+  const shapeOf = (fmt: string): string[] => ['--top-k', String(K), ...(fmt === 'f32' ? [] : ['--group-size', String(G)])];
   const pairs: [fmt: string, bits: number, experts: number][] = [
     ['q4', 4, E],
     ['q8', 8, E],
@@ -110,8 +112,8 @@ function fused(flags: string[], copy: number): void {
   console.log(`\nfused expert stage of one token (Qwen3-30B-A3B: hidden ${H}, intermediate ${I}, top-${K} of ${E}, group ${G}), two dispatches:`);
   const results: Record<string, { us: number; bytes: number }> = {};
   for (const [fmt, bits, experts] of pairs) {
-    const gu = bench([...flags, '--kernel', `qffn-gate-up-${fmt}`, ...shape, '--experts', String(experts), '--out-dim', String(I), '--in-dim', String(H), '--act', '0']).cases[0] as Case;
-    const dn = bench([...flags, '--kernel', `qffn-down-accum-${fmt}`, ...shape, '--experts', String(experts), '--out-dim', String(H), '--in-dim', String(I), '--add-residual', '1']).cases[0] as Case;
+    const gu = bench([...flags, '--kernel', `qffn-gate-up-${fmt}`, ...shapeOf(fmt), '--experts', String(experts), '--out-dim', String(I), '--in-dim', String(H), '--act', '0']).cases[0] as Case;
+    const dn = bench([...flags, '--kernel', `qffn-down-accum-${fmt}`, ...shapeOf(fmt), '--experts', String(experts), '--out-dim', String(H), '--in-dim', String(I), '--add-residual', '1']).cases[0] as Case;
     const guBytes = (2 * K * I * H * bits) / 8;
     const dnBytes = (K * H * I * bits) / 8;
     const us = (gu.medianNs + dn.medianNs) / 1000;

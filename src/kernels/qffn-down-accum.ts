@@ -14,7 +14,8 @@ import { num as n } from './common/params.js';
 import {
   bitsOf,
   DEQ_NOTE,
-  FF,
+  geometryOf,
+  type FfGeometry,
   ffnIdentity,
   ffnParams,
   groupOf,
@@ -54,13 +55,13 @@ function routeWeights(K: number, set: string, rng: Rng): Float32Array {
 }
 
 function downSpec(f: FfnFormat): KernelSpec {
-  const rowsPerTg = FF.SG * FF.DN_ROWS;
+  const geo = (): FfGeometry => geometryOf('down-accum', f);
   const vec = (name: string, length: (p: Params) => number, access: 'read' | 'write' = 'read'): Entry => [name, { kind: 'array', mslType: 'float', dtype: 'f32', access, length }];
   return {
     ...ffnIdentity('down-accum', f),
     description:
       `Fused decode expert stage, part 2 (${f}): every top-k expert's down projection, weighted by routing and summed into the output in one dispatch (+ shared expert, + residual); ` +
-      `SIMD-group per ${FF.DN_ROWS} output rows (${rowsPerTg} per threadgroup) over all (slot, chunk) pairs, 16-byte chunks, clamped loads all in flight, h staged pre-scaled in threadgroup memory (${tileOf('down-accum', f)} inputs a tile)`,
+      `SIMD-group per ${geo().rows} output rows (${geo().sg * geo().rows} per threadgroup) over all (slot, chunk) pairs, 16-byte chunks, clamped loads all in flight, h staged pre-scaled in threadgroup memory (${tileOf('down-accum', f)} inputs a tile)`,
     math: `out[r] = Σ_s route_w[s]·Σ_i Wd[ids[s],r,i]·h[s,i] (+ shared_gate·shared[r] if add_shared) (+ residual[r] if add_residual), ${DEQ_NOTE}; an id ≥ n_experts adds nothing`,
     params: ffnParams(f, [
       { name: 'add_shared', flag: 'add-shared', description: '1: add shared_gate·shared (the shared expert output)', min: 0, max: 1 },
@@ -105,7 +106,7 @@ function downSpec(f: FfnFormat): KernelSpec {
       };
     },
     launch(p) {
-      return { mode: 'threadgroups', grid: [Math.ceil(n(p, 'out_dim') / rowsPerTg), 1, 1], threadgroup: [FF.SG * 32, 1, 1], threadgroupMemory: [] };
+      return { mode: 'threadgroups', grid: [Math.ceil(n(p, 'out_dim') / (geo().sg * geo().rows)), 1, 1], threadgroup: [geo().sg * 32, 1, 1], threadgroupMemory: [] };
     },
     reference(p, t) {
       const m: ExpertWeights =

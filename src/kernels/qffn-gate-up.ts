@@ -18,6 +18,33 @@ import type { BufferDecl, Cost, InputSet, KernelCase, KernelSpec, ParamDef, Para
 /** Geometry of shaders/moe_qffn.metal (#define FF_*). */
 export const FF = { SG: 4, GU_ROWS: 2, DN_ROWS: 2, XT: 6144, GU4_XT: 2048, DN4_XT: 6144 } as const;
 
+/** SIMD-groups per threadgroup and rows (gate_up: row pairs) per SIMD-group of one fused kernel. */
+export interface FfGeometry {
+  sg: number;
+  rows: number;
+}
+
+/**
+ * The q4 pair's geometry (#define Q4_GU_SG, Q4_GU_R, Q4_DN_SG, Q4_DN_R). For
+ * bench/qffn-variants.sh only, MOE_QFFN_Q4_GEOMETRY="guSg,guRows,dnSg,dnRows"
+ * launches a candidate shader with its own geometry; a launch that does not
+ * match its shader leaves rows unwritten, which verify reports.
+ */
+function q4Geometry(): { gu: FfGeometry; dn: FfGeometry } {
+  const env = process.env.MOE_QFFN_Q4_GEOMETRY;
+  const v = env ? env.split(',').map(Number) : [];
+  if (env && (v.length !== 4 || !v.every((x) => Number.isInteger(x) && x >= 1 && x <= 32)))
+    throw new Error(`MOE_QFFN_Q4_GEOMETRY = ${JSON.stringify(env)}: expected four integers 1..32 (gate_up SIMD-groups, row pairs; down SIMD-groups, rows)`);
+  const [a, b, c, d] = env ? v : [FF.SG, FF.GU_ROWS, FF.SG, FF.DN_ROWS];
+  return { gu: { sg: a!, rows: b! }, dn: { sg: c!, rows: d! } };
+}
+
+/** Launch geometry of one fused kernel in one format. */
+export function geometryOf(kernel: 'gate-up' | 'down-accum', f: FfnFormat): FfGeometry {
+  if (f === 'q4') return kernel === 'gate-up' ? q4Geometry().gu : q4Geometry().dn;
+  return { sg: FF.SG, rows: kernel === 'gate-up' ? FF.GU_ROWS : FF.DN_ROWS };
+}
+
 /** Inputs of the staged tile of one fused kernel in one format (the q4 pair has its own, sized for registers). */
 export const tileOf = (kernel: 'gate-up' | 'down-accum', f: FfnFormat): number => (f !== 'q4' ? FF.XT : kernel === 'gate-up' ? FF.GU4_XT : FF.DN4_XT);
 
@@ -179,12 +206,12 @@ const SHAPES: Shape[] = [
 ];
 
 function gateUpSpec(f: FfnFormat): KernelSpec {
-  const rowsPerTg = FF.SG * FF.GU_ROWS;
+  const geo = (): FfGeometry => geometryOf('gate-up', f);
   return {
     ...ffnIdentity('gate-up', f),
     description:
       `Fused decode expert stage, part 1 (${f}): every top-k expert's gate and up projections and the activation in one dispatch; ` +
-      `SIMD-group per ${FF.GU_ROWS} rows of gate and up of one slot (${rowsPerTg} per threadgroup), 16-byte chunks, clamped loads all in flight, x staged pre-scaled in threadgroup memory (${tileOf('gate-up', f)} inputs a tile)`,
+      `SIMD-group per ${geo().rows} rows of gate and up of one slot (${geo().sg * geo().rows} per threadgroup), 16-byte chunks, clamped loads all in flight, x staged pre-scaled in threadgroup memory (${tileOf('gate-up', f)} inputs a tile)`,
     math:
       `h[s,r] = act(Σ_i Wg[ids[s],r,i]·x[i]) · Σ_i Wu[ids[s],r,i]·x[i], ${DEQ_NOTE}; an id ≥ n_experts gives a row of zeros; ` +
       'act=0: SiLU g/(1+e^−g); act=1: GELU-tanh 0.5·g·(1+tanh(√(2/π)(g+0.044715g³)))',
@@ -214,7 +241,7 @@ function gateUpSpec(f: FfnFormat): KernelSpec {
       return { ...prefixed(g.tensors, 'gate_'), ...prefixed(u.tensors, 'up_'), x: genX(n(p, 'in_dim'), set, rng), ids };
     },
     launch(p) {
-      return { mode: 'threadgroups', grid: [Math.ceil(n(p, 'out_dim') / rowsPerTg), n(p, 'top_k'), 1], threadgroup: [FF.SG * 32, 1, 1], threadgroupMemory: [] };
+      return { mode: 'threadgroups', grid: [Math.ceil(n(p, 'out_dim') / (geo().sg * geo().rows)), n(p, 'top_k'), 1], threadgroup: [geo().sg * 32, 1, 1], threadgroupMemory: [] };
     },
     reference(p, t) {
       const m = (prefix: string): ExpertWeights =>
