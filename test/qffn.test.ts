@@ -151,3 +151,15 @@ test('a planted bug in the fused down kernel, given through --shader, fails the 
   assert.equal(r.code, 1, r.stdout + r.stderr);
   assert.match(r.stdout, /first divergence: stage 'expert down·combine'/);
 });
+
+test('a q4 candidate shader is launched with the geometry it names (MOE_QFFN_Q4_GEOMETRY); a mismatch leaves rows unwritten and FAILs; a bad value is a usage error', () => {
+  const candidate = 'bench/shaders/qffn-variants/q1.metal'; // gate_up 4 SIMD-groups x 1 row pair, down 4 x 1 rows
+  const args = ['verify', '--backend', 'cpu', '--kernel', 'qffn-gate-up-q4', '--shader', candidate];
+  const ok = moe(args, { MOE_QFFN_Q4_GEOMETRY: '4,1,4,1' });
+  assert.equal(ok.code, 0, ok.stdout + ok.stderr);
+  const wrong = moe(args); // the shipped geometry (8 SIMD-groups x 3 row pairs) launches too few threadgroups for it
+  assert.equal(wrong.code, 1, wrong.stdout + wrong.stderr);
+  const bad = moe(args, { MOE_QFFN_Q4_GEOMETRY: '4,1' });
+  assert.equal(bad.code, 2, bad.stdout + bad.stderr);
+  assert.match(bad.stderr, /MOE_QFFN_Q4_GEOMETRY = "4,1": expected four integers/);
+});

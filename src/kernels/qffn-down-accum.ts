@@ -56,12 +56,13 @@ function routeWeights(K: number, set: string, rng: Rng): Float32Array {
 
 function downSpec(f: FfnFormat): KernelSpec {
   const geo = (): FfGeometry => geometryOf('down-accum', f);
+  const shipped = geometryOf('down-accum', f, true);
   const vec = (name: string, length: (p: Params) => number, access: 'read' | 'write' = 'read'): Entry => [name, { kind: 'array', mslType: 'float', dtype: 'f32', access, length }];
   return {
     ...ffnIdentity('down-accum', f),
     description:
       `Fused decode expert stage, part 2 (${f}): every top-k expert's down projection, weighted by routing and summed into the output in one dispatch (+ shared expert, + residual); ` +
-      `SIMD-group per ${geo().rows} output rows (${geo().sg * geo().rows} per threadgroup) over all (slot, chunk) pairs, 16-byte chunks, clamped loads all in flight, h staged pre-scaled in threadgroup memory (${tileOf('down-accum', f)} inputs a tile)`,
+      `SIMD-group per ${shipped.rows} output rows (${shipped.sg * shipped.rows} per threadgroup) over all (slot, chunk) pairs, 16-byte chunks, clamped loads all in flight, h staged pre-scaled in threadgroup memory (${tileOf('down-accum', f)} inputs a tile)`,
     math: `out[r] = Σ_s route_w[s]·Σ_i Wd[ids[s],r,i]·h[s,i] (+ shared_gate·shared[r] if add_shared) (+ residual[r] if add_residual), ${DEQ_NOTE}; an id ≥ n_experts adds nothing`,
     params: ffnParams(f, [
       { name: 'add_shared', flag: 'add-shared', description: '1: add shared_gate·shared (the shared expert output)', min: 0, max: 1 },

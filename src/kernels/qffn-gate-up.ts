@@ -6,6 +6,7 @@
  * Also the pieces the down_accum spec (qffn-down-accum.ts) shares: the launch
  * geometry, the formats, stacked expert weights and the buffer builder.
  */
+import { UsageError } from '../errors.js';
 import type { QuantBits } from '../quant/affine.js';
 import { ACTIVATIONS } from '../reference/quant.js';
 import { ffnGateUpRef, type ExpertWeights } from '../reference/qffn.js';
@@ -15,8 +16,8 @@ import { copyRows, emptyQuant, fillRandomPacked, genF32Weights, genQuantWeights,
 import { num as n } from './common/params.js';
 import type { BufferDecl, Cost, InputSet, KernelCase, KernelSpec, ParamDef, Params, Tensors } from './spec.js';
 
-/** Geometry of shaders/moe_qffn.metal (#define FF_*). */
-export const FF = { SG: 4, GU_ROWS: 2, DN_ROWS: 2, XT: 6144, GU4_XT: 2048, DN4_XT: 6144 } as const;
+/** Geometry of shaders/moe_qffn.metal (#define FF_*, Q4_GU_*). */
+export const FF = { SG: 4, GU_ROWS: 2, DN_ROWS: 2, XT: 6144, GU4_SG: 8, GU4_U: 3, GU4_XT: 2048, DN4_XT: 6144 } as const;
 
 /** SIMD-groups per threadgroup and rows (gate_up: row pairs) per SIMD-group of one fused kernel. */
 export interface FfGeometry {
@@ -25,7 +26,7 @@ export interface FfGeometry {
 }
 
 /**
- * The q4 pair's geometry (#define Q4_GU_SG, Q4_GU_R, Q4_DN_SG, Q4_DN_R). For
+ * The q4 pair's geometry (#define Q4_GU_SG and Q4_GU_U; down_accum shares FF_SG and FF_DN_ROWS). For
  * bench/qffn-variants.sh only, MOE_QFFN_Q4_GEOMETRY="guSg,guRows,dnSg,dnRows"
  * launches a candidate shader with its own geometry; a launch that does not
  * match its shader leaves rows unwritten, which verify reports.
@@ -34,13 +35,14 @@ function q4Geometry(): { gu: FfGeometry; dn: FfGeometry } {
   const env = process.env.MOE_QFFN_Q4_GEOMETRY;
   const v = env ? env.split(',').map(Number) : [];
   if (env && (v.length !== 4 || !v.every((x) => Number.isInteger(x) && x >= 1 && x <= 32)))
-    throw new Error(`MOE_QFFN_Q4_GEOMETRY = ${JSON.stringify(env)}: expected four integers 1..32 (gate_up SIMD-groups, row pairs; down SIMD-groups, rows)`);
-  const [a, b, c, d] = env ? v : [FF.SG, FF.GU_ROWS, FF.SG, FF.DN_ROWS];
+    throw new UsageError(`MOE_QFFN_Q4_GEOMETRY = ${JSON.stringify(env)}: expected four integers 1..32 (gate_up SIMD-groups, row pairs; down SIMD-groups, rows)`);
+  const [a, b, c, d] = env ? v : [FF.GU4_SG, FF.GU4_U, FF.SG, FF.DN_ROWS];
   return { gu: { sg: a!, rows: b! }, dn: { sg: c!, rows: d! } };
 }
 
-/** Launch geometry of one fused kernel in one format. */
-export function geometryOf(kernel: 'gate-up' | 'down-accum', f: FfnFormat): FfGeometry {
+/** Launch geometry of one fused kernel in one format (`shipped`: that of shaders/moe_qffn.metal, whatever the environment says). */
+export function geometryOf(kernel: 'gate-up' | 'down-accum', f: FfnFormat, shipped = false): FfGeometry {
+  if (f === 'q4' && shipped) return kernel === 'gate-up' ? { sg: FF.GU4_SG, rows: FF.GU4_U } : { sg: FF.SG, rows: FF.DN_ROWS };
   if (f === 'q4') return kernel === 'gate-up' ? q4Geometry().gu : q4Geometry().dn;
   return { sg: FF.SG, rows: kernel === 'gate-up' ? FF.GU_ROWS : FF.DN_ROWS };
 }
@@ -207,11 +209,13 @@ const SHAPES: Shape[] = [
 
 function gateUpSpec(f: FfnFormat): KernelSpec {
   const geo = (): FfGeometry => geometryOf('gate-up', f);
+  const shipped = geometryOf('gate-up', f, true);
   return {
     ...ffnIdentity('gate-up', f),
     description:
       `Fused decode expert stage, part 1 (${f}): every top-k expert's gate and up projections and the activation in one dispatch; ` +
-      `SIMD-group per ${geo().rows} rows of gate and up of one slot (${geo().sg * geo().rows} per threadgroup), 16-byte chunks, clamped loads all in flight, x staged pre-scaled in threadgroup memory (${tileOf('gate-up', f)} inputs a tile)`,
+      `SIMD-group per ${shipped.rows} rows of gate and up of one slot (${shipped.sg * shipped.rows} per threadgroup), 16-byte chunks, clamped loads, x staged pre-scaled in threadgroup memory (${tileOf('gate-up', f)} inputs a tile)` +
+      (f === 'q4' ? ', one row pair after the other with the next one\'s loads in flight' : ', every load of a step in flight at once'),
     math:
       `h[s,r] = act(Σ_i Wg[ids[s],r,i]·x[i]) · Σ_i Wu[ids[s],r,i]·x[i], ${DEQ_NOTE}; an id ≥ n_experts gives a row of zeros; ` +
       'act=0: SiLU g/(1+e^−g); act=1: GELU-tanh 0.5·g·(1+tanh(√(2/π)(g+0.044715g³)))',

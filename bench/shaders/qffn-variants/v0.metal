@@ -1,4 +1,5 @@
 // VARIANT v0: shaders/moe_qffn.metal as it was before the q4 pair got its own tiles (gate_up q4 245
+// (launch geometry of the shader before the pipelined gate_up: MOE_QFFN_Q4_GEOMETRY=4,2,4,2)
 // registers, down_accum q4 160 on sm_90), the reference that bench/qffn-variants.sh times beside the others.
 // moe_qffn.metal — the expert stage of one decode token in two dispatches.
 //

@@ -1,4 +1,5 @@
 // VARIANT v1 of shaders/moe_qffn.metal (timed by bench/qffn-variants.sh): the same
+// (launch geometry of the shader before the pipelined gate_up: MOE_QFFN_Q4_GEOMETRY=4,2,4,2)
 // kernels and launch geometry; only the q4 pair's tiling changes. gate_up q4
 // stages x in a 2048-float tile (4 float4 staging registers a thread instead of
 // 12, which with the 6144-float tile sat live under the weight loads), so ptxas

@@ -1,4 +1,5 @@
 // VARIANT v2 of shaders/moe_qffn.metal (timed by bench/qffn-variants.sh): v1, and
+// (launch geometry of the shader before the pipelined gate_up: MOE_QFFN_Q4_GEOMETRY=4,2,4,2)
 // at 4 bits the bias term's sum of a chunk's 32 inputs is formed once while
 // staging (the chunk's 8 float4s sit in 8 consecutive lanes: 3 shuffles) and
 // stored as one float, so each chunk's dot product reads 1 sum instead of 8

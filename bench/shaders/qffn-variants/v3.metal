@@ -1,4 +1,5 @@
 // VARIANT v3 of shaders/moe_qffn.metal (timed by bench/qffn-variants.sh): v2 with
+// (launch geometry of the shader before the pipelined gate_up: MOE_QFFN_Q4_GEOMETRY=4,2,4,2)
 // 1 chunk a lane a step in gate_up q4 (two dependent steps at in_dim 2048, 124
 // registers: 4 threadgroups an SM) and 3 in down_accum q4 (two steps):
 // fewer registers and more threadgroups against loads in flight per SIMD-group.

@@ -13,9 +13,12 @@
 // for it and down_accum adds nothing for it; no such id is ever read from.
 //
 // Geometry (mirrored by src/kernels/qffn-*.ts): threadgroups of FF_SG
-// SIMD-groups of 32 lanes.
+// SIMD-groups of 32 lanes (Q4_GU_SG for the q4 gate_up).
 //   gate_up:    grid (ceil(out_dim / (FF_SG·FF_GU_ROWS)), top_k); a SIMD-group
-//               owns FF_GU_ROWS rows of one slot, gate and up together.
+//               owns FF_GU_ROWS rows of one slot, gate and up together; q4:
+//               grid (ceil(out_dim / (Q4_GU_SG·Q4_GU_U)), top_k), Q4_GU_U rows
+//               a SIMD-group, taken one after the other with the next one's
+//               loads in flight (q4_gate_up).
 //   down_accum: grid ceil(out_dim / (FF_SG·FF_DN_ROWS)); a SIMD-group owns
 //               FF_DN_ROWS output rows and loops over every (slot, chunk)
 //               pair of them, so the sum over the slots happens in its
@@ -26,7 +29,7 @@
 // f32), lane l of a step taking chunks c0 + l + 32j. The inputs (x for
 // gate_up; for down_accum h [top_k, in_dim] seen as one vector, whose chunk p
 // is slot p / chunks-per-row's chunk) are staged in threadgroup memory, a
-// tile of XT floats at a time (FF_XT; FF_GU4_XT and FF_DN4_XT for the q4 pair): read with coalesced 16-byte loads, pre-scaled for the
+// tile of XT floats at a time (FF_XT; Q4_GU_XT and FF_DN4_XT for the q4 pair): read with coalesced 16-byte loads, pre-scaled for the
 // int→float trick, stored chunk-transposed with an XOR swizzle (float4 i of
 // chunk c at row i, column c ^ i) so that neither the stores nor the lanes'
 // reads of consecutive chunks meet bank conflicts, and the plain sum of each
@@ -34,9 +37,8 @@
 // step are loaded before the staging, so they are in flight under it; every
 // step issues all its loads (words, scales, biases of NCH chunks of every
 // row) before any arithmetic. The q4 pair's tiles are sized for registers
-// (sm_90, ptxas): gate_up's 2048-float tile leaves 4 staging float4s a thread
-// live under the weight loads instead of 12 (162 registers instead of 245, 3
-// threadgroups an SM instead of 2), and down_accum's 6 chunks a lane cover
+// (sm_90, ptxas): gate_up's 2048-float tile leaves few staging float4s a thread
+// live under the weight loads (128 registers with its two unit buffers), and down_accum's 6 chunks a lane cover
 // top-8 × 768 inputs in one step, every load of the SIMD-group in flight at once. Chunks past the end and rows past the
 // last are clamped to the last ones, never guarded by a branch, and their
 // results dropped by a select. The group size must be a multiple of the
@@ -50,11 +52,12 @@ using namespace metal;
 #define FF_GU_ROWS 2     // rows (of gate and of up) per SIMD-group, gate_up
 #define FF_DN_ROWS 2     // output rows per SIMD-group, down_accum
 #define FF_XT      6144  // floats of the staged input tile (24 KiB; chunks per tile a multiple of 8), q8 and f32
-#define FF_GU4_XT  2048  // q4 gate_up's x tile (8 KiB: all of x for in_dim ≤ 2048, few registers staging it)
-#define FF_GU4_NCH 2     // chunks per lane per step, q4 gate_up
+#define Q4_GU_SG   8     // q4 gate_up: SIMD-groups per threadgroup,
+#define Q4_GU_U    3     //   row pairs per SIMD-group (units, pipelined),
+#define Q4_GU_XT   2048  //   floats of its staged x tile (8 KiB: all of x for in_dim ≤ 2048)
 #define FF_DN4_XT  6144  // q4 down_accum's h tile (top-8 × 768 in one tile)
 #define FF_DN4_NCH 6     // chunks per lane per step, q4 down_accum (top-8 × 768: one step, every load in flight at once)
-#define FF_XL(XT)  ((XT) / 4 / (FF_SG * 32))  // float4s of a tile per thread (the spec's threadgroup)
+#define FF_XL(XT, NT) ((XT) / 4 / (NT))  // float4s of a tile per thread of a threadgroup of NT threads (the spec's)
 
 // Inputs per 16-byte chunk, float4s per chunk, chunks per tile.
 #define FF_IPC(BITS) ((BITS) == 4 ? 32u : (BITS) == 8 ? 16u : 4u)
@@ -98,9 +101,9 @@ template <uint BITS, uint XT>
 static inline uint ff_slot(uint c, uint i) { return i * FF_TC(BITS, XT) + (c ^ i); }
 
 // Loads this thread's float4s of a tile of nq float4s (clamped: every load issued).
-template <uint XT>
+template <uint XT, uint NT>
 static inline void ff_xload(thread float4* xr, device const float4* x4, uint nq, uint tid, uint ntg) {
-    for (uint k = 0; k < FF_XL(XT); ++k) xr[k] = x4[min(tid + k * ntg, nq - 1)];
+    for (uint k = 0; k < FF_XL(XT, NT); ++k) xr[k] = x4[min(tid + k * ntg, nq - 1)];
 }
 
 // Float4 q of the tile into threadgroup memory, pre-scaled, and its plain
@@ -124,12 +127,12 @@ static inline void ff_xput(threadgroup float4* xs4, threadgroup float* xsum, flo
 
 // Stores the loaded tile (and, for a threadgroup smaller than the spec's,
 // loads and stores the rest), between the barriers that guard it.
-template <uint BITS, uint XT>
+template <uint BITS, uint XT, uint NT>
 static inline void ff_xstore(threadgroup float4* xs4, threadgroup float* xsum, thread const float4* xr,
                              device const float4* x4, uint nq, uint tid, uint ntg) {
     threadgroup_barrier(mem_flags::mem_threadgroup);  // the previous tile is consumed
-    for (uint k = 0; k < FF_XL(XT); ++k) ff_xput<BITS, XT>(xs4, xsum, xr[k], tid + k * ntg, nq);
-    for (uint q0 = FF_XL(XT) * ntg; q0 < XT / 4; q0 += ntg) ff_xput<BITS, XT>(xs4, xsum, x4[min(q0 + tid, nq - 1)], q0 + tid, nq);
+    for (uint k = 0; k < FF_XL(XT, NT); ++k) ff_xput<BITS, XT>(xs4, xsum, xr[k], tid + k * ntg, nq);
+    for (uint q0 = FF_XL(XT, NT) * ntg; q0 < XT / 4; q0 += ntg) ff_xput<BITS, XT>(xs4, xsum, x4[min(q0 + tid, nq - 1)], q0 + tid, nq);
     threadgroup_barrier(mem_flags::mem_threadgroup);
 }
 
@@ -197,8 +200,8 @@ static inline void ff_gate_up(device const uint* wg, device const bfloat* gs, de
     bfloat sgv[NCH][FF_GU_ROWS], bgv[NCH][FF_GU_ROWS], suv[NCH][FF_GU_ROWS], buv[NCH][FF_GU_ROWS];
     for (uint t0 = 0; t0 < cpr; t0 += FF_TC(BITS, XT)) {
         const uint nct = min(FF_TC(BITS, XT), cpr - t0);  // chunks in this tile
-        float4 xr[FF_XL(XT)];
-        ff_xload<XT>(xr, x4 + t0 * FF_NV(BITS), nct * FF_NV(BITS), tid, ntg);
+        float4 xr[FF_XL(XT, FF_SG * 32)];
+        ff_xload<XT, FF_SG * 32>(xr, x4 + t0 * FF_NV(BITS), nct * FF_NV(BITS), tid, ntg);
         for (uint c0 = 0; c0 < nct; c0 += 32 * NCH) {
             // every load of the step (the first step's before the staging, under it)
             _Pragma("unroll") for (uint j = 0; j < NCH; ++j) {
@@ -215,7 +218,7 @@ static inline void ff_gate_up(device const uint* wg, device const bfloat* gs, de
                     }
                 }
             }
-            if (c0 == 0) ff_xstore<BITS, XT>(xs4, xsum, xr, x4 + t0 * FF_NV(BITS), nct * FF_NV(BITS), tid, ntg);
+            if (c0 == 0) ff_xstore<BITS, XT, FF_SG * 32>(xs4, xsum, xr, x4 + t0 * FF_NV(BITS), nct * FF_NV(BITS), tid, ntg);
             // the dot products; clamped chunks dropped
             _Pragma("unroll") for (uint j = 0; j < NCH; ++j) {
                 const uint cl = c0 + lane + 32 * j;
@@ -263,8 +266,8 @@ static inline void ff_down_accum(device const uint* w, device const bfloat* scal
     float rw[NCH];
     for (uint t0 = 0; t0 < np; t0 += FF_TC(BITS, XT)) {
         const uint nct = min(FF_TC(BITS, XT), np - t0);
-        float4 xr[FF_XL(XT)];
-        ff_xload<XT>(xr, h4 + t0 * FF_NV(BITS), nct * FF_NV(BITS), tid, ntg);
+        float4 xr[FF_XL(XT, FF_SG * 32)];
+        ff_xload<XT, FF_SG * 32>(xr, h4 + t0 * FF_NV(BITS), nct * FF_NV(BITS), tid, ntg);
         for (uint c0 = 0; c0 < nct; c0 += 32 * NCH) {
             _Pragma("unroll") for (uint j = 0; j < NCH; ++j) {
                 const uint p = t0 + min(c0 + lane + 32 * j, nct - 1);
@@ -285,7 +288,7 @@ static inline void ff_down_accum(device const uint* w, device const bfloat* scal
                     }
                 }
             }
-            if (c0 == 0) ff_xstore<BITS, XT>(xs4, xsum, xr, h4 + t0 * FF_NV(BITS), nct * FF_NV(BITS), tid, ntg);
+            if (c0 == 0) ff_xstore<BITS, XT, FF_SG * 32>(xs4, xsum, xr, h4 + t0 * FF_NV(BITS), nct * FF_NV(BITS), tid, ntg);
             _Pragma("unroll") for (uint j = 0; j < NCH; ++j) {
                 const uint cl = c0 + lane + 32 * j;
                 const uint cc = min(cl, nct - 1);
@@ -305,6 +308,97 @@ static inline void ff_down_accum(device const uint* w, device const bfloat* scal
             if (add_residual != 0u) o += residual[row];
             out[row] = o;
         }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// gate_up q4, software-pipelined: a SIMD-group owns Q4_GU_U row pairs of one
+// slot and takes them one "unit" at a time, a unit being one row of gate and
+// one of up over the staged x tile (chunks lane and lane + 32). While it
+// computes unit u, the words, scales and biases of unit u + 1 are already in
+// flight (two register buffers), and one staged tile serves Q4_GU_SG · Q4_GU_U
+// row pairs. On the H200 this took the q4 gate_up of Qwen3-30B-A3B's decode
+// from 10.5 µs (8 SIMD-groups' worth of rows all loaded at once, staged per
+// 8 row pairs) to 9.2 µs (bench/qffn-variants.sh).
+
+// One unit's loads in gate_up: chunks lane and lane + 32 of the tile, gate and up.
+struct Q4GuBuf {
+    uint4 g0, g1, u0, u1;
+    bfloat sg0, sg1, bg0, bg1, su0, su1, bu0, bu1;
+};
+
+static inline Q4GuBuf q4_gu_load(device const uint4* wg4, device const bfloat* gs, device const bfloat* gb,
+                                 device const uint4* wu4, device const bfloat* us, device const bfloat* ub,
+                                 uint row, uint cpr, uint gpr, uint cpg, uint c0, uint c1) {
+    Q4GuBuf b;
+    const ulong wr = (ulong)row * cpr;
+    const ulong gr = (ulong)row * gpr;
+    b.g0 = wg4[wr + c0];
+    b.g1 = wg4[wr + c1];
+    b.u0 = wu4[wr + c0];
+    b.u1 = wu4[wr + c1];
+    b.sg0 = gs[gr + c0 / cpg];
+    b.sg1 = gs[gr + c1 / cpg];
+    b.bg0 = gb[gr + c0 / cpg];
+    b.bg1 = gb[gr + c1 / cpg];
+    b.su0 = us[gr + c0 / cpg];
+    b.su1 = us[gr + c1 / cpg];
+    b.bu0 = ub[gr + c0 / cpg];
+    b.bu1 = ub[gr + c1 / cpg];
+    return b;
+}
+
+static inline void q4_gate_up(device const uint* wg, device const bfloat* gs, device const bfloat* gb,
+                              device const uint* wu, device const bfloat* us, device const bfloat* ub,
+                              device const float* x, device float* h, device const uint* ids,
+                              uint out_dim, uint in_dim, uint group_size, uint n_experts, uint act,
+                              threadgroup float4* xs4, threadgroup float* xsum,
+                              uint2 tg, uint tid, uint ntg, uint sg, uint lane) {
+    const uint slot = tg.y;
+    const uint first = (tg.x * Q4_GU_SG + sg) * Q4_GU_U;
+    const uint id = ids[slot];
+    const bool present = id < n_experts;
+    const uint e = min(id, n_experts - 1);
+    const uint cpr = in_dim / 32u;
+    const uint cpg = group_size / 32u;
+    const uint gpr = in_dim / group_size;
+    const uint magic = 0x4B000000u | (in_dim & 0x80000000u);
+    device const uint4* wg4 = (device const uint4*)wg;
+    device const uint4* wu4 = (device const uint4*)wu;
+    device const float4* x4 = (device const float4*)x;
+
+    float ag[Q4_GU_U];
+    float au[Q4_GU_U];
+    _Pragma("unroll") for (uint u = 0; u < Q4_GU_U; ++u) {
+        ag[u] = 0.0f;
+        au[u] = 0.0f;
+    }
+    for (uint t0 = 0; t0 < cpr; t0 += FF_TC(4, Q4_GU_XT)) {
+        const uint nct = min(FF_TC(4, Q4_GU_XT), cpr - t0);
+        const uint l0 = lane, l1 = lane + 32u;
+        const uint c0 = t0 + min(l0, nct - 1), c1 = t0 + min(l1, nct - 1);
+        float4 xr[FF_XL(Q4_GU_XT, Q4_GU_SG * 32)];
+        ff_xload<Q4_GU_XT, Q4_GU_SG * 32>(xr, x4 + t0 * 8u, nct * 8u, tid, ntg);
+        Q4GuBuf cur = q4_gu_load(wg4, gs, gb, wu4, us, ub, e * out_dim + min(first, out_dim - 1), cpr, gpr, cpg, c0, c1);
+        ff_xstore<4, Q4_GU_XT, Q4_GU_SG * 32>(xs4, xsum, xr, x4 + t0 * 8u, nct * 8u, tid, ntg);
+        const uint cc0 = min(l0, nct - 1), cc1 = min(l1, nct - 1);
+        _Pragma("unroll") for (uint u = 0; u < Q4_GU_U; ++u) {
+            Q4GuBuf nxt = cur;
+            if (u + 1 < Q4_GU_U)  // (a constant once unrolled)
+                nxt = q4_gu_load(wg4, gs, gb, wu4, us, ub, e * out_dim + min(first + u + 1, out_dim - 1), cpr, gpr, cpg, c0, c1);
+            const float g0 = ff_chunk<4, Q4_GU_XT>(cur.g0, cur.sg0, cur.bg0, xs4, xsum, cc0, magic);
+            const float g1 = ff_chunk<4, Q4_GU_XT>(cur.g1, cur.sg1, cur.bg1, xs4, xsum, cc1, magic);
+            const float p0 = ff_chunk<4, Q4_GU_XT>(cur.u0, cur.su0, cur.bu0, xs4, xsum, cc0, magic);
+            const float p1 = ff_chunk<4, Q4_GU_XT>(cur.u1, cur.su1, cur.bu1, xs4, xsum, cc1, magic);
+            ag[u] += (l0 < nct ? g0 : 0.0f) + (l1 < nct ? g1 : 0.0f);
+            au[u] += (l0 < nct ? p0 : 0.0f) + (l1 < nct ? p1 : 0.0f);
+            cur = nxt;
+        }
+    }
+    _Pragma("unroll") for (uint u = 0; u < Q4_GU_U; ++u) {
+        const float g = simd_sum(ag[u]);
+        const float v = simd_sum(au[u]);
+        if (lane == 0 && first + u < out_dim) h[(ulong)slot * out_dim + first + u] = present ? ff_act(v, act) * g : 0.0f;
     }
 }
 
@@ -336,9 +430,9 @@ kernel void moe_qffn_gate_up_q4(
         uint ntg  [[threads_per_threadgroup]],
         uint sg   [[simdgroup_index_in_threadgroup]],
         uint lane [[thread_index_in_simdgroup]]) {
-    threadgroup float4 xs4[FF_GU4_XT / 4];
-    threadgroup float xsum[FF_GU4_XT / 4];
-    ff_gate_up<4, FF_GU4_XT, FF_GU4_NCH>(wg, gs, gb, wu, us, ub, x, h, ids, out_dim, in_dim, group_size, n_experts, act, xs4, xsum, tg, tid, ntg, sg, lane);
+    threadgroup float4 xs4[Q4_GU_XT / 4];
+    threadgroup float xsum[Q4_GU_XT / 4];
+    q4_gate_up(wg, gs, gb, wu, us, ub, x, h, ids, out_dim, in_dim, group_size, n_experts, act, xs4, xsum, tg, tid, ntg, sg, lane);
 }
 
 kernel void moe_qffn_gate_up_q8(

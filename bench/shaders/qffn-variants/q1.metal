@@ -1,6 +1,6 @@
-// VARIANT v7 of shaders/moe_qffn.metal (timed by bench/qffn-variants.sh; geometry: MOE_QFFN_Q4_GEOMETRY=4,1,4,2):
-// the q4 pair without a staged tile, x and h read straight from memory, class accumulators
-// (no pre-scaling); gate_up 4 SIMD-groups x 1 row pairs, 2 chunks a lane a step; down 4 x 2 rows, 6 chunks.
+// VARIANT q1 of shaders/moe_qffn.metal (timed by bench/qffn-variants.sh; geometry: MOE_QFFN_Q4_GEOMETRY=4,1,4,1):
+// the q4 pair software-pipelined over units (a row pair / a row over the staged tile), the next unit's loads in flight
+// under the current one's arithmetic; gate_up 4 SIMD-groups x 1 row pairs, down 4 x 1 rows (6144-input tile).
 // moe_qffn.metal — the expert stage of one decode token in two dispatches.
 //
 //   moe_qffn_gate_up_{q4,q8,f32}:     h[s, r] = act(Wg[ids[s]]·x)[r] · (Wu[ids[s]]·x)[r]
@@ -311,65 +311,56 @@ static inline void ff_down_accum(device const uint* w, device const bfloat* scal
 }
 
 #define Q4_GU_SG  4
-#define Q4_GU_R   1
-#define Q4_GU_NCH 2
+#define Q4_GU_U   1
+#define Q4_GU_XT  2048
 #define Q4_DN_SG  4
-#define Q4_DN_R   2
-#define Q4_DN_NCH 6
+#define Q4_DN_U   1
+#define Q4_DN_XT  6144
+#define Q4_DN_NCH (Q4_DN_XT / 32 / 32)
 
 // ---------------------------------------------------------------------------
-// The q4 pair, without a staged tile: x (gate_up) and h (down_accum) are read
-// by each lane straight from device memory (a few KiB, served by the L1 after
-// the first SIMD-group), unscaled. A 4-bit weight q at nibble j of its word
-// (j < 4, or j − 4 of the word shifted down 16) comes out of the mask as
-// q·16^j without a conversion (ff_bits); the products of each scale class j
-// go to their own accumulator, and the four are scaled by 16^−j once per chunk.
-// No threadgroup memory, no barriers: SIMD-groups run independently.
+// The q4 pair, software-pipelined: a SIMD-group owns Q4_GU_U row pairs
+// (gate_up) or Q4_DN_U output rows (down_accum) and takes them one "unit" at a
+// time, a unit being one row (pair) over the staged tile: while it computes
+// unit u, the words, scales and biases of unit u + 1 are already in flight (two
+// register buffers), so the memory system is never idle behind the
+// arithmetic, and one staged tile serves Q4_*_SG · Q4_*_U rows.
 
-// Σ q·x over one word's 8 nibbles into the class accumulators c (x: lo = nibbles 0..3, hi = 4..7).
-static inline float4 q4_word(uint w, float4 lo, float4 hi, uint magic, float4 c) {
-    const uint h = w >> 16;
-    c.x = fma(ff_bits(w, 0xFu, magic), lo.x, c.x);
-    c.y = fma(ff_bits(w, 0xF0u, magic), lo.y, c.y);
-    c.z = fma(ff_bits(w, 0xF00u, magic), lo.z, c.z);
-    c.w = fma(ff_bits(w, 0xF000u, magic), lo.w, c.w);
-    c.x = fma(ff_bits(h, 0xFu, magic), hi.x, c.x);
-    c.y = fma(ff_bits(h, 0xF0u, magic), hi.y, c.y);
-    c.z = fma(ff_bits(h, 0xF00u, magic), hi.z, c.z);
-    c.w = fma(ff_bits(h, 0xF000u, magic), hi.w, c.w);
-    return c;
+// One unit's loads in gate_up: chunks lane and lane + 32 of the tile, gate and up.
+struct Q4GuBuf {
+    uint4 g0, g1, u0, u1;
+    bfloat sg0, sg1, bg0, bg1, su0, su1, bu0, bu1;
+};
+
+static inline Q4GuBuf q4_gu_load(device const uint4* wg4, device const bfloat* gs, device const bfloat* gb,
+                                 device const uint4* wu4, device const bfloat* us, device const bfloat* ub,
+                                 uint row, uint cpr, uint gpr, uint cpg, uint c0, uint c1) {
+    Q4GuBuf b;
+    const ulong wr = (ulong)row * cpr;
+    const ulong gr = (ulong)row * gpr;
+    b.g0 = wg4[wr + c0];
+    b.g1 = wg4[wr + c1];
+    b.u0 = wu4[wr + c0];
+    b.u1 = wu4[wr + c1];
+    b.sg0 = gs[gr + c0 / cpg];
+    b.sg1 = gs[gr + c1 / cpg];
+    b.bg0 = gb[gr + c0 / cpg];
+    b.bg1 = gb[gr + c1 / cpg];
+    b.su0 = us[gr + c0 / cpg];
+    b.su1 = us[gr + c1 / cpg];
+    b.bu0 = ub[gr + c0 / cpg];
+    b.bu1 = ub[gr + c1 / cpg];
+    return b;
 }
 
-// Σ q·x over one 32-input chunk (x: its 8 float4s).
-static inline float q4_dot(uint4 wd, thread const float4* xv, uint magic) {
-    float4 c = float4(0.0f);
-    c = q4_word(wd.x, xv[0], xv[1], magic, c);
-    c = q4_word(wd.y, xv[2], xv[3], magic, c);
-    c = q4_word(wd.z, xv[4], xv[5], magic, c);
-    c = q4_word(wd.w, xv[6], xv[7], magic, c);
-    return fma(c.w, 0.000244140625f, fma(c.z, 0.00390625f, fma(c.y, 0.0625f, c.x)));
-}
-
-// A chunk of inputs (8 float4s) and their plain sum (the bias term's factor).
-static inline float q4_xchunk(device const float4* x4, uint c, thread float4* xv) {
-    float4 s = float4(0.0f);
-    _Pragma("unroll") for (uint i = 0; i < 8; ++i) {
-        xv[i] = x4[c * 8 + i];
-        s += xv[i];
-    }
-    return ff_hsum(s);
-}
-
-// gate_up q4: a SIMD-group owns Q4_GU_R rows of gate and of up of one slot;
-// a step issues the words, scales and biases of Q4_GU_NCH chunks a lane of
-// every row, then reads each chunk's x once for all of them.
 static inline void q4_gate_up(device const uint* wg, device const bfloat* gs, device const bfloat* gb,
                               device const uint* wu, device const bfloat* us, device const bfloat* ub,
                               device const float* x, device float* h, device const uint* ids,
                               uint out_dim, uint in_dim, uint group_size, uint n_experts, uint act,
-                              uint2 tg, uint sg, uint lane) {
+                              threadgroup float4* xs4, threadgroup float* xsum,
+                              uint2 tg, uint tid, uint ntg, uint sg, uint lane) {
     const uint slot = tg.y;
-    const uint first = (tg.x * Q4_GU_SG + sg) * Q4_GU_R;
+    const uint first = (tg.x * Q4_GU_SG + sg) * Q4_GU_U;
     const uint id = ids[slot];
     const bool present = id < n_experts;
     const uint e = min(id, n_experts - 1);
@@ -381,58 +372,69 @@ static inline void q4_gate_up(device const uint* wg, device const bfloat* gs, de
     device const uint4* wu4 = (device const uint4*)wu;
     device const float4* x4 = (device const float4*)x;
 
-    float ag[Q4_GU_R];
-    float au[Q4_GU_R];
-    uint rows[Q4_GU_R];
-    _Pragma("unroll") for (uint r = 0; r < Q4_GU_R; ++r) {
-        ag[r] = 0.0f;
-        au[r] = 0.0f;
-        rows[r] = e * out_dim + min(first + r, out_dim - 1);
+    float ag[Q4_GU_U];
+    float au[Q4_GU_U];
+    _Pragma("unroll") for (uint u = 0; u < Q4_GU_U; ++u) {
+        ag[u] = 0.0f;
+        au[u] = 0.0f;
     }
-    for (uint c0 = 0; c0 < cpr; c0 += 32 * Q4_GU_NCH) {
-        uint4 dg[Q4_GU_NCH][Q4_GU_R], du[Q4_GU_NCH][Q4_GU_R];
-        bfloat sgv[Q4_GU_NCH][Q4_GU_R], bgv[Q4_GU_NCH][Q4_GU_R], suv[Q4_GU_NCH][Q4_GU_R], buv[Q4_GU_NCH][Q4_GU_R];
-        _Pragma("unroll") for (uint j = 0; j < Q4_GU_NCH; ++j) {
-            const uint c = min(c0 + lane + 32 * j, cpr - 1);
-            _Pragma("unroll") for (uint r = 0; r < Q4_GU_R; ++r) {
-                dg[j][r] = wg4[(ulong)rows[r] * cpr + c];
-                du[j][r] = wu4[(ulong)rows[r] * cpr + c];
-                const ulong g = (ulong)rows[r] * gpr + c / cpg;
-                sgv[j][r] = gs[g];
-                bgv[j][r] = gb[g];
-                suv[j][r] = us[g];
-                buv[j][r] = ub[g];
-            }
-        }
-        _Pragma("unroll") for (uint j = 0; j < Q4_GU_NCH; ++j) {
-            const uint cl = c0 + lane + 32 * j;
-            float4 xv[8];
-            const float xs = q4_xchunk(x4, min(cl, cpr - 1), xv);
-            _Pragma("unroll") for (uint r = 0; r < Q4_GU_R; ++r) {
-                const float pg = fma(float(sgv[j][r]), q4_dot(dg[j][r], xv, magic), float(bgv[j][r]) * xs);
-                const float pu = fma(float(suv[j][r]), q4_dot(du[j][r], xv, magic), float(buv[j][r]) * xs);
-                ag[r] += cl < cpr ? pg : 0.0f;
-                au[r] += cl < cpr ? pu : 0.0f;
-            }
+    for (uint t0 = 0; t0 < cpr; t0 += FF_TC(4, Q4_GU_XT)) {
+        const uint nct = min(FF_TC(4, Q4_GU_XT), cpr - t0);
+        const uint l0 = lane, l1 = lane + 32u;
+        const uint c0 = t0 + min(l0, nct - 1), c1 = t0 + min(l1, nct - 1);
+        float4 xr[FF_XL(Q4_GU_XT)];
+        ff_xload<Q4_GU_XT>(xr, x4 + t0 * 8u, nct * 8u, tid, ntg);
+        Q4GuBuf cur = q4_gu_load(wg4, gs, gb, wu4, us, ub, e * out_dim + min(first, out_dim - 1), cpr, gpr, cpg, c0, c1);
+        ff_xstore<4, Q4_GU_XT>(xs4, xsum, xr, x4 + t0 * 8u, nct * 8u, tid, ntg);
+        const uint cc0 = min(l0, nct - 1), cc1 = min(l1, nct - 1);
+        _Pragma("unroll") for (uint u = 0; u < Q4_GU_U; ++u) {
+            Q4GuBuf nxt = cur;
+            if (u + 1 < Q4_GU_U)  // (a constant once unrolled)
+                nxt = q4_gu_load(wg4, gs, gb, wu4, us, ub, e * out_dim + min(first + u + 1, out_dim - 1), cpr, gpr, cpg, c0, c1);
+            const float g0 = ff_chunk<4, Q4_GU_XT>(cur.g0, cur.sg0, cur.bg0, xs4, xsum, cc0, magic);
+            const float g1 = ff_chunk<4, Q4_GU_XT>(cur.g1, cur.sg1, cur.bg1, xs4, xsum, cc1, magic);
+            const float p0 = ff_chunk<4, Q4_GU_XT>(cur.u0, cur.su0, cur.bu0, xs4, xsum, cc0, magic);
+            const float p1 = ff_chunk<4, Q4_GU_XT>(cur.u1, cur.su1, cur.bu1, xs4, xsum, cc1, magic);
+            ag[u] += (l0 < nct ? g0 : 0.0f) + (l1 < nct ? g1 : 0.0f);
+            au[u] += (l0 < nct ? p0 : 0.0f) + (l1 < nct ? p1 : 0.0f);
+            cur = nxt;
         }
     }
-    _Pragma("unroll") for (uint r = 0; r < Q4_GU_R; ++r) {
-        const float g = simd_sum(ag[r]);
-        const float u = simd_sum(au[r]);
-        if (lane == 0 && first + r < out_dim) h[(ulong)slot * out_dim + first + r] = present ? ff_act(g, act) * u : 0.0f;
+    _Pragma("unroll") for (uint u = 0; u < Q4_GU_U; ++u) {
+        const float g = simd_sum(ag[u]);
+        const float v = simd_sum(au[u]);
+        if (lane == 0 && first + u < out_dim) h[(ulong)slot * out_dim + first + u] = present ? ff_act(g, act) * v : 0.0f;
     }
 }
 
-// down_accum q4: a SIMD-group owns Q4_DN_R output rows and walks the
-// (slot, chunk) pairs of h seen as one vector [top_k · in_dim], Q4_DN_NCH
-// chunks a lane a step, each chunk of h read once for all its rows.
+// One unit's loads in down_accum: Q4_DN_NCH chunks a lane of one output row.
+struct Q4DnBuf {
+    uint4 w[Q4_DN_NCH];
+    bfloat s[Q4_DN_NCH], b[Q4_DN_NCH];
+};
+
+static inline Q4DnBuf q4_dn_load(device const uint4* w4, device const bfloat* scales, device const bfloat* biases,
+                                 thread const uint* ebase, thread const uint* cidx, uint r, uint cpr, uint gpr, uint cpg) {
+    Q4DnBuf b;
+    _Pragma("unroll") for (uint j = 0; j < Q4_DN_NCH; ++j) {
+        const uint row = ebase[j] + r;
+        b.w[j] = w4[(ulong)row * cpr + cidx[j]];
+        const ulong g = (ulong)row * gpr + cidx[j] / cpg;
+        b.s[j] = scales[g];
+        b.b[j] = biases[g];
+    }
+    return b;
+}
+
 static inline void q4_down_accum(device const uint* w, device const bfloat* scales, device const bfloat* biases,
                                  device const float* h, device float* out, device const uint* ids,
                                  device const float* route_w, device const float* shared,
                                  device const float* shared_gate, device const float* residual,
                                  uint out_dim, uint in_dim, uint group_size, uint n_experts, uint top_k,
-                                 uint add_shared, uint add_residual, uint tg, uint sg, uint lane) {
-    const uint first = (tg * Q4_DN_SG + sg) * Q4_DN_R;
+                                 uint add_shared, uint add_residual,
+                                 threadgroup float4* xs4, threadgroup float* xsum,
+                                 uint tg, uint tid, uint ntg, uint sg, uint lane) {
+    const uint first = (tg * Q4_DN_SG + sg) * Q4_DN_U;
     const uint cpr = in_dim / 32u;
     const uint cpg = group_size / 32u;
     const uint gpr = in_dim / group_size;
@@ -441,41 +443,42 @@ static inline void q4_down_accum(device const uint* w, device const bfloat* scal
     device const uint4* w4 = (device const uint4*)w;
     device const float4* h4 = (device const float4*)h;
 
-    float acc[Q4_DN_R];
-    _Pragma("unroll") for (uint r = 0; r < Q4_DN_R; ++r) acc[r] = 0.0f;
-    for (uint c0 = 0; c0 < np; c0 += 32 * Q4_DN_NCH) {
-        uint4 wd[Q4_DN_NCH][Q4_DN_R];
-        bfloat sv[Q4_DN_NCH][Q4_DN_R], bv[Q4_DN_NCH][Q4_DN_R];
+    float acc[Q4_DN_U];
+    _Pragma("unroll") for (uint u = 0; u < Q4_DN_U; ++u) acc[u] = 0.0f;
+    for (uint t0 = 0; t0 < np; t0 += FF_TC(4, Q4_DN_XT)) {
+        const uint nct = min(FF_TC(4, Q4_DN_XT), np - t0);
+        // this lane's (slot, chunk) pairs of the tile: the expert's first row, the chunk, the routing weight
+        uint ebase[Q4_DN_NCH], cidx[Q4_DN_NCH];
         float rw[Q4_DN_NCH];
         _Pragma("unroll") for (uint j = 0; j < Q4_DN_NCH; ++j) {
-            const uint p = min(c0 + lane + 32 * j, np - 1);
+            const uint p = t0 + min(lane + 32u * j, nct - 1);
             const uint slot = p / cpr;
-            const uint c = p - slot * cpr;
             const uint id = ids[slot];
-            const uint e = min(id, n_experts - 1);
             const float rwv = route_w[slot];
+            ebase[j] = min(id, n_experts - 1) * out_dim;
+            cidx[j] = p - slot * cpr;
             rw[j] = id < n_experts ? rwv : 0.0f;  // an id past the experts adds nothing
-            _Pragma("unroll") for (uint r = 0; r < Q4_DN_R; ++r) {
-                const uint row = e * out_dim + min(first + r, out_dim - 1);
-                wd[j][r] = w4[(ulong)row * cpr + c];
-                const ulong g = (ulong)row * gpr + c / cpg;
-                sv[j][r] = scales[g];
-                bv[j][r] = biases[g];
-            }
         }
-        _Pragma("unroll") for (uint j = 0; j < Q4_DN_NCH; ++j) {
-            const uint cl = c0 + lane + 32 * j;
-            float4 xv[8];
-            const float xs = q4_xchunk(h4, min(cl, np - 1), xv);
-            _Pragma("unroll") for (uint r = 0; r < Q4_DN_R; ++r) {
-                const float v = rw[j] * fma(float(sv[j][r]), q4_dot(wd[j][r], xv, magic), float(bv[j][r]) * xs);
-                acc[r] += cl < np ? v : 0.0f;
+        float4 xr[FF_XL(Q4_DN_XT)];
+        ff_xload<Q4_DN_XT>(xr, h4 + t0 * 8u, nct * 8u, tid, ntg);
+        Q4DnBuf cur = q4_dn_load(w4, scales, biases, ebase, cidx, min(first, out_dim - 1), cpr, gpr, cpg);
+        ff_xstore<4, Q4_DN_XT>(xs4, xsum, xr, h4 + t0 * 8u, nct * 8u, tid, ntg);
+        _Pragma("unroll") for (uint u = 0; u < Q4_DN_U; ++u) {
+            Q4DnBuf nxt = cur;
+            if (u + 1 < Q4_DN_U) nxt = q4_dn_load(w4, scales, biases, ebase, cidx, min(first + u + 1, out_dim - 1), cpr, gpr, cpg);
+            float a = 0.0f;
+            _Pragma("unroll") for (uint j = 0; j < Q4_DN_NCH; ++j) {
+                const uint cl = lane + 32u * j;
+                const float v = rw[j] * ff_chunk<4, Q4_DN_XT>(cur.w[j], cur.s[j], cur.b[j], xs4, xsum, min(cl, nct - 1), magic);
+                a += cl < nct ? v : 0.0f;
             }
+            acc[u] += a;
+            cur = nxt;
         }
     }
-    _Pragma("unroll") for (uint r = 0; r < Q4_DN_R; ++r) {
-        const float v = simd_sum(acc[r]);
-        const uint row = first + r;
+    _Pragma("unroll") for (uint u = 0; u < Q4_DN_U; ++u) {
+        const float v = simd_sum(acc[u]);
+        const uint row = first + u;
         if (lane == 0 && row < out_dim) {
             float o = v;
             if (add_shared != 0u) o = fma(shared_gate[0], shared[row], o);
@@ -513,7 +516,9 @@ kernel void moe_qffn_gate_up_q4(
         uint ntg  [[threads_per_threadgroup]],
         uint sg   [[simdgroup_index_in_threadgroup]],
         uint lane [[thread_index_in_simdgroup]]) {
-    q4_gate_up(wg, gs, gb, wu, us, ub, x, h, ids, out_dim, in_dim, group_size, n_experts, act, tg, sg, lane);
+    threadgroup float4 xs4[Q4_GU_XT / 4];
+    threadgroup float xsum[Q4_GU_XT / 4];
+    q4_gate_up(wg, gs, gb, wu, us, ub, x, h, ids, out_dim, in_dim, group_size, n_experts, act, xs4, xsum, tg, tid, ntg, sg, lane);
 }
 
 kernel void moe_qffn_gate_up_q8(
@@ -600,8 +605,10 @@ kernel void moe_qffn_down_accum_q4(
         uint ntg  [[threads_per_threadgroup]],
         uint sg   [[simdgroup_index_in_threadgroup]],
         uint lane [[thread_index_in_simdgroup]]) {
+    threadgroup float4 xs4[Q4_DN_XT / 4];
+    threadgroup float xsum[Q4_DN_XT / 4];
     q4_down_accum(w, scales, biases, h, out, ids, route_w, shared, shared_gate, residual, out_dim, in_dim,
-                  group_size, n_experts, top_k, add_shared, add_residual, tg, sg, lane);
+                  group_size, n_experts, top_k, add_shared, add_residual, xs4, xsum, tg, tid, ntg, sg, lane);
 }
 
 kernel void moe_qffn_down_accum_q8(
