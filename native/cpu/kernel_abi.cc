@@ -102,15 +102,21 @@ const void *api_simd_exchange(const void *value, uint32_t size, uint64_t *active
   return w->block(f, kAtSimdExchange, sg.slots[p]);
 }
 
-void *tg_static_impl(Worker *w, uint32_t slot, uint64_t size, uint64_t align) {
+// The checks every threadgroup variable request passes (tg_static, tg_array).
+// A slot this threadgroup placed already: that slot, when the request asks
+// for no more bytes than it has. A new one: nullptr, once the slot is in
+// range, the alignment (0 reads as 1) is a power of two up to 4096, and the
+// variable's bytes (`rounded`, in 16-byte granules) fit the threadgroup
+// memory limit beside the dynamic buffers and the variables placed so far.
+const StaticSlot *check_tg_request(Worker *w, uint32_t slot, uint64_t size, uint64_t &align, uint64_t &rounded) {
   if (slot < w->static_slots.size()) {
-    StaticSlot &s = w->static_slots[slot];
+    const StaticSlot &s = w->static_slots[slot];
     if (s.gen == w->gen) {
       if (size > s.size) {
         fail_fmt("threadgroup variable slot %u requested with %llu bytes after %llu", slot, (unsigned long long)size,
                  (unsigned long long)s.size);
       }
-      return s.ptr;
+      return &s;
     }
   }
   if (slot >= kMaxStaticSlot) fail_fmt("threadgroup variable slot %u out of range", slot);
@@ -119,25 +125,37 @@ void *tg_static_impl(Worker *w, uint32_t slot, uint64_t size, uint64_t align) {
     fail_fmt("threadgroup variable alignment %llu is not a power of two up to 4096", (unsigned long long)align);
   }
   const uint64_t dyn = w->d->tg_dyn_total;
-  const uint64_t rounded = round_up(std::min<uint64_t>(size, uint64_t(1) << 40), 16);
+  rounded = round_up(std::min<uint64_t>(size, uint64_t(1) << 40), 16);
   if (dyn + w->static_bytes + rounded > kMaxThreadgroupMemory) {
     fail_fmt("threadgroup memory of %llu bytes exceeds the maximum of %llu (%llu dynamic + %llu in threadgroup "
              "variables)",
              (unsigned long long)(dyn + w->static_bytes + rounded), (unsigned long long)kMaxThreadgroupMemory,
              (unsigned long long)dyn, (unsigned long long)(w->static_bytes + rounded));
   }
+  return nullptr;
+}
+
+// A new threadgroup variable placed at `ptr`: its bytes counted, its slot
+// remembered for this threadgroup (check_tg_request's `rounded`).
+void *record_tg_slot(Worker *w, uint32_t slot, void *ptr, uint64_t size, uint64_t rounded) {
+  w->static_bytes += rounded;
+  if (slot >= w->static_slots.size()) w->static_slots.resize(size_t(slot) + 1);
+  StaticSlot &s = w->static_slots[slot];
+  s.gen = w->gen;
+  s.ptr = ptr;
+  s.size = size;
+  return ptr;
+}
+
+void *tg_static_impl(Worker *w, uint32_t slot, uint64_t size, uint64_t align) {
+  uint64_t rounded = 0;
+  if (const StaticSlot *s = check_tg_request(w, slot, size, align, rounded)) return s->ptr;
   uint64_t off = round_up(w->arena_used, align);
   if (off + size > kArenaCapacity) {
     fail_current("threadgroup variables do not fit the threadgroup memory arena (alignment padding)");
   }
   w->arena_used = off + size;
-  w->static_bytes += rounded;
-  if (slot >= w->static_slots.size()) w->static_slots.resize(size_t(slot) + 1);
-  StaticSlot &s = w->static_slots[slot];
-  s.gen = w->gen;
-  s.ptr = w->arena + off;
-  s.size = size;
-  return s.ptr;
+  return record_tg_slot(w, slot, w->arena + off, size, rounded);
 }
 
 void *api_tg_static(uint32_t slot, uint64_t size, uint64_t align) {
@@ -151,29 +169,10 @@ void *api_tg_static(uint32_t slot, uint64_t size, uint64_t align) {
 // accounting as tg_static, its own mapping per slot.
 void *api_tg_array(uint32_t slot, uint64_t size, uint64_t align, const char *name, uint64_t elem_size) {
   Worker *w = api_enter("tg_array");
-  if (slot < w->static_slots.size()) {
-    StaticSlot &s = w->static_slots[slot];
-    if (s.gen == w->gen) {
-      if (size > s.size) {
-        fail_fmt("threadgroup variable slot %u requested with %llu bytes after %llu", slot, (unsigned long long)size,
-                 (unsigned long long)s.size);
-      }
-      enter_kernel(w);
-      return s.ptr;
-    }
-  }
-  if (slot >= kMaxStaticSlot) fail_fmt("threadgroup variable slot %u out of range", slot);
-  if (align == 0) align = 1;
-  if ((align & (align - 1)) != 0 || align > 4096) {
-    fail_fmt("threadgroup variable alignment %llu is not a power of two up to 4096", (unsigned long long)align);
-  }
-  const uint64_t dyn = w->d->tg_dyn_total;
-  const uint64_t rounded = round_up(std::min<uint64_t>(size, uint64_t(1) << 40), 16);
-  if (dyn + w->static_bytes + rounded > kMaxThreadgroupMemory) {
-    fail_fmt("threadgroup memory of %llu bytes exceeds the maximum of %llu (%llu dynamic + %llu in threadgroup "
-             "variables)",
-             (unsigned long long)(dyn + w->static_bytes + rounded), (unsigned long long)kMaxThreadgroupMemory,
-             (unsigned long long)dyn, (unsigned long long)(w->static_bytes + rounded));
+  uint64_t rounded = 0;
+  if (const StaticSlot *s = check_tg_request(w, slot, size, align, rounded)) {
+    enter_kernel(w);
+    return s->ptr;
   }
   if (slot >= w->tg_regions.size()) w->tg_regions.resize(size_t(slot) + 1);
   TgRegion &r = w->tg_regions[slot];
@@ -190,14 +189,9 @@ void *api_tg_array(uint32_t slot, uint64_t size, uint64_t align, const char *nam
   r.elem = elem_size;
   r.dyn = false;
   r.index = slot;
-  w->static_bytes += rounded;
-  if (slot >= w->static_slots.size()) w->static_slots.resize(size_t(slot) + 1);
-  StaticSlot &s = w->static_slots[slot];
-  s.gen = w->gen;
-  s.ptr = r.ptr;
-  s.size = size;
+  void *p = record_tg_slot(w, slot, r.ptr, size, rounded);
   enter_kernel(w);
-  return s.ptr;
+  return p;
 }
 
 // A loop of kernel code saw the abort flag (MOE_LOOP_POLL): after the

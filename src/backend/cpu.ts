@@ -3,7 +3,6 @@
  * by the system compiler into a shared object cached by content hash, loaded
  * and executed by the native runtime with Metal's semantics.
  */
-import { createHash } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -16,8 +15,8 @@ import { loadAddon } from './addon.js';
 import type { NativeLaunch, NativeModule, NativeRunOptions, NativeTimeOptions } from './addon-types.js';
 import type { Backend, Buffers, DeviceInfo, FileCompileResult, KernelCompileResult, Pipeline } from './types.js';
 import { defaultTimeoutMs } from './limits.js';
-import { asCompileError, headerText, parseFile, pickEntry, sourceHashOf } from './shader.js';
-import { compileKernelByKernel, type Diagnostic } from './isolate.js';
+import { asCompileError, FileCompileMemo, parseFile, pickEntry, sourceHashOf, unitHash } from './shader.js';
+import { attemptOf, compileKernelByKernel, unitLoadFailure, type Diagnostic, type UnitResult } from './isolate.js';
 
 const run = promisify(execFile);
 
@@ -199,21 +198,14 @@ export class CpuBackend implements Backend {
     };
   }
 
-  private files = new Map<string, Promise<FileCompileResult>>();
+  private readonly files = new FileCompileMemo();
 
   async compile(source: string, file: string, entry: string): Promise<Pipeline> {
     return pickEntry(await this.compileFile(source, file), entry);
   }
 
   compileFile(source: string, file: string): Promise<FileCompileResult> {
-    const key = createHash('sha256').update(file).update('\0').update(source).digest('hex');
-    let r = this.files.get(key);
-    if (!r) {
-      r = this.compileKernels(source, file);
-      this.files.set(key, r);
-      r.catch(() => this.files.delete(key));
-    }
-    return r;
+    return this.files.get([], source, file, () => this.compileKernels(source, file));
   }
 
   private async compileKernels(source: string, file: string): Promise<FileCompileResult> {
@@ -221,8 +213,7 @@ export class CpuBackend implements Backend {
     const parsed = parseFile(source, file);
     const outcomes = await compileKernelByKernel<NativeModule>(parsed, async (omit) => {
       const emitted = asCompileError(() => emitCpp(parsed, { omit }));
-      const r = await this.compileUnit(emitted.code, file);
-      return r.ok ? { ok: true, module: r.module, kernels: emitted.kernels } : { ok: false, kernels: emitted.kernels, diagnostics: r.diagnostics, message: r.message };
+      return attemptOf(emitted.kernels, await this.compileUnit(emitted.code, file));
     });
     const sourceHash = sourceHashOf(source);
     const kernels: KernelCompileResult[] = outcomes.map((o) => {
@@ -237,21 +228,11 @@ export class CpuBackend implements Backend {
   }
 
   /** One translation unit: its module (cached by content hash on disk and here), or the compiler's errors. */
-  private async compileUnit(
-    code: string,
-    file: string,
-  ): Promise<{ ok: true; module: NativeModule } | { ok: false; diagnostics: Diagnostic[]; message: string }> {
+  private async compileUnit(code: string, file: string): Promise<UnitResult<NativeModule>> {
     const addon = loadAddon();
     const cxx = compilerCommand();
     const flags = await optionalFlags(cxx);
-    const hash = createHash('sha256')
-      .update(code)
-      .update('\0')
-      .update(headerText())
-      .update('\0')
-      .update([cxx, ...CXX_FLAGS, ...flags, ...LINK_FLAGS, process.arch].join(' '))
-      .digest('hex')
-      .slice(0, 32);
+    const hash = unitHash(code, [cxx, ...CXX_FLAGS, ...flags, ...LINK_FLAGS, process.arch].join(' '));
     const dir = cacheDir();
     const so = join(dir, `${hash}.so`);
     let module = this.modules.get(hash);
@@ -282,7 +263,7 @@ export class CpuBackend implements Backend {
       rmSync(so, { force: true }); // (not cached: the next run compiles again)
       const m = /undefined symbol: (\S+)/.exec((e as Error).message);
       const message = m ? `${file}: error: '${m[1]}' is declared but never defined` : `${file}: the compiled kernel module does not load: ${(e as Error).message}`;
-      return { ok: false, diagnostics: [{ message, userLines: [], entryLines: [] }], message };
+      return unitLoadFailure(message);
     }
     this.modules.set(hash, module);
     return { ok: true, module };

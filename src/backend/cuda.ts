@@ -5,7 +5,6 @@
  * libraries dlopen'ed, so the addon loads where CUDA is absent), timed with
  * CUDA events around each dispatch.
  */
-import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KernelRuntimeError, UsageError } from '../errors.js';
@@ -15,8 +14,8 @@ import { loadAddon } from './addon.js';
 import type { NativeCuda, NativeCudaDevice, NativeCudaModule, NativeLaunch, NativeRunOptions, NativeTimeOptions } from './addon-types.js';
 import { LaunchError, SHARED_MAX_THREADGROUP_MEMORY, validateLaunch } from './launch.js';
 import { defaultTimeoutMs } from './limits.js';
-import { compileKernelByKernel, type Diagnostic } from './isolate.js';
-import { asCompileError, headerText, parseFile, pickEntry, sourceHashOf } from './shader.js';
+import { attemptOf, compileKernelByKernel, unitLoadFailure, type Diagnostic, type UnitResult } from './isolate.js';
+import { asCompileError, FileCompileMemo, parseFile, pickEntry, sourceHashOf, unitHash } from './shader.js';
 import type { Backend, BackendStatus, Buffers, DeviceInfo, FileCompileResult, KernelCompileResult, Pipeline } from './types.js';
 
 /** NVRTC options (the target architecture is added by the addon, from the GPU). */
@@ -138,7 +137,7 @@ export class CudaBackend implements Backend {
     return cudaDeviceInfo(this.dev);
   }
 
-  private files = new Map<string, Promise<FileCompileResult>>();
+  private readonly files = new FileCompileMemo();
 
   /**
    * Whether kernel loops poll the watchdog's abort flag (the cooperative stop;
@@ -154,14 +153,7 @@ export class CudaBackend implements Backend {
   }
 
   compileFile(source: string, file: string): Promise<FileCompileResult> {
-    const key = createHash('sha256').update(this.loopPolls ? 'polls' : 'no-polls').update('\0').update(file).update('\0').update(source).digest('hex');
-    let r = this.files.get(key);
-    if (!r) {
-      r = this.compileKernels(source, file);
-      this.files.set(key, r);
-      r.catch(() => this.files.delete(key));
-    }
-    return r;
+    return this.files.get([this.loopPolls ? 'polls' : 'no-polls'], source, file, () => this.compileKernels(source, file));
   }
 
   private async compileKernels(source: string, file: string): Promise<FileCompileResult> {
@@ -170,8 +162,7 @@ export class CudaBackend implements Backend {
       parsed,
       async (omit) => {
         const emitted = asCompileError(() => emitCuda(parsed, { omit, loopPolls: this.loopPolls }));
-        const r = await this.compileUnit(emitted.code, file);
-        return r.ok ? { ok: true, module: r.module, kernels: emitted.kernels } : { ok: false, kernels: emitted.kernels, diagnostics: r.diagnostics, message: r.message };
+        return attemptOf(emitted.kernels, await this.compileUnit(emitted.code, file));
       },
       'compile failed (NVRTC)',
     );
@@ -203,19 +194,9 @@ export class CudaBackend implements Backend {
   }
 
   /** One translation unit through NVRTC: its module (cubin cached by content hash), or NVRTC's errors. */
-  private async compileUnit(
-    code: string,
-    file: string,
-  ): Promise<{ ok: true; module: NativeCudaModule } | { ok: false; diagnostics: Diagnostic[]; message: string }> {
+  private async compileUnit(code: string, file: string): Promise<UnitResult<NativeCudaModule>> {
     const options = nvrtcOptions();
-    const hash = createHash('sha256')
-      .update(code)
-      .update('\0')
-      .update(headerText())
-      .update('\0')
-      .update([...options.filter((o) => !o.startsWith('-I')), this.dev.nvrtcVersion, this.dev.computeCapability].join(' '))
-      .digest('hex')
-      .slice(0, 32);
+    const hash = unitHash(code, [...options.filter((o) => !o.startsWith('-I')), this.dev.nvrtcVersion, this.dev.computeCapability].join(' '));
     let module = this.modules.get(hash);
     if (module) return { ok: true, module };
     const dir = join(cacheDir(), 'cuda');
@@ -242,7 +223,7 @@ export class CudaBackend implements Backend {
       module = this.cuda.loadModule(image);
     } catch (e) {
       const message = `${file}: the compiled CUDA module does not load: ${(e as Error).message}`;
-      return { ok: false, diagnostics: [{ message, userLines: [], entryLines: [] }], message };
+      return unitLoadFailure(message);
     }
     this.modules.set(hash, module);
     return { ok: true, module };

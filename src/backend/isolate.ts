@@ -27,6 +27,19 @@ export type Attempt<M> =
   | { ok: true; module: M; kernels: EmittedKernel[] }
   | { ok: false; kernels: EmittedKernel[]; diagnostics: Diagnostic[]; message: string };
 
+/** One translation unit compiled: its module, or the compiler's errors. */
+export type UnitResult<M> = { ok: true; module: M } | { ok: false; diagnostics: Diagnostic[]; message: string };
+
+/** An attempt from the kernels emitted into a translation unit and what compiling it gave. */
+export function attemptOf<M>(kernels: EmittedKernel[], r: UnitResult<M>): Attempt<M> {
+  return r.ok ? { ok: true, module: r.module, kernels } : { ok: false, kernels, diagnostics: r.diagnostics, message: r.message };
+}
+
+/** A translation unit that compiled but does not load: one error no line can be blamed for. */
+export function unitLoadFailure(message: string): Extract<UnitResult<never>, { ok: false }> {
+  return { ok: false, diagnostics: [{ message, userLines: [], entryLines: [] }], message };
+}
+
 export type KernelOutcome<M> =
   | { name: string; line: number; ok: true; module: M; emitted: EmittedKernel }
   | { name: string; line: number; ok: false; error: string; errorLine: number | null };

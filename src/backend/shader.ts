@@ -98,6 +98,37 @@ export function headerText(dir = NATIVE_INCLUDE_DIR): string {
   return all;
 }
 
+/**
+ * The cache key of one translation unit compiled with our headers: its code,
+ * the headers' text and `settings` (compiler, flags, target), hashed.
+ */
+export function unitHash(code: string, settings: string): string {
+  return createHash('sha256').update(code).update('\0').update(headerText()).update('\0').update(settings).digest('hex').slice(0, 32);
+}
+
+/**
+ * A backend's compileFile done once per file: the compile of a (settings,
+ * file, source) is shared by every caller, while it runs and after; one that
+ * rejects is forgotten, so that the next call tries again. `settings` name
+ * what else changes the compiled code (CUDA's loop polls).
+ */
+export class FileCompileMemo {
+  private readonly files = new Map<string, Promise<FileCompileResult>>();
+
+  get(settings: readonly string[], source: string, file: string, compile: () => Promise<FileCompileResult>): Promise<FileCompileResult> {
+    const h = createHash('sha256');
+    for (const part of [...settings, file]) h.update(part).update('\0');
+    const key = h.update(source).digest('hex');
+    let r = this.files.get(key);
+    if (!r) {
+      r = compile();
+      this.files.set(key, r);
+      r.catch(() => this.files.delete(key));
+    }
+    return r;
+  }
+}
+
 /** Every kernel of a file through `backend`: its compileFile, or compile kernel after kernel where it has none. */
 export function compileFileWith(backend: Backend, source: string, file: string): Promise<FileCompileResult> {
   return backend.compileFile ? backend.compileFile(source, file) : compileEachEntry(source, file, backend.name, (e) => backend.compile(source, file, e));

@@ -131,7 +131,7 @@ export function tgDeclText(site: TgDeclSite, storage: (type: string, decl: { nam
 /** The sites both emitters rewrite the same way: swizzles, literals, the Metal include. */
 export type SharedSite = Extract<Site, { kind: 'swizzle' | 'half' | 'float' | 'metalInclude' }>;
 
-export function sharedSiteText(site: SharedSite): string {
+function sharedSiteText(site: SharedSite): string {
   switch (site.kind) {
     case 'swizzle':
       return `${site.name}()`;
@@ -145,31 +145,32 @@ export function sharedSiteText(site: SharedSite): string {
   }
 }
 
-/** What each rewrite site becomes in C++. */
-function cppEdit(site: Site): Edit {
-  const base = { start: site.start, end: site.end, inPp: site.inPp };
+/** The sites each emitter rewrites its own way. */
+export type OwnSite = Exclude<Site, SharedSite>;
+
+const isShared = (site: Site): site is SharedSite => site.kind === 'swizzle' || site.kind === 'half' || site.kind === 'float' || site.kind === 'metalInclude';
+
+/** A rewrite site's edit: the shared sites as sharedSiteText writes them, the others as the emitter's `own` does. */
+export function siteEdit(site: Site, own: (site: OwnSite) => Edit['text']): Edit {
+  return { start: site.start, end: site.end, inPp: site.inPp, text: isShared(site) ? sharedSiteText(site) : own(site) };
+}
+
+/** What each of the other rewrite sites becomes in C++. */
+function cppText(site: OwnSite): Edit['text'] {
   switch (site.kind) {
     case 'remove':
       // a program-scope `constant` integer: const, so that it is a constant expression (array bounds, template arguments)
-      if (site.what === 'addressSpace' && site.programScope && site.word === 'constant' && site.scalarInit && !site.constQualified) return { ...base, text: 'const' };
-      return { ...base, text: '' };
+      if (site.what === 'addressSpace' && site.programScope && site.word === 'constant' && site.scalarInit && !site.constQualified) return 'const';
+      return '';
     case 'fnDecl':
-      return { ...base, text: '' };
+      return '';
     case 'vecType':
-      return { ...base, text: site.name };
-    case 'swizzle':
-    case 'half':
-    case 'float':
-    case 'metalInclude':
-      return { ...base, text: sharedSiteText(site) };
+      return site.name;
     case 'tgDecl':
-      return {
-        ...base,
-        text: tgDeclText(site, (type, d, dims) => {
-          const a = dims.map((e) => `[${e.includes('>') ? `(${e})` : e}]`).join('');
-          return `auto& ${d.name} = ::moe_rt::tg_array<${type}${a}, ${type}>(${d.slot}u, ${cString(d.name)});`;
-        }),
-      };
+      return tgDeclText(site, (type, d, dims) => {
+        const a = dims.map((e) => `[${e.includes('>') ? `(${e})` : e}]`).join('');
+        return `auto& ${d.name} = ::moe_rt::tg_array<${type}${a}, ${type}>(${d.slot}u, ${cString(d.name)});`;
+      });
   }
 }
 
@@ -220,7 +221,7 @@ function entry(k: MslKernel, ns: string[], bareName: string, i: number): string 
 export function emitCppFromAnalysis(a: Analysis, options: EmitCppOptions = {}): EmitResult {
   const header = options.headerName ?? 'msl_cpu.h';
   const om = omission(a, options.omit);
-  const edits = [...om.sites.map(cppEdit), ...om.blank];
+  const edits = [...om.sites.map((site) => siteEdit(site, cppText)), ...om.blank];
   if (options.loopPolls !== false) edits.push(...loopEditsKept(a, om.blank));
   const user = applyEdits(a.source, edits);
   const parts: string[] = [`#include ${cString(header)}\n`, `#line 1 ${cString(a.file)}\n`, user.endsWith('\n') ? user : `${user}\n`];

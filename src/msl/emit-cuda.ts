@@ -17,9 +17,9 @@
  * Contract with native/include/msl_cuda.h and msl_cuda/abi.h: the entry takes
  * one MoeCudaArgs by value; __moe_dyn_smem is the dynamic shared memory.
  */
-import type { Analysis, Site } from './analyze.js';
+import type { Analysis } from './analyze.js';
 import { analysisOf } from './parse.js';
-import { cString, entryFunction, entryParts, entrySymbol, loopEditsKept, omission, sharedSiteText, tgDeclText } from './emit-cpp.js';
+import { cString, entryFunction, entryParts, entrySymbol, loopEditsKept, omission, siteEdit, tgDeclText, type OwnSite } from './emit-cpp.js';
 import { VECTOR_TYPE } from './features.js';
 import { applyEdits, type Edit } from './rewrite.js';
 import type { EmitResult, MslParam, ParsedMsl } from './types.js';
@@ -41,28 +41,23 @@ export function cudaType(type: string): string {
   return type.replace(/\b[A-Za-z_]\w*\b/g, (w) => (VECTOR_TYPE.test(w) ? cudaVectorName(w) : w));
 }
 
-function cudaEdit(site: Site): Edit {
-  const base = { start: site.start, end: site.end, inPp: site.inPp };
+/** What each of the rewrite sites the emitters do not share becomes in CUDA C++. */
+function cudaText(site: OwnSite): Edit['text'] {
   switch (site.kind) {
     case 'remove':
       if (site.what === 'addressSpace' && site.programScope) {
         // an integer constant: constexpr, usable in array bounds and template arguments, and by value in device code
-        if (site.word === 'constant' && site.scalarInit) return { ...base, text: site.isConstexpr ? '' : 'constexpr' };
-        if (site.word === 'constant') return { ...base, text: '__constant__' };
-        if (site.word === 'device') return { ...base, text: '__device__' };
+        if (site.word === 'constant' && site.scalarInit) return site.isConstexpr ? '' : 'constexpr';
+        if (site.word === 'constant') return '__constant__';
+        if (site.word === 'device') return '__device__';
       }
-      return { ...base, text: '' };
+      return '';
     case 'fnDecl':
-      return { ...base, text: '__device__ ' };
+      return '__device__ ';
     case 'vecType':
-      return { ...base, text: cudaVectorName(site.name) };
-    case 'swizzle':
-    case 'half':
-    case 'float':
-    case 'metalInclude':
-      return { ...base, text: sharedSiteText(site) };
+      return cudaVectorName(site.name);
     case 'tgDecl':
-      return { ...base, text: tgDeclText(site, (type, d, dims) => `__shared__ ${type} ${d.name}${dims.map((e) => `[${e}]`).join('')};`) };
+      return tgDeclText(site, (type, d, dims) => `__shared__ ${type} ${d.name}${dims.map((e) => `[${e}]`).join('')};`);
   }
 }
 
@@ -89,7 +84,7 @@ function cudaArg(p: MslParam): string {
 export function emitCudaFromAnalysis(a: Analysis, options: EmitCudaOptions = {}): EmitResult {
   const header = options.headerName ?? 'msl_cuda.h';
   const om = omission(a, options.omit);
-  const edits = [...om.sites.map(cudaEdit), ...om.blank];
+  const edits = [...om.sites.map((site) => siteEdit(site, cudaText)), ...om.blank];
   const polls = options.loopPolls !== false ? loopEditsKept(a, om.blank) : [];
   edits.push(...polls);
   const user = applyEdits(a.source, edits);

@@ -7,6 +7,7 @@
 import Table from 'cli-table3';
 import type { DeviceInfo } from '../backend/types.js';
 import { toolVersion } from '../util/env.js';
+import type { OutputComparison } from '../verify/compare.js';
 
 /** The first fields of every report: which document, which tool, where it ran. */
 export interface ReportHead<S extends string> {
@@ -44,6 +45,32 @@ export const us = (ns: number): string => (ns / 1000).toFixed(ns < 10_000 ? 2 : 
 
 /** Text safe inside Markdown inline code and list items. */
 export const mdText = (s: string): string => s.replace(/`/g, "'");
+
+/** The worst figures of the float outputs: the lowest cosine, the highest max_abs and rel_max_abs (null when there are none). */
+export function floatWorst(outputs: OutputComparison[]): { cosine: number | null; maxAbs: number | null; relMaxAbs: number | null } {
+  const f = outputs.filter((o) => o.kind === 'float');
+  if (f.length === 0) return { cosine: null, maxAbs: null, relMaxAbs: null };
+  return {
+    cosine: Math.min(...f.map((o) => o.cosine ?? 0)),
+    maxAbs: Math.max(...f.map((o) => o.maxAbs ?? 0)),
+    relMaxAbs: Math.max(...f.map((o) => o.relMaxAbs ?? 0)),
+  };
+}
+
+/** A cosine as tables show it: six decimals, '-' for none. */
+export const cosineCell = (v: number | null): string => (v === null ? '-' : v.toFixed(6));
+
+/** Where a failing output went furthest wrong: "worst at [i]: got g, expected e" (null when it has no such element). */
+export function worstAt(c: OutputComparison): string | null {
+  const w = c.worst ?? c.firstViolation;
+  return w ? `worst at [${w.index}]: got ${w.got}, expected ${w.expected}` : null;
+}
+
+/** A fitted table's lines (fitTable) for `view`: the table, then the heads of the columns it dropped, if any. */
+export function fittedTable(columns: Column[], rows: string[][], view: TableView): string[] {
+  const { text, dropped } = fitTable(columns, rows, view.width, view.color);
+  return dropped.length > 0 ? [text, ...wrapText(`(not shown at this width: ${dropped.join(', ')}; see --json)`, view.wrapWidth, ' ')] : [text];
+}
 
 const xmlEscape = (s: string): string =>
   s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&apos;');

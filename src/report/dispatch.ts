@@ -3,7 +3,7 @@ import { basename } from 'node:path';
 import { FUSED_STAGES, type LayerReport, type StageReport } from '../dispatch/layer.js';
 import type { KernelSource } from '../dispatch/stage.js';
 import type { OutputComparison } from '../verify/compare.js';
-import { fitTable, fmt, mdText, renderJunitXml, wrapText, type Column, type JunitCase, type Renderers, type ReportHead, type TableView } from './common.js';
+import { cosineCell, fittedTable, floatWorst, fmt, mdText, renderJunitXml, worstAt, wrapText, type Column, type JunitCase, type Renderers, type ReportHead, type TableView } from './common.js';
 
 export const DISPATCH_SCHEMA = 'moe-kernels/dispatch-report@1';
 
@@ -40,19 +40,10 @@ export function stageFrom(st: StageReport): string {
   return st.sources.map((k) => `${k.entry}: ${fromText(k)}`).join(', ');
 }
 
-/** The worst cosine and rel_max_abs of a stage's float outputs (null when it has none). */
-function stageFigures(st: StageReport): { cos: number | null; rel: number | null } {
-  const f = st.comparisons.filter((c) => c.kind === 'float');
-  return {
-    cos: f.length ? Math.min(...f.map((c) => c.cosine ?? 0)) : null,
-    rel: f.length ? Math.max(...f.map((c) => c.relMaxAbs ?? 0)) : null,
-  };
-}
-
 /** "comparison: failure; worst at [i]: got g, expected e". */
 function failureText(c: OutputComparison): string {
-  const w = c.worst ?? c.firstViolation;
-  return `${c.name}: ${c.failure}${w ? `; worst at [${w.index}]: got ${w.got}, expected ${w.expected}` : ''}`;
+  const at = worstAt(c);
+  return `${c.name}: ${c.failure}${at ? `; ${at}` : ''}`;
 }
 
 /** The layer in one line: shape, activation, strategy, backend, seed. */
@@ -81,14 +72,10 @@ export function renderDispatch(r: DispatchReport, view: TableView): string {
     { head: 'status', drop: 0 },
   ];
   const rows = r.stages.map((st) => {
-    const { cos, rel } = stageFigures(st);
-    return [st.stage, st.kernels.join(', '), stageFrom(st), String(st.dispatches), (st.ns / 1000).toFixed(1), (100 * st.share).toFixed(1), cos === null ? '-' : cos.toFixed(6), fmt(rel), st.pass ? 'PASS' : 'FAIL'];
+    const w = floatWorst(st.comparisons);
+    return [st.stage, st.kernels.join(', '), stageFrom(st), String(st.dispatches), (st.ns / 1000).toFixed(1), (100 * st.share).toFixed(1), cosineCell(w.cosine), fmt(w.relMaxAbs), st.pass ? 'PASS' : 'FAIL'];
   });
-  if (rows.length > 0) {
-    const { text, dropped } = fitTable(columns, rows, view.width, view.color);
-    lines.push(text);
-    if (dropped.length > 0) lines.push(...wrapText(`(not shown at this width: ${dropped.join(', ')}; see --json)`, view.wrapWidth, ' '));
-  }
+  if (rows.length > 0) lines.push(...fittedTable(columns, rows, view));
   for (const e of r.errors) lines.push(...wrapText(`ERROR${e.stage ? ` in stage '${e.stage}'` : ''}${e.kernel ? ` (${e.kernel})` : ''}: ${e.message}`, view.wrapWidth, '    '));
   if (r.errors.length > 0 && r.stages.length === 0) return lines.join('\n');
   // the lines after the table wrap like the header
@@ -127,10 +114,10 @@ export function renderDispatchMarkdown(r: DispatchReport): string {
     lines.push('| stage | kernels | dispatches | time µs | share % | cosine | rel_max_abs | status | kernel from |', '|---|---|---:|---:|---:|---:|---:|---|---|');
   }
   for (const st of r.stages) {
-    const { cos, rel } = stageFigures(st);
+    const w = floatWorst(st.comparisons);
     const kernels = st.kernels.map((k) => `\`${k}\``).join(', ');
     lines.push(
-      `| ${st.stage} | ${kernels} | ${st.dispatches} | ${(st.ns / 1000).toFixed(1)} | ${(100 * st.share).toFixed(1)} | ${cos === null ? '-' : cos.toFixed(6)} | ${fmt(rel)} | ${st.pass ? '✅' : '❌'} | ${mdText(stageFrom(st))} |`,
+      `| ${st.stage} | ${kernels} | ${st.dispatches} | ${(st.ns / 1000).toFixed(1)} | ${(100 * st.share).toFixed(1)} | ${cosineCell(w.cosine)} | ${fmt(w.relMaxAbs)} | ${st.pass ? '✅' : '❌'} | ${mdText(stageFrom(st))} |`,
     );
   }
   if (r.errors.length > 0) {

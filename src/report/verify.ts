@@ -1,8 +1,7 @@
 /** Reports of `moe verify`: table, JSON document (docs/verify-report.schema.json), JUnit XML, Markdown. */
 import type { CaseResult } from '../harness/run.js';
 import type { CaseList, ShardOf } from '../kernels/shard.js';
-import type { OutputComparison } from '../verify/compare.js';
-import { fitTable, fmt, mdText, renderJunitXml, wrapText, type Column, type JunitCase, type Renderers, type ReportHead, type TableView } from './common.js';
+import { cosineCell, fitTable, fittedTable, floatWorst, fmt, mdText, renderJunitXml, worstAt, wrapText, type Column, type JunitCase, type Renderers, type ReportHead, type TableView } from './common.js';
 
 export const VERIFY_SCHEMA = 'moe-kernels/verify-report@1';
 
@@ -84,17 +83,6 @@ export function kernelStatus(rows: CaseResult[]): KernelStatus {
   return rows.every((r) => r.status === 'PASS' || r.status === 'SKIP') ? 'PASS' : 'FAIL';
 }
 
-function cosineText(o: OutputComparison[]): string {
-  const f = o.filter((x) => x.kind === 'float');
-  if (f.length === 0) return '-';
-  return Math.min(...f.map((x) => x.cosine ?? 0)).toFixed(6);
-}
-
-function worst<K extends 'maxAbs' | 'relMaxAbs'>(o: OutputComparison[], k: K): number | null {
-  const vals = o.filter((x) => x.kind === 'float').map((x) => x[k] ?? 0);
-  return vals.length === 0 ? null : Math.max(...vals);
-}
-
 /** Lines explaining a failing or erroring case: the worst element, counts, and the repro command. */
 export function failureLines(r: CaseResult): string[] {
   const lines: string[] = [];
@@ -102,9 +90,8 @@ export function failureLines(r: CaseResult): string[] {
   if (r.status === 'ERROR') lines.push(`error: ${r.error ?? 'unknown'}`);
   for (const o of r.outputs) {
     if (o.pass) continue;
-    const w = o.worst ?? o.firstViolation;
-    const at = w ? ` worst at [${w.index}]: got ${w.got}, expected ${w.expected}` : '';
-    lines.push(`${o.name}: ${o.failure};${at}`);
+    const at = worstAt(o);
+    lines.push(`${o.name}: ${o.failure};${at ? ` ${at}` : ''}`);
   }
   lines.push(`reproduce: ${r.repro}`);
   return lines;
@@ -128,7 +115,10 @@ export function renderCaseTables(results: CaseResult[], view: TableView): string
     { head: 'status', drop: 0 },
   ];
   for (const [kernel, rows] of byKernel) {
-    const cells = rows.map((r) => [r.shape, r.inputSet, r.origin, cosineText(r.outputs), fmt(worst(r.outputs, 'maxAbs')), fmt(worst(r.outputs, 'relMaxAbs')), statusText(view.color, r.status)]);
+    const cells = rows.map((r) => {
+      const w = floatWorst(r.outputs);
+      return [r.shape, r.inputSet, r.origin, cosineCell(w.cosine), fmt(w.maxAbs), fmt(w.relMaxAbs), statusText(view.color, r.status)];
+    });
     const passed = rows.filter((r) => r.status === 'PASS').length;
     const skipped = rows.filter((r) => r.status === 'SKIP').length;
     out.push(`${kernel} (${rows[0]?.entry}): ${passed}/${rows.length} PASS${skipped > 0 ? `, ${skipped} SKIP` : ''}`);
@@ -188,7 +178,7 @@ export function renderKernelSummary(report: VerifyReport, view: TableView): stri
       count(['PASS']),
       count(['FAIL', 'ERROR']),
       count(['SKIP']),
-      w.cosine === null ? '-' : w.cosine.toFixed(6),
+      cosineCell(w.cosine),
       fmt(w.rel),
       w.used === null ? '-' : 100 * w.used < 1000 ? (100 * w.used).toFixed(1) : fmt(100 * w.used, 2),
       (cs.reduce((a, r) => a + r.ms, 0) / 1000).toFixed(2),
@@ -200,8 +190,7 @@ export function renderKernelSummary(report: VerifyReport, view: TableView): stri
   const anySkip = report.cases.some((r) => r.status === 'SKIP');
   const cols = anySkip ? columns : columns.filter((_, i) => i !== skipAt);
   const cells = anySkip ? rows : rows.map((r) => r.filter((_, i) => i !== skipAt));
-  const { text, dropped } = fitTable(cols, cells, view.width, view.color);
-  return dropped.length > 0 ? [text, ...wrapText(`(not shown at this width: ${dropped.join(', ')}; see --json)`, view.wrapWidth, ' ')].join('\n') : text;
+  return fittedTable(cols, cells, view).join('\n');
 }
 
 /** The kernels that did not run and the cases that failed, in full, wrapped to the width. */
