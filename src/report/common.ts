@@ -45,6 +45,12 @@ export const us = (ns: number): string => (ns / 1000).toFixed(ns < 10_000 ? 2 : 
 /** Text safe inside Markdown inline code and list items. */
 export const mdText = (s: string): string => s.replace(/`/g, "'");
 
+/** A fitted table's lines (fitTable) for `view`: the table, then the heads of the columns it dropped, if any. */
+export function fittedTable(columns: Column[], rows: string[][], view: TableView): string[] {
+  const { text, dropped } = fitTable(columns, rows, view.width, view.color);
+  return dropped.length > 0 ? [text, ...wrapText(`(not shown at this width: ${dropped.join(', ')}; see --json)`, view.wrapWidth, ' ')] : [text];
+}
+
 const xmlEscape = (s: string): string =>
   s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&apos;');
 
@@ -169,6 +175,16 @@ export function fitTable(columns: Column[], rows: string[][], width: number, col
     const out = droppable[0] as number;
     dropped.push(columns[out]?.head ?? '');
     keep = keep.filter((i) => i !== out);
+  }
+  // the room a dropped column left goes back to the wrapped columns, the most squeezed first
+  if (dropped.length > 0) {
+    for (let spare = width - total(keep, widths); spare > 0; spare--) {
+      const cand = keep.filter((i) => columns[i]?.wrap && (widths[i] as number) < (natural[i] as number));
+      if (cand.length === 0) break;
+      cand.sort((a, b) => (natural[b] as number) - (widths[b] as number) - ((natural[a] as number) - (widths[a] as number)));
+      const i = cand[0] as number;
+      widths[i] = (widths[i] as number) + 1;
+    }
   }
   const table = new Table({
     head: keep.map((i) => columns[i]?.head ?? ''),

@@ -2,7 +2,7 @@
 import type { CaseResult } from '../harness/run.js';
 import type { CaseList, ShardOf } from '../kernels/shard.js';
 import type { OutputComparison } from '../verify/compare.js';
-import { fitTable, fmt, mdText, renderJunitXml, wrapText, type Column, type JunitCase, type Renderers, type ReportHead, type TableView } from './common.js';
+import { fitTable, fittedTable, fmt, mdText, renderJunitXml, wrapText, type Column, type JunitCase, type Renderers, type ReportHead, type TableView } from './common.js';
 
 export const VERIFY_SCHEMA = 'moe-kernels/verify-report@1';
 
@@ -200,8 +200,7 @@ export function renderKernelSummary(report: VerifyReport, view: TableView): stri
   const anySkip = report.cases.some((r) => r.status === 'SKIP');
   const cols = anySkip ? columns : columns.filter((_, i) => i !== skipAt);
   const cells = anySkip ? rows : rows.map((r) => r.filter((_, i) => i !== skipAt));
-  const { text, dropped } = fitTable(cols, cells, view.width, view.color);
-  return dropped.length > 0 ? [text, ...wrapText(`(not shown at this width: ${dropped.join(', ')}; see --json)`, view.wrapWidth, ' ')].join('\n') : text;
+  return fittedTable(cols, cells, view).join('\n');
 }
 
 /** The kernels that did not run and the cases that failed, in full, wrapped to the width. */
