@@ -4,7 +4,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Ajv } from 'ajv';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
-import { interruptMoe, moe, ROOT, shader, tmp } from './helpers.js';
+import { interruptMoe, moe, ROOT, shader, tmp, type CliResult } from './helpers.js';
 import { SPECS } from '../src/kernels/index.js';
 import { getBackend } from '../src/backend/index.js';
 import { copySpec, readSpec } from '../src/bench/specs.js';
@@ -268,11 +268,11 @@ test('SIGINT or SIGTERM during bench: the finished cases in every report asked f
   assert.equal(warm.code, 0, warm.stderr);
   const dir = tmp('bench-int');
   const files = { json: join(dir, 'r.json'), xml: join(dir, 'r.xml'), html: join(dir, 'r.html') };
-  const [table, json, md] = await Promise.all([
-    interruptMoe(['bench', ...hangAfterFirst, '--json-file', files.json, '--junit', files.xml, '--html', files.html], 'SIGINT', 8000),
-    interruptMoe(['bench', ...hangAfterFirst, '--json'], 'SIGTERM', 8000),
-    interruptMoe(['bench', ...hangAfterFirst, '--markdown'], 'SIGINT', 8000),
-  ]);
+  // one at a time: a hung run keeps a core busy until its signal
+  const timed = (r: CliResult): boolean => r.stdout.includes('tokens=1 experts=8 top-k=2');
+  const table = await interruptMoe(['bench', ...hangAfterFirst, '--json-file', files.json, '--junit', files.xml, '--html', files.html], 'SIGINT', 6000, { ready: timed });
+  const json = await interruptMoe(['bench', ...hangAfterFirst, '--json'], 'SIGTERM', 6000, { ready: timed });
+  const md = await interruptMoe(['bench', ...hangAfterFirst, '--markdown'], 'SIGINT', 6000, { ready: timed });
   // the table: the case that finished, the verdict; ended at once (the hung dispatch is abandoned)
   assert.equal(table.code, 130, table.stdout + table.stderr);
   assert.ok(table.ms < 15_000, `ended ${table.ms} ms after SIGINT`);

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Ajv } from 'ajv';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
-import { interruptMoe, moe, ROOT, shader, tmp } from './helpers.js';
+import { interruptMoe, moe, ROOT, shader, tmp, type CliResult } from './helpers.js';
 import { getBackend } from '../src/backend/index.js';
 import type { Backend } from '../src/backend/types.js';
 import { runLayer, LAYER_RULE, type LayerProgress, type Strategy } from '../src/dispatch/layer.js';
@@ -171,11 +171,11 @@ test('SIGINT or SIGTERM during dispatch: the stages that finished in every repor
   assert.ok(warm.code === 0 || warm.code === 1, warm.stderr);
   const dir = tmp('dispatch-int');
   const files = { json: join(dir, 'r.json'), xml: join(dir, 'r.xml') };
-  const [table, json, md] = await Promise.all([
-    interruptMoe([...args, '--json-file', files.json, '--junit', files.xml], 'SIGINT', 8000, { COLUMNS: '100' }),
-    interruptMoe([...args, '--json'], 'SIGTERM', 8000),
-    interruptMoe([...args, '--markdown'], 'SIGINT', 8000),
-  ]);
+  // one at a time: a hung run keeps a core busy until its signal
+  const routed = (r: CliResult): boolean => r.stdout.includes('moe_expert_matvec_f32');
+  const table = await interruptMoe([...args, '--json-file', files.json, '--junit', files.xml], 'SIGINT', 6000, { env: { COLUMNS: '100' }, ready: routed });
+  const json = await interruptMoe([...args, '--json'], 'SIGTERM', 6000, { ready: routed });
+  const md = await interruptMoe([...args, '--markdown'], 'SIGINT', 6000, { ready: routed });
   assert.equal(table.code, 130, table.stdout + table.stderr);
   assert.ok(table.ms < 15_000, `ended ${table.ms} ms after SIGINT`);
   assert.match(table.stdout, /│ router +│ moe_expert_matvec_f32 +│ ours +│.*│ PASS +│/);
