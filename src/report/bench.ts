@@ -47,10 +47,13 @@ const col = (head: string, drop: number, wrap = false, align: Column['align'] = 
 
 /**
  * The human report: the backend and peak, a row per case and, with
- * --baseline, a row per comparison, both fitted to the width (columns that do
- * not fit are named, and stay in --json); every other line wraps.
+ * --baseline, a row per comparison. Where the width is known (COLUMNS, a
+ * terminal) both tables fit it (the columns left out are named, and stay in
+ * --json) and every other line wraps; in a log, where it is not, each row
+ * keeps all its figures on one line, as runs are compared line by line.
  */
-export function renderBenchTable(r: BenchReport, view: TableView): string {
+export function renderBenchTable(r: BenchReport, given: TableView): string {
+  const view: TableView = Number.isFinite(given.wrapWidth) ? given : { ...given, width: Infinity };
   const weights = hasWeights(r);
   const text = (line: string): string[] => wrapText(line, view.wrapWidth, '  ');
   const columns: Column[] = [
