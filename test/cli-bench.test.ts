@@ -237,10 +237,12 @@ test('COLUMNS=80: the case table and the baseline table fit, and the columns lef
   const head = r.stdout.split('\n').find((l) => l.includes('│ kernel')) ?? '';
   for (const c of dropped) assert.ok(!head.includes(`│ ${c} `), `${c} is both dropped and shown`);
   for (const c of ['median µs', 'shape']) assert.ok(head.includes(c), `${c} stays: ${head}`);
-  // the default width (a pipe, no COLUMNS) keeps every column
-  const wide = moe(['bench', '--kernel', 'softmax-topk', '--tokens', '1', ...quick]);
+  // in a log (a pipe, no COLUMNS) every column stays and each case keeps one line, a time-capped one too
+  const wide = moe(['bench', '--kernel', 'softmax-topk', '--tokens', '1,16', ...quick, '--max-noise', '0']);
   assert.equal(wide.code, 0, wide.stderr);
   assert.doesNotMatch(wide.stdout, /not shown at this width/);
+  assert.match(wide.stdout, /│ tokens=1 experts=128 top-k=8 +│.*│ +\d+ \(time cap\) │/);
+  assert.match(wide.stdout, /│ tokens=16 experts=128 top-k=8 +│.*│ +\d+ \(time cap\) │/);
 
   const dir = tmp('bench-narrow');
   const base = moe(['bench', '--kernel', 'softmax-topk', '--tokens', '1,16', ...quick, '--json']);
