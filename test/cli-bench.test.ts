@@ -1,8 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { moe, tmp } from './helpers.js';
+import { Ajv } from 'ajv';
+import { XMLParser, XMLValidator } from 'fast-xml-parser';
+import { interruptMoe, moe, ROOT, shader, tmp, type CliResult } from './helpers.js';
 import { SPECS } from '../src/kernels/index.js';
 import { getBackend } from '../src/backend/index.js';
 import { copySpec, readSpec } from '../src/bench/specs.js';
@@ -215,4 +217,92 @@ kernel void moe_weighted_sum(device const float* y [[buffer(0)]], device const f
   const two = moe(['bench', '--kernel', 'weighted-sum,gelu-mul', ...quick, '--baseline', join(dir, 'b.json'), '--baseline-shader', 'shaders/moe_dispatch.metal']);
   assert.equal(two.code, 2);
   assert.match(two.stderr, /--baseline-shader needs exactly one --kernel/);
+});
+
+/** Every line of `text` at most `width` characters wide. */
+function assertFits(text: string, width: number): void {
+  for (const l of text.trimEnd().split('\n')) assert.ok([...l].length <= width, `wider than ${width} (${[...l].length}): ${l}`);
+}
+
+test('COLUMNS=80: the case table and the baseline table fit, and the columns left out are named', () => {
+  const r = moe(['bench', '--backend', 'cpu', '--kernel', 'softmax-topk', '--max-time', '0.1'], { COLUMNS: '80' });
+  assert.equal(r.code, 0, r.stderr);
+  assertFits(r.stdout, 80);
+  assert.match(r.stdout, /│ softmax-topk +│ tokens=4096/);
+  const note = /^\(not shown at this width: (.*); see --json\)$/m.exec(r.stdout);
+  assert.ok(note, r.stdout);
+  const dropped = (note[1] as string).split(', ');
+  assert.ok(dropped.includes('min µs'), note[0]);
+  // what is dropped is not in the table; what is kept is
+  const head = r.stdout.split('\n').find((l) => l.includes('│ kernel')) ?? '';
+  for (const c of dropped) assert.ok(!head.includes(`│ ${c} `), `${c} is both dropped and shown`);
+  for (const c of ['median µs', 'shape']) assert.ok(head.includes(c), `${c} stays: ${head}`);
+  // in a log (a pipe, no COLUMNS) every column stays and each case keeps one line, a time-capped one too
+  const wide = moe(['bench', '--kernel', 'softmax-topk', '--tokens', '1,16', ...quick, '--max-noise', '0']);
+  assert.equal(wide.code, 0, wide.stderr);
+  assert.doesNotMatch(wide.stdout, /not shown at this width/);
+  assert.match(wide.stdout, /│ tokens=1 experts=128 top-k=8 +│.*│ +\d+ \(time cap\) │/);
+  assert.match(wide.stdout, /│ tokens=16 experts=128 top-k=8 +│.*│ +\d+ \(time cap\) │/);
+
+  const dir = tmp('bench-narrow');
+  const base = moe(['bench', '--kernel', 'softmax-topk', '--tokens', '1,16', ...quick, '--json']);
+  writeFileSync(join(dir, 'b.json'), base.stdout);
+  const gated = moe(['bench', '--kernel', 'softmax-topk', '--tokens', '1,16', ...quick, '--baseline', join(dir, 'b.json')], { COLUMNS: '80' });
+  assert.ok(gated.code === 0 || gated.code === 1, gated.stderr);
+  assertFits(gated.stdout, 80);
+  assert.match(gated.stdout, /^baseline: /m);
+  const notes = [...gated.stdout.matchAll(/^\(not shown at this width: (.*); see --json\)$/gm)].map((m) => m[1] as string);
+  assert.equal(notes.length, 2, gated.stdout);
+  assert.ok(notes[1]?.includes('evidence'), notes.join(' | '));
+  assert.match(gated.stdout, /│ new\/old │/);
+  assert.match(gated.stdout, /^(PASS|FAIL): /m);
+});
+
+/**
+ * A softmax-topk that returns at once for one token and never for more:
+ * --tokens 1,2 times the first case, then hangs in the second until a signal.
+ */
+const hangAfterFirst = ['--kernel', 'softmax-topk', '--shader', shader('hostile', 'endless_past_one_token.metal'), '--tokens', '1,2', '--experts', '8', '--top-k', '2', ...quick, '--timeout', '60s'];
+
+test('SIGINT or SIGTERM during bench: the finished cases in every report asked for, INTERRUPTED, exit 128 + the signal', { timeout: 180_000 }, async () => {
+  // the shader compiled once beforehand, so the first case ends well before the signal
+  const warm = moe(['bench', ...hangAfterFirst.map((a) => (a === '1,2' ? '1' : a))]);
+  assert.equal(warm.code, 0, warm.stderr);
+  const dir = tmp('bench-int');
+  const files = { json: join(dir, 'r.json'), xml: join(dir, 'r.xml'), html: join(dir, 'r.html') };
+  // one at a time: a hung run keeps a core busy until its signal
+  const timed = (r: CliResult): boolean => r.stdout.includes('tokens=1 experts=8 top-k=2');
+  const table = await interruptMoe(['bench', ...hangAfterFirst, '--json-file', files.json, '--junit', files.xml, '--html', files.html], 'SIGINT', 6000, { ready: timed });
+  const json = await interruptMoe(['bench', ...hangAfterFirst, '--json'], 'SIGTERM', 6000, { ready: timed });
+  const md = await interruptMoe(['bench', ...hangAfterFirst, '--markdown'], 'SIGINT', 6000, { ready: timed });
+  // the table: the case that finished, the verdict; ended at once (the hung dispatch is abandoned)
+  assert.equal(table.code, 130, table.stdout + table.stderr);
+  assert.ok(table.ms < 15_000, `ended ${table.ms} ms after SIGINT`);
+  assert.match(table.stdout, /│ softmax-topk +│ tokens=1 experts=8 top-k=2 +│/);
+  assert.doesNotMatch(table.stdout, /tokens=2 /);
+  assert.match(table.stdout, /^INTERRUPTED \(SIGINT\): 1 case\(s\) timed before the run stopped/m);
+  assert.match(table.stderr, /interrupted by SIGINT/);
+  // --json-file: the partial report, by the documented schema
+  const validate = new Ajv({ allErrors: true, strict: false }).compile(JSON.parse(readFileSync(join(ROOT, 'docs', 'bench-report.schema.json'), 'utf8')) as object);
+  const doc = JSON.parse(readFileSync(files.json, 'utf8')) as Report & { interrupted?: string };
+  assert.ok(validate(doc), JSON.stringify(validate.errors?.slice(0, 3)));
+  assert.equal(doc.interrupted, 'SIGINT');
+  assert.deepEqual(doc.cases.map((c) => c.params.n_tokens), [1]);
+  // --junit: one testcase, the finished case; --html written
+  const xml = readFileSync(files.xml, 'utf8');
+  assert.equal(XMLValidator.validate(xml), true);
+  const junit = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '', isArray: (n) => ['testsuite', 'testcase'].includes(n) }).parse(xml) as { testsuites: { testsuite: { testcase: { name: string }[] }[] } };
+  assert.deepEqual(junit.testsuites.testsuite.flatMap((s) => s.testcase.map((c) => c.name)), ['tokens=1 experts=8 top-k=2']);
+  assert.ok(existsSync(files.html), 'the roofline of what finished');
+  // --json: the document on stdout alone
+  assert.equal(json.code, 143, json.stderr);
+  const printed = JSON.parse(json.stdout) as Report & { interrupted?: string };
+  assert.equal(printed.interrupted, 'SIGTERM');
+  assert.equal(printed.cases.length, 1);
+  assert.ok(validate(printed), JSON.stringify(validate.errors?.slice(0, 3)));
+  // --markdown
+  assert.equal(md.code, 130, md.stderr);
+  assert.match(md.stdout, /^## moe bench: ⚠️ INTERRUPTED \(SIGINT\)/m);
+  assert.match(md.stdout, /^\| softmax-topk \| tokens=1 experts=8 top-k=2 \|/m);
+  assert.match(md.stdout, /1 cases timed on \*\*cpu\*\*/);
 });

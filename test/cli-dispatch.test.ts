@@ -1,8 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { moe, shader } from './helpers.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Ajv } from 'ajv';
+import { XMLParser, XMLValidator } from 'fast-xml-parser';
+import { interruptMoe, moe, ROOT, shader, tmp, type CliResult } from './helpers.js';
 import { getBackend } from '../src/backend/index.js';
-import { runLayer, LAYER_RULE } from '../src/dispatch/layer.js';
+import type { Backend } from '../src/backend/types.js';
+import { runLayer, LAYER_RULE, type LayerProgress, type Strategy } from '../src/dispatch/layer.js';
 import { compareOutput } from '../src/verify/compare.js';
 import type { LayerShape } from '../src/reference/moe-layer.js';
 
@@ -125,4 +130,79 @@ test('--quant q4 and q8: quantized experts PASS in both strategies and report th
   const bad = moe(['dispatch', '--backend', 'cpu', '--hidden', '100', '--intermediate', '128', '--experts', '4', '--top-k', '2', '--quant', 'q4']);
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /--quant needs --hidden \(100\) to be a multiple of the group size 64/);
+});
+
+test('a layer under way knows its finished stages: they grow in the order of the report, and at the end are all of them', async () => {
+  const shape: LayerShape = { tokens: 2, hidden: 128, intermediate: 64, experts: 6, topK: 2, sharedIntermediate: 64, sharedGate: true, activation: 'gelu-tanh' };
+  const be = getBackend('cpu');
+  for (const strategy of ['loop', 'batched', 'fused'] as Strategy[]) {
+    const progress: LayerProgress = {};
+    const seen: string[][] = [];
+    // before every dispatch: what the layer would report if it stopped now
+    const spy = new Proxy(be, {
+      get(target, key) {
+        const v = Reflect.get(target, key) as unknown;
+        if (key === 'time') return (...args: Parameters<Backend['time']>) => (seen.push((progress.finished?.() ?? []).map((st) => st.stage)), target.time(...args));
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+    const layer = await runLayer(spy, { shape, strategy, seed: 3, progress });
+    const all = layer.stages.map((st) => st.stage);
+    assert.ok(seen.length > 0 && seen[0]?.length === 0, `${strategy}: nothing has finished before the first dispatch`);
+    for (const [i, names] of seen.entries()) {
+      assert.deepEqual(names, all.filter((n) => names.includes(n)), `${strategy}: in report order`);
+      if (i > 0) for (const n of seen[i - 1] ?? []) assert.ok(names.includes(n), `${strategy}: a finished stage stays finished`);
+    }
+    // the routing has finished before any expert runs; the last stage only at the end
+    assert.ok(seen.some((names) => names.includes('router') && names.includes('routing')), `${strategy}: ${JSON.stringify(seen.at(-1))}`);
+    assert.ok(!seen.some((names) => names.includes(all.at(-1) as string)), `${strategy}: the last stage finishes with the last dispatch`);
+    if (strategy === 'batched') assert.deepEqual(seen.at(-1), all.slice(0, -1), 'batched: every stage but the combine before its dispatch');
+    // at the end, the same stages and figures as the report
+    const end = progress.finished?.() ?? [];
+    assert.deepEqual(end.map((st) => [st.stage, st.pass, st.dispatches, st.ns]), layer.stages.map((st) => [st.stage, st.pass, st.dispatches, st.ns]));
+  }
+});
+
+test('SIGINT or SIGTERM during dispatch: the stages that finished in every report asked for, INTERRUPTED, exit 128 + the signal', { timeout: 180_000 }, async () => {
+  // the routing kernel never ends for 2 tokens: the router stage finishes, then the layer hangs until the signal
+  const args = ['dispatch', '--backend', 'cpu', '--hidden', '128', '--intermediate', '64', '--experts', '4', '--top-k', '2', '--tokens', '2', '--shader', shader('hostile', 'endless_past_one_token.metal'), '--timeout', '60s'];
+  // both kernels compiled once beforehand (one token: no hang)
+  const warm = moe([...args.map((a, i) => (args[i - 1] === '--tokens' ? '1' : a)), '--json']);
+  assert.ok(warm.code === 0 || warm.code === 1, warm.stderr);
+  const dir = tmp('dispatch-int');
+  const files = { json: join(dir, 'r.json'), xml: join(dir, 'r.xml') };
+  // one at a time: a hung run keeps a core busy until its signal
+  const routed = (r: CliResult): boolean => r.stdout.includes('moe_expert_matvec_f32');
+  const table = await interruptMoe([...args, '--json-file', files.json, '--junit', files.xml], 'SIGINT', 6000, { env: { COLUMNS: '100' }, ready: routed });
+  const json = await interruptMoe([...args, '--json'], 'SIGTERM', 6000, { ready: routed });
+  const md = await interruptMoe([...args, '--markdown'], 'SIGINT', 6000, { ready: routed });
+  assert.equal(table.code, 130, table.stdout + table.stderr);
+  assert.ok(table.ms < 15_000, `ended ${table.ms} ms after SIGINT`);
+  assert.match(table.stdout, /│ router +│ moe_expert_matvec_f32 +│ ours +│.*│ PASS +│/);
+  assert.doesNotMatch(table.stdout, /│ routing /);
+  assert.match(table.stdout, /^INTERRUPTED \(SIGINT\): 1 stage\(s\) finished before the layer stopped/m);
+  for (const l of table.stdout.trimEnd().split('\n')) assert.ok([...l].length <= 100, `wider than 100: ${l}`);
+  const validate = new Ajv({ allErrors: true, strict: false }).compile(JSON.parse(readFileSync(join(ROOT, 'docs', 'dispatch-report.schema.json'), 'utf8')) as object);
+  type Doc = Report & { interrupted?: string; errors: { type: string; message: string }[] };
+  const doc = JSON.parse(readFileSync(files.json, 'utf8')) as Doc;
+  assert.ok(validate(doc), JSON.stringify(validate.errors?.slice(0, 3)));
+  assert.equal(doc.interrupted, 'SIGINT');
+  assert.deepEqual(doc.stages.map((st) => [st.stage, st.pass, st.share]), [['router', true, 1]]);
+  assert.equal(doc.totalNs, doc.stages[0]?.ns);
+  assert.equal(doc.pass, false);
+  assert.match(doc.errors[0]?.message ?? '', /interrupted by SIGINT before the layer finished/);
+  const xml = readFileSync(files.xml, 'utf8');
+  assert.equal(XMLValidator.validate(xml), true);
+  const junit = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '', isArray: (n) => ['testsuite', 'testcase'].includes(n) }).parse(xml) as { testsuites: { testsuite: { testcase: { name: string; failure?: unknown }[] }[] } };
+  const cases = junit.testsuites.testsuite[0]?.testcase ?? [];
+  assert.equal(cases[0]?.name, 'router (moe_expert_matvec_f32)');
+  assert.equal(cases[0]?.failure, undefined);
+  assert.equal(json.code, 143, json.stderr);
+  const printed = JSON.parse(json.stdout) as Doc;
+  assert.equal(printed.interrupted, 'SIGTERM');
+  assert.deepEqual(printed.stages.map((st) => st.stage), ['router']);
+  assert.equal(md.code, 130, md.stderr);
+  assert.match(md.stdout, /^## moe dispatch: ⚠️ INTERRUPTED \(SIGINT\)/m);
+  assert.match(md.stdout, /^\| router \| `moe_expert_matvec_f32` \|.*\| ✅ \| ours \|$/m);
+  assert.match(md.stdout, /^INTERRUPTED \(SIGINT\): 1 stage\(s\) finished/m);
 });

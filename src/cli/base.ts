@@ -11,7 +11,7 @@ import { MAX_STACK_SIZE, MIN_STACK_SIZE } from '../backend/limits.js';
 import { KernelRuntimeError, UsageError } from '../errors.js';
 import type { Renderers } from '../report/common.js';
 import { checkEnvironment, useColor } from '../util/env.js';
-import { knownWidth, spinnerAllowed, terminalWidth } from './terminal.js';
+import { knownWidth, onInterrupt, spinnerAllowed, terminalWidth } from './terminal.js';
 
 export const backendFlag = Flags.string({
   description: 'backend to run on: metal, cuda or cpu (default: the best available)',
@@ -148,6 +148,14 @@ export function checkOutputPath(flag: string, file: string): void {
   }
 }
 
+/** The flags emit() reads: which reports to write and how the table is drawn. */
+export interface EmitFlags {
+  junit?: string;
+  markdown?: boolean;
+  verbose?: boolean;
+  'json-file'?: string;
+}
+
 export abstract class MoeCommand extends Command {
   static override enableJsonFlag = true;
 
@@ -172,7 +180,7 @@ export abstract class MoeCommand extends Command {
    * (whose document is the returned report), Markdown with --markdown, else
    * the table. Returns the report, for oclif's --json.
    */
-  protected emit<R>(report: R, render: Renderers<R>, flags: { junit?: string; markdown?: boolean; verbose?: boolean; 'json-file'?: string }): R {
+  protected emit<R>(report: R, render: Renderers<R>, flags: EmitFlags): R {
     const file = flags['json-file'];
     if (file) {
       try {
@@ -190,6 +198,26 @@ export abstract class MoeCommand extends Command {
     }
     if (!this.jsonEnabled()) this.log(flags.markdown ? render.markdown(report) : render.table(report, { color: useColor(), width: terminalWidth(), wrapWidth: knownWidth() ?? Infinity, verbose: flags.verbose === true }));
     return report;
+  }
+
+  /**
+   * Until the returned function is called: on SIGINT or SIGTERM, stop the
+   * spinner, write the report of what finished (`partial`, given the signal)
+   * in every form the flags ask for, as emit() does (and as --json prints it),
+   * then end with the exit status of the signal (onInterrupt).
+   */
+  protected reportOnInterrupt<R>(
+    partial: (signal: NodeJS.Signals) => R,
+    render: Renderers<R>,
+    flags: EmitFlags,
+    spinner: { stop(): unknown } | null = null,
+  ): () => void {
+    return onInterrupt((signal) => {
+      spinner?.stop();
+      const report = partial(signal);
+      this.emit(report, render, flags);
+      if (this.jsonEnabled()) this.logJson(report);
+    });
   }
 
   /**

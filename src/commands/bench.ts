@@ -1,6 +1,5 @@
 import { Flags, type Interfaces } from '@oclif/core';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import ora from 'ora';
 import { CudaBackend } from '../backend/cuda.js';
 import { getBackend } from '../backend/index.js';
 import { featureSkip } from '../backend/features.js';
@@ -22,6 +21,7 @@ import { preparePipeline, shaderSource } from '../harness/source.js';
 import { loadManifest, resolveManifest, type Manifest } from '../harness/manifest.js';
 import { benchRenderers, BENCH_SCHEMA, type BenchReport } from '../report/bench.js';
 import { reportHead } from '../report/common.js';
+import { startSpinner } from '../cli/terminal.js';
 import { backendFlag, MoeCommand, paramAssignments, paramFlag, paramText, parseList, reportFlags, safetyFlags, safetyRunOptions, seedFlag, shardFlag } from '../cli/base.js';
 
 const BENCH_ONLY = [emptySpec, copySpec, readSpec];
@@ -176,7 +176,7 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
     const rule = { minSamples: flags['min-samples'], maxNoise, maxTimeNs: maxTime * 1e9, maxSamples: 100_000 };
     const runOptions = safetyRunOptions(flags);
     const timing = { rule, warmup: flags.warmup, seed: flags.seed, runOptions, warmCache: flags['warm-cache'], perSample: flags.batch, graph: flags.graph, repeats: flags.repeats };
-    const spinner = this.interactive(flags) ? ora({ stream: process.stderr }).start('compiling') : null;
+    const spinner = startSpinner('compiling', this.interactive(flags));
     const cases: BenchCase[] = [];
     const positions: number[] = [];
     const gateCases: GateCase[] = [];
@@ -186,6 +186,30 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
     let baselineResult: BenchReport['baseline'];
     const known = findPeak(device.name);
     if (known) peak = { bandwidthGBs: known.bandwidthGBs, source: known.source };
+    /** The report of the cases timed so far, checked against the device's ceilings (and the roofline with --html). */
+    const makeReport = (interrupted?: NodeJS.Signals): BenchReport => {
+      const report: BenchReport = {
+        ...reportHead(BENCH_SCHEMA, backend.name, device),
+        clock: cudaClock(backend.name, backend.clock, flags.batch, flags.graph),
+        peak,
+        seed: flags.seed,
+        ...(shard ? { shard: { ...shard, positions } } : {}),
+        caseList,
+        flags: { ...flags },
+        shaders,
+        startedAt: new Date().toISOString(),
+        cases,
+        ...(skipped.length > 0 ? { skipped } : {}),
+        ...(manifest ? { manifest: { file: manifest.file, shader: manifest.shaderRel } } : {}),
+        ...(baselineResult ? { baseline: baselineResult } : {}),
+        ...(interrupted ? { interrupted } : {}),
+      };
+      report.physics = checkPhysics(report);
+      if (flags.html) writeFileSync(flags.html, renderRoofline(report));
+      return report;
+    };
+    // SIGINT/SIGTERM: report the cases timed so far (the gate is not run), then end
+    const release = this.reportOnInterrupt(makeReport, benchRenderers, flags, spinner);
     try {
       if (flags['measure-peak']) {
         if (spinner) spinner.text = 'measuring peak bandwidth (copy kernel)';
@@ -238,30 +262,13 @@ With --baseline FILE (a saved --json report), each case gets the ratio new/old a
       }
     } finally {
       spinner?.stop();
+      release();
     }
 
-    const report: BenchReport = {
-      ...reportHead(BENCH_SCHEMA, backend.name, device),
-      clock: cudaClock(backend.name, backend.clock, flags.batch, flags.graph),
-      peak,
-      seed: flags.seed,
-      ...(shard ? { shard: { ...shard, positions } } : {}),
-      caseList,
-      flags: { ...flags },
-      shaders,
-      startedAt: new Date().toISOString(),
-      cases,
-      ...(skipped.length > 0 ? { skipped } : {}),
-      ...(manifest ? { manifest: { file: manifest.file, shader: manifest.shaderRel } } : {}),
-    };
-    if (baselineResult) {
-      report.baseline = baselineResult;
-      if (baselineResult.fails) process.exitCode = 1;
-    }
-    report.physics = checkPhysics(report);
-    if (report.physics.impossible.length > 0) process.exitCode = 1;
-    if (flags.html) writeFileSync(flags.html, renderRoofline(report));
-    if (this.jsonEnabled() && report.physics.impossible.length > 0) process.stderr.write(renderPhysics(report.physics, false) + '\n');
+    const report = makeReport();
+    if (baselineResult?.fails) process.exitCode = 1;
+    if (report.physics?.impossible.length) process.exitCode = 1;
+    if (this.jsonEnabled() && report.physics?.impossible.length) process.stderr.write(renderPhysics(report.physics, false) + '\n');
     return this.emit(report, benchRenderers, flags);
   }
 }

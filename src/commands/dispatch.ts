@@ -2,7 +2,7 @@ import { Flags } from '@oclif/core';
 import { getBackend } from '../backend/index.js';
 import { ensureDeviceTrusted } from '../backend/selftest.js';
 import { memoryBudget } from '../backend/limits.js';
-import { layerBytes, runLayer, type LayerReport, type Strategy } from '../dispatch/layer.js';
+import { layerBytes, runLayer, type LayerProgress, type LayerReport, type StageReport, type Strategy } from '../dispatch/layer.js';
 import { StageError } from '../dispatch/stage.js';
 import { KernelRuntimeError, ShaderCompileError, UsageError } from '../errors.js';
 import { readShader } from '../harness/source.js';
@@ -13,7 +13,7 @@ import type { LayerShape } from '../reference/moe-layer.js';
 import { dispatchRenderers, DISPATCH_SCHEMA, type DispatchError, type DispatchReport } from '../report/dispatch.js';
 import { reportHead } from '../report/common.js';
 import { backendFlag, MoeCommand, reportFlags, safetyFlags, safetyRunOptions, seedFlag } from '../cli/base.js';
-import { onInterrupt, startSpinner } from '../cli/terminal.js';
+import { startSpinner } from '../cli/terminal.js';
 
 /** The entry points a --shader file defines (its kernels and [[host_name]]s). */
 function shaderEntries(source: string): string[] {
@@ -122,33 +122,38 @@ Exit codes: 0 PASS, 1 FAIL (a wrong stage, or a kernel that failed while running
       userShader: flags.shader ?? null,
       ...(manifest ? { manifest: { file: manifest.file, shader: manifest.shaderRel } } : {}),
     };
-    /** The report of a layer that stopped early: no stages, the error, a failed final state. */
-    const stopped = (error: DispatchError): DispatchReport => ({
+    /** The report of a layer that stopped early: the stages that finished (none by default), the error, a failed final state. */
+    const stopped = (error: DispatchError, stages: StageReport[] = []): DispatchReport => ({
       ...head,
       shape,
       strategy,
       seed: flags.seed,
-      stages: [],
-      totalNs: 0,
+      stages,
+      totalNs: stages.reduce((a, st) => a + st.ns, 0),
       tokensPerSecond: 0,
       weightBytes: 0,
       packedBytes: 0,
       quant: flags.quant === 'q4' ? 4 : flags.quant === 'q8' ? 8 : null,
       effectiveGBs: 0,
-      firstDivergence: error.stage,
+      firstDivergence: stages.find((st) => !st.pass)?.stage ?? error.stage,
       final: unfinished(shape.tokens * shape.hidden, error.message),
       pass: false,
       errors: [error],
     });
-    const release = onInterrupt((signal) => {
-      spinner?.stop();
-      const report = stopped({ type: 'runtime', stage: null, kernel: null, message: `interrupted by ${signal} before the layer finished` });
-      this.emit(report, dispatchRenderers, flags);
-      if (this.jsonEnabled()) this.logJson(report);
-    });
+    // SIGINT/SIGTERM: report the stages that finished, then end
+    const progress: LayerProgress = {};
+    const release = this.reportOnInterrupt(
+      (signal) => ({
+        ...stopped({ type: 'runtime', stage: null, kernel: null, message: `interrupted by ${signal} before the layer finished` }, progress.finished?.() ?? []),
+        interrupted: signal,
+      }),
+      dispatchRenderers,
+      flags,
+      spinner,
+    );
     let layer: LayerReport;
     try {
-      layer = await runLayer(backend, { shape, strategy, seed: flags.seed, shaderFile: flags.shader, manifest: manifest ?? undefined, quant: flags.quant === 'q4' ? 4 : flags.quant === 'q8' ? 8 : undefined, runOptions });
+      layer = await runLayer(backend, { shape, strategy, seed: flags.seed, shaderFile: flags.shader, manifest: manifest ?? undefined, quant: flags.quant === 'q4' ? 4 : flags.quant === 'q8' ? 8 : undefined, runOptions, progress });
     } catch (e) {
       if (!(e instanceof StageError)) throw e;
       // a stage that could not run: the report says which (JUnit <error>), then exit 2 (compile, signature) or 1 (runtime)

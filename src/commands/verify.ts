@@ -15,7 +15,7 @@ import { checkCases, skippedCase, verifySpec, type CaseResult } from '../harness
 import { loadManifest, resolveManifest, type Manifest } from '../harness/manifest.js';
 import { readShader } from '../harness/source.js';
 import { backendFlag, MoeCommand, paramAssignments, paramFlag, paramText, parseList, reportFlags, safetyFlags, safetyRunOptions, seedFlag, shardFlag } from '../cli/base.js';
-import { onInterrupt, startSpinner } from '../cli/terminal.js';
+import { startSpinner } from '../cli/terminal.js';
 import { childBackend, childCaseDone, childReport, delegateGpuSafety, gpuSafetyFlags } from '../cli/gpu-safety.js';
 
 /** One flag per spec parameter (e.g. --tokens, --experts, --top-k), shared by every spec that has it. */
@@ -193,17 +193,19 @@ Exit codes: 0 all cases pass, 1 a case failed (wrong output, out-of-bounds acces
       };
     };
     // SIGINT/SIGTERM: report what finished (the kernel under way with its finished cases), then end
-    const release = onInterrupt((signal) => {
-      spinner?.stop();
-      if (current && current.rows.length > 0) {
-        results.push(...current.rows);
-        positions.push(...current.at.slice(0, current.rows.length));
-        kernels.push(kernelOf(current.spec, current.rows, null));
-      }
-      const report = { ...makeReport(), interrupted: signal };
-      this.emit(report, verifyRenderers, flags);
-      if (this.jsonEnabled()) this.logJson(report);
-    });
+    const release = this.reportOnInterrupt(
+      (signal) => {
+        if (current && current.rows.length > 0) {
+          results.push(...current.rows);
+          positions.push(...current.at.slice(0, current.rows.length));
+          kernels.push(kernelOf(current.spec, current.rows, null));
+        }
+        return { ...makeReport(), interrupted: signal };
+      },
+      verifyRenderers,
+      flags,
+      spinner,
+    );
     let doneCases = 0;
     try {
       for (const entry of compileOnly) {

@@ -56,6 +56,18 @@ export interface LayerOptions {
   quant?: QuantBits;
   /** Native run options of every dispatch (--timeout, --stack-size). */
   runOptions?: NativeRunOptions;
+  /** Filled in as the layer starts: the stages finished so far, for the report of a run cut short. */
+  progress?: LayerProgress;
+}
+
+/**
+ * What a layer under way can say about itself. `finished()` returns the
+ * stages all of whose dispatches have run, compared with the reference of the
+ * layer (computed then), in the order of a full report; the others are left
+ * out, since their outputs are not complete.
+ */
+export interface LayerProgress {
+  finished?: () => StageReport[];
 }
 
 /** Group size of the quantized experts (MLX's default). */
@@ -252,6 +264,11 @@ export async function runLayer(backend: Backend, o: LayerOptions): Promise<Layer
   const runner = makeRunner(backend, o.shaderFile, o.runOptions);
   if (o.manifest) useManifest(runner, o.manifest);
   const rec: Recorder = { ns: new Map(), dispatches: new Map(), kernels: new Map() };
+  /** Stages none of whose dispatches is still to come. */
+  const done = new Set<string>();
+  const finish = (...stages: string[]): void => {
+    for (const st of stages) done.add(st);
+  };
   const P: Produced = {
     logits: new Float32Array(T * E),
     ids: new Uint32Array(T * K),
@@ -265,22 +282,16 @@ export async function runLayer(backend: Backend, o: LayerOptions): Promise<Layer
     out: new Float32Array(T * H),
   };
 
+  if (o.progress) o.progress.finished = () => (done.size === 0 ? [] : stageReports(compareStages(moeLayerRef(s, x, w), done)));
+
   if (o.strategy === 'loop') await loopStrategy();
   else if (o.strategy === 'fused') await fusedStrategy();
   else await batchedStrategy();
 
   // ---- the reference, and stage-by-stage comparison
   const ref = moeLayerRef(s, x, w);
-  const stages = compareStages(ref);
+  const reports = stageReports(compareStages(ref));
   const totalNs = [...rec.ns.values()].reduce((a, b) => a + b, 0);
-  const reports: StageReport[] = stages.map((st) => ({
-    ...st,
-    kernels: [...(rec.kernels.get(st.stage) ?? [])],
-    sources: [...(rec.kernels.get(st.stage) ?? [])].map((e) => runner.sources.get(e) ?? { entry: e, from: 'ours' as const, file: '' }),
-    dispatches: rec.dispatches.get(st.stage) ?? 0,
-    ns: rec.ns.get(st.stage) ?? 0,
-    share: totalNs > 0 ? (rec.ns.get(st.stage) ?? 0) / totalNs : 0,
-  }));
   const selected = new Set<number>(P.ids);
   // packed: bits/8 bytes per weight, plus a bf16 scale and bias per group
   const perExpert = quant === null ? 4 * 3 * I * H : 3 * ((I * H * quant) / 8 + 2 * 2 * ((I * H) / QUANT_GROUP));
@@ -305,8 +316,23 @@ export async function runLayer(backend: Backend, o: LayerOptions): Promise<Layer
     output: P.out,
   };
 
+  /** Stage comparisons with what the recorder saw of each stage: kernels, dispatches, time and its share of the stages reported. */
+  function stageReports(stages: ReturnType<typeof compareStages>): StageReport[] {
+    const ns = (stage: string): number => rec.ns.get(stage) ?? 0;
+    const total = stages.reduce((a, st) => a + ns(st.stage), 0);
+    return stages.map((st) => ({
+      ...st,
+      kernels: [...(rec.kernels.get(st.stage) ?? [])],
+      sources: [...(rec.kernels.get(st.stage) ?? [])].map((e) => runner.sources.get(e) ?? { entry: e, from: 'ours' as const, file: '' }),
+      dispatches: rec.dispatches.get(st.stage) ?? 0,
+      ns: ns(st.stage),
+      share: total > 0 ? ns(st.stage) / total : 0,
+    }));
+  }
+
   async function routing(): Promise<void> {
     await dispatch(runner, rec, 'routing', softmaxTopk, { n_tokens: T, n_experts: E, top_k: K }, { logits: P.logits, ids: P.ids, weights: P.weights });
+    finish('routing');
   }
 
   /** One expert projection y = W_kind[e] · x: f32 naive mat-vec, or the tiled dequantizing one. */
@@ -324,6 +350,7 @@ export async function runLayer(backend: Backend, o: LayerOptions): Promise<Layer
     for (let t = 0; t < T; t++) {
       await dispatch(runner, rec, 'router', matvec, { n: E, k: H }, { weight: w.router, input: row(x, t, H), output: row(P.logits, t, E) });
     }
+    finish('router');
     await routing();
     const g = new Float32Array(I);
     const u = new Float32Array(I);
@@ -365,6 +392,8 @@ export async function runLayer(backend: Backend, o: LayerOptions): Promise<Layer
       }
       await dispatch(runner, rec, 'combine', accumulate, { n_elements: H, routing_weight: 1 }, { accumulator: acc, expert_output: row(x, t, H) });
     }
+    // every token's experts, shared expert and combine ran
+    finish('expert gate/up', 'GELU·up', 'expert down', 'shared expert', 'shared gate', 'combine');
   }
 
   /**
@@ -402,11 +431,14 @@ export async function runLayer(backend: Backend, o: LayerOptions): Promise<Layer
         await dispatch(runner, rec, 'expert gate/up', qmv4Expert, { ...base, x_per_pair: 0, out_dim: I, in_dim: H }, { ...sg, x: row(x, t, H), ids, y: P.gate.subarray(t * K * I, (t + 1) * K * I) });
         await dispatch(runner, rec, 'expert gate/up', qmv4Expert, { ...base, x_per_pair: 0, out_dim: I, in_dim: H }, { ...su, x: row(x, t, H), ids, y: P.up.subarray(t * K * I, (t + 1) * K * I) });
       }
+      finish('expert gate/up');
       await dispatch(runner, rec, 'GELU·up', geluMul, { n_elements: T * K * I }, { gate_out: P.gate, up_out: P.up, output: P.hidden });
+      finish('GELU·up');
       for (let t = 0; t < T; t++) {
         const ids = lids.subarray(t * K, (t + 1) * K);
         await dispatch(runner, rec, 'expert down', qmv4Expert, { n_experts: n, top_k: K, group_size: QUANT_GROUP, x_per_pair: 1, out_dim: H, in_dim: I }, { ...sd, x: P.hidden.subarray(t * K * I, (t + 1) * K * I), ids, y: P.expertOut.subarray(t * K * H, (t + 1) * K * H) });
       }
+      finish('expert down');
       return;
     }
     for (let q = 0; q < T * K; q++) {
@@ -415,10 +447,13 @@ export async function runLayer(backend: Backend, o: LayerOptions): Promise<Layer
       await project('expert gate/up', 'gate', e, I, H, row(x, t, H), row(P.gate, q, I));
       await project('expert gate/up', 'up', e, I, H, row(x, t, H), row(P.up, q, I));
     }
+    finish('expert gate/up');
     await dispatch(runner, rec, 'GELU·up', geluMul, { n_elements: T * K * I }, { gate_out: P.gate, up_out: P.up, output: P.hidden });
+    finish('GELU·up');
     for (let q = 0; q < T * K; q++) {
       await project('expert down', 'down', P.ids[q] as number, H, I, row(P.hidden, q, I), row(P.expertOut, q, H));
     }
+    finish('expert down');
   }
 
   /** The selected experts in order of first use, and the ids as indices into that order (into stacks of their weights). */
@@ -441,6 +476,7 @@ export async function runLayer(backend: Backend, o: LayerOptions): Promise<Layer
   async function batchedRouter(): Promise<Uint32Array> {
     const allZero = new Uint32Array(T);
     await dispatch(runner, rec, 'router', expertMatvec, { n_tokens: T, n_experts: 1, top_k: 1, n_rows: E, k: H, x_per_pair: 0 }, { w: w.router, x, ids: allZero, y: P.logits });
+    finish('router');
     await routing();
     return allZero;
   }
@@ -463,8 +499,11 @@ export async function runLayer(backend: Backend, o: LayerOptions): Promise<Layer
     const gp = { n_tokens: T, n_experts: n, top_k: K, n_rows: I, k: H, x_per_pair: 0 };
     await dispatch(runner, rec, 'expert gate/up', expertMatvec, gp, { w: stack((e) => w.gate(e), I * H), x, ids: lids, y: g });
     await dispatch(runner, rec, 'expert gate/up', expertMatvec, gp, { w: stack((e) => w.up(e), I * H), x, ids: lids, y: u });
+    finish('expert gate/up');
     await dispatch(runner, rec, 'GELU·up', geluMul, { n_elements: T * K * I }, { gate_out: g, up_out: u, output: P.hidden });
+    finish('GELU·up');
     await dispatch(runner, rec, 'expert down', expertMatvec, { n_tokens: T, n_experts: n, top_k: K, n_rows: H, k: I, x_per_pair: 1 }, { w: stack((e) => w.down(e), H * I), x: P.hidden, ids: lids, y: P.expertOut });
+    finish('expert down');
     }
     await sharedExpert(allZero);
     await dispatch(runner, rec, 'combine', weightedReduce, { n_tokens: T, top_k: K, hidden: H, add_residual: 1 }, {
@@ -475,6 +514,7 @@ export async function runLayer(backend: Backend, o: LayerOptions): Promise<Layer
       residual: x,
       output: P.out,
     });
+    finish('combine');
   }
 
   /** The shared expert and its gate for every token (P.sharedOut, P.sharedGate), batched. */
@@ -495,6 +535,7 @@ export async function runLayer(backend: Backend, o: LayerOptions): Promise<Layer
         await dispatch(runner, rec, 'shared gate', sigmoidGate, { n_elements: T }, { x: P.sharedGate, gate: logits });
       }
     }
+    finish('shared expert', 'shared gate');
   }
 
   /**
@@ -530,42 +571,47 @@ export async function runLayer(backend: Backend, o: LayerOptions): Promise<Layer
         residual: x.subarray(t * H, (t + 1) * H),
       });
     }
+    finish(FUSED_STAGES.gateUp, FUSED_STAGES.down);
   }
 
-  function compareStages(ref: LayerStages): Omit<StageReport, 'kernels' | 'sources' | 'dispatches' | 'ns' | 'share'>[] {
+  /** Each stage's outputs against the reference, in the layer's order; with `only`, those stages alone. */
+  function compareStages(ref: LayerStages, only?: Set<string>): Omit<StageReport, 'kernels' | 'sources' | 'dispatches' | 'ns' | 'share'>[] {
     const cmp = (name: string, got: Float32Array, expected: Float64Array): OutputComparison => compareOutput(name, got, expected, LAYER_RULE);
     const out: Omit<StageReport, 'kernels' | 'sources' | 'dispatches' | 'ns' | 'share'>[] = [];
-    const push = (stage: string, comparisons: OutputComparison[]): void => {
+    const push = (stage: string, compare: () => OutputComparison[]): void => {
+      if (only && !only.has(stage)) return;
+      const comparisons = compare();
       out.push({ stage, comparisons, pass: comparisons.every((c) => c.pass) });
     };
-    push('router', [cmp('logits', P.logits, ref.logits)]);
-    const idsCmp = compareOutput('ids', P.ids, ref.ids, {
-      kind: 'exact',
-      reason: 'expert ids; tied probabilities may swap',
-      tieOk: (i, got, exp) => {
-        const t = Math.floor(i / K);
-        return got < E && probsTie(ref.probs[t * E + got] as number, ref.probs[t * E + exp] as number);
-      },
-    });
-    push('routing', [idsCmp, cmp('weights', P.weights, ref.weights)]);
+    push('router', () => [cmp('logits', P.logits, ref.logits)]);
+    const idsCmp = (): OutputComparison =>
+      compareOutput('ids', P.ids, ref.ids, {
+        kind: 'exact',
+        reason: 'expert ids; tied probabilities may swap',
+        tieOk: (i, got, exp) => {
+          const t = Math.floor(i / K);
+          return got < E && probsTie(ref.probs[t * E + got] as number, ref.probs[t * E + exp] as number);
+        },
+      });
+    push('routing', () => [idsCmp(), cmp('weights', P.weights, ref.weights)]);
     if (o.strategy === 'fused') {
       // no separate projections or expert outputs: the activated intermediate, then the layer output
       if (IS > 0) {
-        push('shared expert', [cmp('shared output', P.sharedOut, ref.sharedOut)]);
-        if (s.sharedGate) push('shared gate', [cmp('sigmoid gate', P.sharedGate, ref.sharedGate)]);
+        push('shared expert', () => [cmp('shared output', P.sharedOut, ref.sharedOut)]);
+        if (s.sharedGate) push('shared gate', () => [cmp('sigmoid gate', P.sharedGate, ref.sharedGate)]);
       }
-      push(FUSED_STAGES.gateUp, [cmp('hidden', P.hidden, ref.hidden)]);
-      push(FUSED_STAGES.down, [cmp('layer output', P.out, ref.out)]);
+      push(FUSED_STAGES.gateUp, () => [cmp('hidden', P.hidden, ref.hidden)]);
+      push(FUSED_STAGES.down, () => [cmp('layer output', P.out, ref.out)]);
       return out;
     }
-    push('expert gate/up', [cmp('gate projections', P.gate, ref.gateOut), cmp('up projections', P.up, ref.upOut)]);
-    push('GELU·up', [cmp('hidden', P.hidden, ref.hidden)]);
-    push('expert down', [cmp('expert outputs', P.expertOut, ref.expertOut)]);
+    push('expert gate/up', () => [cmp('gate projections', P.gate, ref.gateOut), cmp('up projections', P.up, ref.upOut)]);
+    push('GELU·up', () => [cmp('hidden', P.hidden, ref.hidden)]);
+    push('expert down', () => [cmp('expert outputs', P.expertOut, ref.expertOut)]);
     if (IS > 0) {
-      push('shared expert', [cmp('shared output', P.sharedOut, ref.sharedOut)]);
-      if (s.sharedGate) push('shared gate', [cmp('sigmoid gate', P.sharedGate, ref.sharedGate)]);
+      push('shared expert', () => [cmp('shared output', P.sharedOut, ref.sharedOut)]);
+      if (s.sharedGate) push('shared gate', () => [cmp('sigmoid gate', P.sharedGate, ref.sharedGate)]);
     }
-    push('combine', [cmp('layer output', P.out, ref.out)]);
+    push('combine', () => [cmp('layer output', P.out, ref.out)]);
     return out;
   }
 }

@@ -1,10 +1,9 @@
 /** Reports of `moe bench`: table, JSON document (docs/bench-report.schema.json), JUnit XML, Markdown. */
-import Table from 'cli-table3';
 import { gateSummary, intervalLabel, verdictLabel, type GateComparison, type GateResult } from '../bench/gate.js';
 import type { BenchCase } from '../bench/run.js';
 import type { CaseList, ShardOf } from '../kernels/shard.js';
 import { IMPOSSIBLE, renderPhysics, type PhysicsVerdict } from '../bench/physics.js';
-import { mdText, renderJunitXml, us, type JunitCase, type JunitSuite, type Renderers, type ReportHead } from './common.js';
+import { fittedTable, mdText, renderJunitXml, us, wrapText, type Column, type JunitCase, type JunitSuite, type Renderers, type ReportHead, type TableView } from './common.js';
 
 export const BENCH_SCHEMA = 'moe-kernels/bench-report@1';
 
@@ -29,6 +28,8 @@ export interface BenchReport extends ReportHead<typeof BENCH_SCHEMA> {
   skipped?: { kernel: string; reason: string }[];
   /** Every case against the device's bandwidth and compute ceilings (src/bench/physics.ts). */
   physics?: PhysicsVerdict;
+  /** The signal that ended the run early (SIGINT, SIGTERM): the report holds the cases that finished. */
+  interrupted?: string;
 }
 
 /** Whether the report has the packed-weights columns: when some case is a quantized kernel. */
@@ -41,50 +42,88 @@ function weightCells(weights: boolean, c: BenchCase): string[] {
   return [c.weightGBs.toFixed(2), c.weightPctPeak === null || c.weightPctPeak === undefined ? '-' : c.weightPctPeak.toFixed(1)];
 }
 
-export function renderBenchTable(r: BenchReport): string {
+/** A bench table's column: a head and when it goes at a narrow width (fitTable). */
+const col = (head: string, drop: number, wrap = false, align: Column['align'] = 'right'): Column => ({ head, drop, wrap, align });
+
+/**
+ * The human report: the backend and peak, a row per case and, with
+ * --baseline, a row per comparison. Where the width is known (COLUMNS, a
+ * terminal) both tables fit it (the columns left out are named, and stay in
+ * --json) and every other line wraps; in a log, where it is not, each row
+ * keeps all its figures on one line, as runs are compared line by line.
+ */
+export function renderBenchTable(r: BenchReport, given: TableView): string {
+  const view: TableView = Number.isFinite(given.wrapWidth) ? given : { ...given, width: Infinity };
   const weights = hasWeights(r);
-  const t = new Table({
-    head: ['kernel', 'shape', 'median µs', 'min µs', 'noise %', 'samples', 'GB/s', 'GFLOP/s', '% peak BW', ...(weights ? ['weights GB/s', 'weights % peak'] : [])],
-    style: { head: [], border: [] },
-  });
-  for (const c of r.cases) {
-    t.push([
-      c.kernel,
-      c.shape,
-      us(c.medianNs),
-      us(c.minNs),
-      (100 * c.noise).toFixed(2),
-      `${c.samples}${c.stopReason === 'time' ? ' (time cap)' : ''}`,
-      c.gbps.toFixed(2),
-      c.gflops.toFixed(2),
-      c.pctPeakBandwidth === null ? '-' : c.pctPeakBandwidth.toFixed(1),
-      ...weightCells(weights, c),
-    ]);
-  }
-  const lines = [
-    `backend: ${r.backend} (${r.device.name}); clock: ${r.clock}`,
-    `peak bandwidth: ${r.peak ? `${r.peak.bandwidthGBs.toFixed(1)} GB/s (${r.peak.source})` : 'unknown for this device (use --measure-peak)'}`,
-    t.toString(),
+  const text = (line: string): string[] => wrapText(line, view.wrapWidth, '  ');
+  const columns: Column[] = [
+    col('kernel', 0, true, 'left'),
+    col('shape', 0, true, 'left'),
+    col('median µs', 0),
+    col('min µs', 8),
+    col('noise %', 5),
+    col('samples', 7, true),
+    col('GB/s', 1),
+    col('GFLOP/s', 6),
+    col('% peak BW', 3),
+    ...(weights ? [col('weights GB/s', 2), col('weights % peak', 4)] : []),
   ];
-  if (weights) lines.push('weights: the packed weight words alone (not scales, biases or activations), over the same median time');
-  if (r.manifest) lines.push(`manifest: ${r.manifest.file} (shader ${r.manifest.shader})`);
-  for (const k of r.skipped ?? []) lines.push(`SKIP ${k.kernel}: ${k.reason}`);
+  const rows = r.cases.map((c) => [
+    c.kernel,
+    c.shape,
+    us(c.medianNs),
+    us(c.minNs),
+    (100 * c.noise).toFixed(2),
+    `${c.samples}${c.stopReason === 'time' ? ' (time cap)' : ''}`,
+    c.gbps.toFixed(2),
+    c.gflops.toFixed(2),
+    c.pctPeakBandwidth === null ? '-' : c.pctPeakBandwidth.toFixed(1),
+    ...weightCells(weights, c),
+  ]);
+  const lines = [
+    ...text(`backend: ${r.backend} (${r.device.name}); clock: ${r.clock}`),
+    ...text(`peak bandwidth: ${r.peak ? `${r.peak.bandwidthGBs.toFixed(1)} GB/s (${r.peak.source})` : 'unknown for this device (use --measure-peak)'}`),
+    ...fittedTable(columns, rows, view),
+  ];
+  if (weights) lines.push(...text('weights: the packed weight words alone (not scales, biases or activations), over the same median time'));
+  if (r.manifest) lines.push(...text(`manifest: ${r.manifest.file} (shader ${r.manifest.shader})`));
+  for (const k of r.skipped ?? []) lines.push(...text(`SKIP ${k.kernel}: ${k.reason}`));
   if (r.baseline) {
-    const b = new Table({ head: ['kernel', 'shape', 'old µs', 'new µs', 'new/old', '99% interval', 'evidence', 'verdict'], style: { head: [], border: [] } });
-    for (const c of r.baseline.comparisons) {
-      b.push([c.kernel, c.shape, us(c.oldNs), us(c.newNs), c.ratio.toFixed(3), intervalLabel(c), c.method, verdictLabel(c, r.baseline.strict)]);
-    }
-    lines.push(`baseline: ${r.baseline.file}${r.baseline.baselineShader ? ` (old code: ${r.baseline.baselineShader})` : ''} (fail when slower than ${(100 * r.baseline.maxRegression).toFixed(1)}% beyond the spread between runs)`, b.toString());
-    if (r.baseline.missing.length > 0) lines.push(`not in the baseline: ${r.baseline.missing.join('; ')}`);
-    lines.push(gateSummary(r.baseline));
+    const b = r.baseline;
+    const gate: Column[] = [
+      col('kernel', 0, true, 'left'),
+      col('shape', 0, true, 'left'),
+      col('old µs', 4),
+      col('new µs', 3),
+      col('new/old', 0),
+      col('99% interval', 2),
+      col('evidence', 5, true, 'left'),
+      col('verdict', 0, false, 'left'),
+    ];
+    const cells = b.comparisons.map((c) => [c.kernel, c.shape, us(c.oldNs), us(c.newNs), c.ratio.toFixed(3), intervalLabel(c), c.method, verdictLabel(c, b.strict)]);
+    lines.push(
+      ...text(`baseline: ${b.file}${b.baselineShader ? ` (old code: ${b.baselineShader})` : ''} (fail when slower than ${(100 * b.maxRegression).toFixed(1)}% beyond the spread between runs)`),
+      ...fittedTable(gate, cells, view),
+    );
+    if (b.missing.length > 0) lines.push(...text(`not in the baseline: ${b.missing.join('; ')}`));
+    lines.push(...text(gateSummary(b)));
   }
-  return lines.join('\n') + (r.physics ? renderPhysics(r.physics, false) : '');
+  if (r.physics) for (const l of renderPhysics(r.physics, false).split('\n').filter((x) => x !== '')) lines.push(...text(l));
+  if (r.interrupted) lines.push(...text(interruptedLine(r)));
+  return lines.join('\n');
+}
+
+/** The closing line of a run cut short by a signal. */
+function interruptedLine(r: BenchReport): string {
+  const flags = r.flags as { baseline?: unknown };
+  const gate = typeof flags.baseline === 'string' && !r.baseline ? `; not compared with the baseline ${flags.baseline}` : '';
+  return `INTERRUPTED (${r.interrupted}): ${r.cases.length} case(s) timed before the run stopped${gate}; the cases not timed are not in this report`;
 }
 
 export function renderBenchMarkdown(r: BenchReport): string {
   const regressions = r.baseline?.comparisons.filter((c) => c.regression).length ?? 0;
   const lines = [
-    `## moe bench: ${benchVerdict(r) === 'PASS' ? '✅ PASS' : '❌ FAIL'}`,
+    `## moe bench: ${r.interrupted ? `⚠️ INTERRUPTED (${r.interrupted})` : benchVerdict(r) === 'PASS' ? '✅ PASS' : '❌ FAIL'}`,
     '',
     `${r.cases.length} cases timed on **${r.backend}** (${r.device.name}), seed ${r.seed}, moe-kernels ${r.tool.version}` +
       (r.baseline ? `; ${regressions} regression(s) against ${r.baseline.file}.` : '.'),
@@ -109,6 +148,7 @@ export function renderBenchMarkdown(r: BenchReport): string {
     for (const c of r.baseline.comparisons) lines.push(`| ${c.kernel} | ${c.shape} | ${c.ratio.toFixed(3)} | ${c.regression ? '❌ regression' : verdictLabel(c, r.baseline.strict)} |`);
   }
   if (r.physics) lines.push(renderPhysics(r.physics, true));
+  if (r.interrupted) lines.push('', mdText(interruptedLine(r)));
   return lines.join('\n') + '\n';
 }
 
@@ -148,4 +188,4 @@ export function renderBenchJunit(r: BenchReport): string {
   return renderJunitXml('moe bench', seconds, [...suites.values()]);
 }
 
-export const benchRenderers: Renderers<BenchReport> = { table: (r) => renderBenchTable(r), markdown: renderBenchMarkdown, junit: renderBenchJunit };
+export const benchRenderers: Renderers<BenchReport> = { table: renderBenchTable, markdown: renderBenchMarkdown, junit: renderBenchJunit };

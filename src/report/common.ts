@@ -197,6 +197,16 @@ export function fitTable(columns: Column[], rows: string[][], width: number, col
     dropped.push(columns[out]?.head ?? '');
     keep = keep.filter((i) => i !== out);
   }
+  // the room a dropped column left goes back to the wrapped columns, the most squeezed first
+  if (dropped.length > 0) {
+    for (let spare = width - total(keep, widths); spare > 0; spare--) {
+      const cand = keep.filter((i) => columns[i]?.wrap && (widths[i] as number) < (natural[i] as number));
+      if (cand.length === 0) break;
+      cand.sort((a, b) => (natural[b] as number) - (widths[b] as number) - ((natural[a] as number) - (widths[a] as number)));
+      const i = cand[0] as number;
+      widths[i] = (widths[i] as number) + 1;
+    }
+  }
   const table = new Table({
     head: keep.map((i) => columns[i]?.head ?? ''),
     colWidths: keep.map((i) => (widths[i] as number) + 2),

@@ -20,6 +20,8 @@ export interface DispatchReport extends Omit<LayerReport, 'output'>, ReportHead<
    * failed while running (exit 1). Empty when none.
    */
   errors: DispatchError[];
+  /** The signal that ended the run early (SIGINT, SIGTERM): the report holds the stages that finished. */
+  interrupted?: string;
 }
 
 export interface DispatchError {
@@ -77,11 +79,17 @@ export function renderDispatch(r: DispatchReport, view: TableView): string {
   });
   if (rows.length > 0) lines.push(...fittedTable(columns, rows, view));
   for (const e of r.errors) lines.push(...wrapText(`ERROR${e.stage ? ` in stage '${e.stage}'` : ''}${e.kernel ? ` (${e.kernel})` : ''}: ${e.message}`, view.wrapWidth, '    '));
-  if (r.errors.length > 0 && r.stages.length === 0) return lines.join('\n');
   // the lines after the table wrap like the header
   const text = (line: string): void => {
     lines.push(...wrapText(line, view.wrapWidth, '  '));
   };
+  if (r.interrupted) {
+    // the stages that finished, then the verdict: no layer figures, no final state
+    if (r.firstDivergence) text(divergenceLine(r));
+    text(interruptedLine(r));
+    return lines.join('\n');
+  }
+  if (r.errors.length > 0 && r.stages.length === 0) return lines.join('\n');
   text(
     `layer: ${(r.totalNs / 1000).toFixed(1)} µs device time, ${r.tokensPerSecond.toFixed(1)} tokens/s; expert and router weights read ${(r.weightBytes / 2 ** 20).toFixed(1)} MiB → ${r.effectiveGBs.toFixed(2)} GB/s effective`,
   );
@@ -93,18 +101,26 @@ export function renderDispatch(r: DispatchReport, view: TableView): string {
   }
   const fc = r.final;
   text(`final hidden state: cosine ${fc.cosine?.toFixed(7)}, max_abs ${fmt(fc.maxAbs)}, rel_max_abs ${fmt(fc.relMaxAbs)} — ${r.pass ? 'PASS' : 'FAIL'}`);
-  if (r.firstDivergence) {
-    const st = r.stages.find((x) => x.stage === r.firstDivergence);
-    const bad = st?.comparisons.find((c) => !c.pass);
-    text(`first divergence: stage '${r.firstDivergence}' (${st?.kernels.join(', ')}): ${bad ? failureText(bad) : 'no failing output'}`);
-  }
+  if (r.firstDivergence) text(divergenceLine(r));
   return lines.join('\n');
+}
+
+/** "first divergence: stage 's' (kernels): what failed". */
+function divergenceLine(r: DispatchReport): string {
+  const st = r.stages.find((x) => x.stage === r.firstDivergence);
+  const bad = st?.comparisons.find((c) => !c.pass);
+  return `first divergence: stage '${r.firstDivergence}' (${st?.kernels.join(', ')}): ${bad ? failureText(bad) : 'no failing output'}`;
+}
+
+/** The closing line of a layer cut short by a signal. */
+function interruptedLine(r: DispatchReport): string {
+  return `INTERRUPTED (${r.interrupted}): ${r.stages.length} stage(s) finished before the layer stopped; the final hidden state was not reached`;
 }
 
 /** Markdown for CI step summaries: the verdict, the layer, a row per stage, the first divergence. */
 export function renderDispatchMarkdown(r: DispatchReport): string {
   const lines: string[] = [
-    `## moe dispatch: ${r.errors.length > 0 ? '❌ ERROR' : r.pass ? '✅ PASS' : '❌ FAIL'}`,
+    `## moe dispatch: ${r.interrupted ? `⚠️ INTERRUPTED (${r.interrupted})` : r.errors.length > 0 ? '❌ ERROR' : r.pass ? '✅ PASS' : '❌ FAIL'}`,
     '',
     `${mdText(layerLine(r))}; moe-kernels ${r.tool.version}.`,
     '',
@@ -124,16 +140,18 @@ export function renderDispatchMarkdown(r: DispatchReport): string {
     lines.push('', '### Errors', '');
     for (const e of r.errors) lines.push(`- **${e.stage ?? 'layer'}**${e.kernel ? ` (\`${e.kernel}\`)` : ''}: ${e.type}`, ...e.message.split('\n').map((l) => `  - \`${mdText(l)}\``));
   }
-  // a layer that stopped early has nothing more to show
+  // a layer that stopped early has nothing more to show; one cut short by a signal, the failures of the stages that finished
+  if (r.interrupted) lines.push('', mdText(interruptedLine(r)));
   if (r.stages.length === 0) return lines.join('\n') + '\n';
-  lines.push('', `Final hidden state: cosine ${r.final.cosine?.toFixed(7)}, rel_max_abs ${fmt(r.final.relMaxAbs)}; ${(r.totalNs / 1000).toFixed(1)} µs device time, ${r.tokensPerSecond.toFixed(1)} tokens/s.`);
+  if (!r.interrupted) lines.push('', `Final hidden state: cosine ${r.final.cosine?.toFixed(7)}, rel_max_abs ${fmt(r.final.relMaxAbs)}; ${(r.totalNs / 1000).toFixed(1)} µs device time, ${r.tokensPerSecond.toFixed(1)} tokens/s.`);
+  const finalFailed = !r.final.pass && !r.interrupted;
   const failing = r.stages.filter((st) => !st.pass);
-  if (failing.length > 0 || !r.final.pass) {
+  if (failing.length > 0 || finalFailed) {
     lines.push('', '### Failures', '');
     for (const st of failing) {
       for (const c of st.comparisons.filter((x) => !x.pass)) lines.push(`- **${st.stage}** (${st.kernels.join(', ')}): \`${mdText(failureText(c))}\``);
     }
-    if (!r.final.pass) lines.push(`- **final hidden state**: \`${mdText(failureText(r.final))}\``);
+    if (finalFailed) lines.push(`- **final hidden state**: \`${mdText(failureText(r.final))}\``);
   }
   return lines.join('\n') + '\n';
 }
