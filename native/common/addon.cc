@@ -146,21 +146,7 @@ moe::RunOptions parse_options(Napi::Env env, Napi::Value v, const char *fn) {
   x = o.Get("timeoutMs");
   if (!x.IsUndefined()) opt.timeout_ms = uint64_t(get_integer(env, x, "options.timeoutMs", 0, 9007199254740991.0));
   x = o.Get("bufferNames");
-  if (!x.IsUndefined()) {
-    if (!x.IsArray()) throw_type(env, "options.bufferNames must be an array of strings (or null)");
-    Napi::Array a = x.As<Napi::Array>();
-    if (a.Length() > MOE_MAX_BUFFERS) throw_type(env, "options.bufferNames has more entries than buffer indices");
-    for (uint32_t i = 0; i < a.Length(); ++i) {
-      Napi::Value n = a.Get(i);
-      if (n.IsString()) {
-        opt.buffer_names.push_back(n.As<Napi::String>().Utf8Value());
-      } else if (n.IsNull() || n.IsUndefined()) {
-        opt.buffer_names.emplace_back();
-      } else {
-        throw_type(env, "options.bufferNames[" + std::to_string(i) + "] must be a string or null");
-      }
-    }
-  }
+  if (!x.IsUndefined()) opt.buffer_names = moe_addon::get_buffer_names(env, x, "", MOE_MAX_BUFFERS);
   return opt;
 }
 

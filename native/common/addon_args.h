@@ -39,6 +39,26 @@ inline void get_dim3(Napi::Env env, Napi::Object launch, const char *key, uint32
   }
 }
 
+// options.bufferNames (the names redzone reports give buffers): an array of at
+// most `max` strings or nulls (null: no name); `prefix` starts each message.
+inline std::vector<std::string> get_buffer_names(Napi::Env env, Napi::Value v, const std::string &prefix, uint32_t max) {
+  if (!v.IsArray()) throw_type(env, prefix + "options.bufferNames must be an array of strings (or null)");
+  Napi::Array a = v.As<Napi::Array>();
+  if (a.Length() > max) throw_type(env, prefix + "options.bufferNames has more entries than buffer indices");
+  std::vector<std::string> names;
+  for (uint32_t i = 0; i < a.Length(); ++i) {
+    Napi::Value n = a.Get(i);
+    if (n.IsString()) {
+      names.push_back(n.As<Napi::String>().Utf8Value());
+    } else if (n.IsNull() || n.IsUndefined()) {
+      names.emplace_back();
+    } else {
+      throw_type(env, prefix + "options.bufferNames[" + std::to_string(i) + "] must be a string or null");
+    }
+  }
+  return names;
+}
+
 // A NativeLaunch, as each backend's own launch struct is filled from it.
 struct LaunchArgs {
   bool threadgroups = false;  // mode 'threadgroups' (else 'threads')

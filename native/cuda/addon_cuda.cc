@@ -216,21 +216,7 @@ Napi::Value Dispatch(const Napi::CallbackInfo &info, bool timing) {
       opt.redzones = o.Get("redzones").As<Napi::Boolean>().Value();
     }
     Napi::Value names = o.Get("bufferNames");
-    if (!names.IsUndefined()) {
-      if (!names.IsArray()) throw_type(env, fn + ": options.bufferNames must be an array of strings (or null)");
-      Napi::Array a = names.As<Napi::Array>();
-      if (a.Length() > MOE_MAX_BUFFERS) throw_type(env, fn + ": options.bufferNames has more entries than buffer indices");
-      for (uint32_t i = 0; i < a.Length(); ++i) {
-        Napi::Value n = a.Get(i);
-        if (n.IsString()) {
-          opt.buffer_names.push_back(n.As<Napi::String>().Utf8Value());
-        } else if (n.IsNull() || n.IsUndefined()) {
-          opt.buffer_names.emplace_back();
-        } else {
-          throw_type(env, fn + ": options.bufferNames[" + std::to_string(i) + "] must be a string or null");
-        }
-      }
-    }
+    if (!names.IsUndefined()) opt.buffer_names = moe_addon::get_buffer_names(env, names, fn + ": ", MOE_MAX_BUFFERS);
     if (!o.Get("timeoutMs").IsUndefined()) opt.timeout_ms = uint64_t(get_integer(env, o.Get("timeoutMs"), "options.timeoutMs", 0, 9007199254740991.0));
     if (timing) {
       opt.warmup = uint32_t(get_integer(env, o.Get("warmup"), "options.warmup", 0, 1e6));
