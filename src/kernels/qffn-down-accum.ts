@@ -15,7 +15,6 @@ import {
   bitsOf,
   DEQ_NOTE,
   geometryOf,
-  type FfGeometry,
   ffnIdentity,
   ffnParams,
   groupOf,
@@ -55,7 +54,6 @@ function routeWeights(K: number, set: string, rng: Rng): Float32Array {
 }
 
 function downSpec(f: FfnFormat): KernelSpec {
-  const geo = (): FfGeometry => geometryOf('down-accum', f);
   const shipped = geometryOf('down-accum', f, true);
   const vec = (name: string, length: (p: Params) => number, access: 'read' | 'write' = 'read'): Entry => [name, { kind: 'array', mslType: 'float', dtype: 'f32', access, length }];
   return {
@@ -107,7 +105,8 @@ function downSpec(f: FfnFormat): KernelSpec {
       };
     },
     launch(p) {
-      return { mode: 'threadgroups', grid: [Math.ceil(n(p, 'out_dim') / (geo().sg * geo().rows)), 1, 1], threadgroup: [geo().sg * 32, 1, 1], threadgroupMemory: [] };
+      const { sg, rows } = geometryOf('down-accum', f);
+      return { mode: 'threadgroups', grid: [Math.ceil(n(p, 'out_dim') / (sg * rows)), 1, 1], threadgroup: [sg * 32, 1, 1], threadgroupMemory: [] };
     },
     reference(p, t) {
       const m: ExpertWeights =

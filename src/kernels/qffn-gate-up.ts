@@ -208,7 +208,6 @@ const SHAPES: Shape[] = [
 ];
 
 function gateUpSpec(f: FfnFormat): KernelSpec {
-  const geo = (): FfGeometry => geometryOf('gate-up', f);
   const shipped = geometryOf('gate-up', f, true);
   return {
     ...ffnIdentity('gate-up', f),
@@ -245,7 +244,8 @@ function gateUpSpec(f: FfnFormat): KernelSpec {
       return { ...prefixed(g.tensors, 'gate_'), ...prefixed(u.tensors, 'up_'), x: genX(n(p, 'in_dim'), set, rng), ids };
     },
     launch(p) {
-      return { mode: 'threadgroups', grid: [Math.ceil(n(p, 'out_dim') / (geo().sg * geo().rows)), n(p, 'top_k'), 1], threadgroup: [geo().sg * 32, 1, 1], threadgroupMemory: [] };
+      const { sg, rows } = geometryOf('gate-up', f);
+      return { mode: 'threadgroups', grid: [Math.ceil(n(p, 'out_dim') / (sg * rows)), n(p, 'top_k'), 1], threadgroup: [sg * 32, 1, 1], threadgroupMemory: [] };
     },
     reference(p, t) {
       const m = (prefix: string): ExpertWeights =>
